@@ -1,0 +1,171 @@
+//! Start-up: turn a validated configuration into running state and a listening server.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use arc_swap::ArcSwap;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::config::{Config, Severity};
+use crate::keys::Keys;
+use crate::login::{Directory, FailureThrottle};
+use crate::store::Store;
+use crate::web::{AppState, Live, Templates};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("configuration has errors:\n{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Keys(#[from] crate::keys::KeyError),
+    #[error("directory: {0}")]
+    Directory(#[from] crate::login::LoginError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+}
+
+/// Options that are not configuration: how this process runs.
+#[derive(Debug, Clone, Default)]
+pub struct StartOptions {
+    /// Serve the demo relying party and landing-page extras.
+    pub demo: bool,
+}
+
+fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    // One global recorder per process; tests start several servers in one process.
+    static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// Everything the server needs, built from the configuration. Refuses an invalid configuration.
+pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppState, StartError> {
+    let problems = config.validate();
+    let errors: Vec<String> = problems
+        .iter()
+        .filter(|p| p.severity == Severity::Error)
+        .map(|p| p.to_string())
+        .collect();
+    if !errors.is_empty() {
+        return Err(StartError::Invalid(errors.join("\n")));
+    }
+    for warning in problems.iter().filter(|p| p.severity == Severity::Warning) {
+        tracing::warn!("{warning}");
+    }
+    let store = Store::open(&config.server.data_dir).await?;
+    let keys = Keys::load_or_generate(&config.server.keys_dir, &config.keys)?;
+    let directory = Directory::new(&config.directory.users)?;
+    let live = Live {
+        directory: Arc::new(directory),
+        role_mapping: config.role_mapping.clone(),
+        claims: config.claims.clone(),
+    };
+    let base_url: Arc<str> = config.server.base_url().into();
+    let state = AppState {
+        store,
+        keys: Arc::new(keys),
+        live: Arc::new(ArcSwap::from_pointee(live)),
+        throttle: Arc::new(FailureThrottle::new(
+            config.login.failure_window,
+            config.login.max_failures_per_account,
+            config.login.max_failures_per_ip,
+        )),
+        templates: Arc::new(Templates::new(&config.server.templates_dir)),
+        oidc: Arc::new(crate::oidc::Provider::new(&config.oidc, &base_url)),
+        metrics: metrics_handle(),
+        base_url,
+        demo: options.demo,
+        config: Arc::new(config),
+    };
+    Ok(state)
+}
+
+/// A server running in this process.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub state: AppState,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Running {
+    /// Stop accepting, finish in-flight requests.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    /// Wait until the server ends (Ctrl-C or SIGTERM when started with [`serve_until_signal`]).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+}
+
+/// Bind `listen` (port 0 picks a free port) and serve in the background.
+pub async fn start(state: AppState, listen: &str) -> Result<Running, StartError> {
+    let listener = TcpListener::bind(listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            addr: listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Listen {
+        addr: listen.to_string(),
+        source,
+    })?;
+    crate::web::spawn_housekeeping(state.clone());
+    let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        let shutdown = async move {
+            tokio::select! {
+                _ = rx => {},
+                _ = shutdown_signal() => {},
+            }
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+        {
+            tracing::error!(error = %e, "server stopped with an error");
+        }
+    });
+    Ok(Running {
+        addr,
+        state,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}

@@ -1,0 +1,72 @@
+//! `passerelle check`: everything [`Config::validate`] finds, plus what needs the file system
+//! or the network: writable directories, templates that parse, referenced services reachable.
+
+use std::path::Path;
+
+use crate::config::{Config, Problem, Severity};
+
+pub async fn check(config: &Config) -> Vec<Problem> {
+    let mut problems = config.validate();
+    let mut push = |severity, key: &str, message: String| {
+        problems.push(Problem {
+            severity,
+            key: key.into(),
+            message,
+        })
+    };
+
+    for (key, dir) in [
+        ("server.data_dir", &config.server.data_dir),
+        ("server.keys_dir", &config.server.keys_dir),
+    ] {
+        if let Err(msg) = writable_dir(dir) {
+            push(Severity::Error, key, msg);
+        }
+    }
+    if !config.server.templates_dir.exists() {
+        push(
+            Severity::Warning,
+            "server.templates_dir",
+            format!(
+                "{} does not exist: the built-in templates will be used",
+                config.server.templates_dir.display()
+            ),
+        );
+    }
+
+    // Rows whose group nobody can have: only knowable when the local directory is the only source.
+    if config.upstreams.is_empty() && !config.directory.users.is_empty() {
+        for (i, row) in config.role_mapping.iter().enumerate() {
+            let someone_has_it = config
+                .directory
+                .users
+                .iter()
+                .any(|u| u.groups.iter().any(|g| g.trim() == row.group.trim()));
+            if !someone_has_it {
+                push(
+                    Severity::Warning,
+                    &format!("role_mapping[{i}].group"),
+                    format!(
+                        "no user in [[directory.users]] has group `{}`: this row never applies",
+                        row.group
+                    ),
+                );
+            }
+        }
+    }
+    problems
+}
+
+fn writable_dir(dir: &Path) -> Result<(), String> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        return Err(format!("cannot create {}: {e}", dir.display()));
+    }
+    let probe = dir.join(".passerelle-write-test");
+    match std::fs::write(&probe, b"ok") {
+        Ok(()) => {
+            let _ = std::fs::remove_file(&probe);
+            Ok(())
+        }
+        Err(e) => Err(format!("{} is not writable: {e}", dir.display())),
+    }
+}

@@ -1,0 +1,169 @@
+//! `passerelle demo`: the landing page, and a built-in relying party whose callback page shows
+//! the verified ID token claims.
+
+use axum::extract::State;
+use axum::response::{Html, IntoResponse, Response};
+use axum::Router;
+use tower_sessions::Session;
+
+use crate::login::SignedIn;
+use crate::web::AppState;
+
+/// The landing page at `/`.
+pub async fn landing(State(state): State<AppState>, session: Session) -> Response {
+    let signed_in = SignedIn::current(
+        &session,
+        state.config.login.session_max_age.as_secs() as i64,
+    )
+    .await
+    .map(|s| s.identity.email);
+    let demo_users: Vec<minijinja::Value> = if state.demo {
+        state
+            .config
+            .directory
+            .users
+            .iter()
+            .map(|u| {
+                minijinja::context! {
+                    email => u.email,
+                    password => u.password.as_ref().map(|p| p.expose().to_string()),
+                    groups => u.groups.join(", "),
+                }
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Html(state.templates.render(
+        "landing.html",
+        minijinja::context! {
+            signed_in => signed_in,
+            discovery_url => state.url("/.well-known/openid-configuration"),
+            jwks_url => state.url("/oidc/jwks"),
+            metadata_url => state.url("/saml/metadata"),
+            demo => state.demo,
+            demo_saml => false,
+            demo_users => demo_users,
+        },
+    ))
+    .into_response()
+}
+
+pub fn routes(_enabled: bool) -> Router<AppState> {
+    Router::new()
+}
+
+/// The demo's built-in configuration: two users, a role table, a demo client served by this
+/// process, data under the system temp directory.
+pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, String> {
+    use crate::config::{ClientConfig, Config, DirectoryUser, RoleMappingRow, Secret};
+    let mut config = Config::default();
+    let listen = listen
+        .or_else(|| std::env::var("PASSERELLE_LISTEN").ok())
+        .unwrap_or_else(|| "127.0.0.1:8080".to_string());
+    let public_url =
+        std::env::var("PASSERELLE_PUBLIC_URL").unwrap_or_else(|_| format!("http://{listen}"));
+    let root = std::env::var("PASSERELLE_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::env::temp_dir().join("passerelle-demo"));
+    config.server.listen = listen;
+    config.server.public_url = public_url.trim_end_matches('/').to_string();
+    config.server.data_dir = root.join("data");
+    config.server.keys_dir = root.join("keys");
+    config.admin.token = Some(Secret::new("demo-admin-token-change-me"));
+    let user = |email: &str,
+                password: &str,
+                given: &str,
+                family: &str,
+                number: &str,
+                dept: &str,
+                manager: Option<&str>,
+                groups: &[&str]| DirectoryUser {
+        email: email.into(),
+        password: Some(Secret::new(password)),
+        given_name: Some(given.into()),
+        family_name: Some(family.into()),
+        employee_number: Some(number.into()),
+        department: Some(dept.into()),
+        manager_email: manager.map(Into::into),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        ..Default::default()
+    };
+    config.directory.users = vec![
+        user(
+            "alice@acme.test",
+            "alice-demo",
+            "Alice",
+            "Martin",
+            "00042",
+            "Engineering",
+            Some("bob@acme.test"),
+            &["corp-employees", "corp-managers"],
+        ),
+        user(
+            "bob@acme.test",
+            "bob-demo",
+            "Bob",
+            "Durand",
+            "00007",
+            "Human Resources",
+            None,
+            &["corp-employees", "corp-hr"],
+        ),
+    ];
+    config.role_mapping = vec![
+        RoleMappingRow {
+            group: "corp-managers".into(),
+            role: "validateur_n1".into(),
+            module: Some("figgo".into()),
+        },
+        RoleMappingRow {
+            group: "corp-hr".into(),
+            role: "administrateur_rh".into(),
+            module: Some("figgo".into()),
+        },
+        RoleMappingRow {
+            group: "corp-employees".into(),
+            role: "collaborateur".into(),
+            module: Some("figgo".into()),
+        },
+    ];
+    config.oidc.clients = vec![ClientConfig {
+        client_id: DEMO_CLIENT_ID.into(),
+        name: Some("Passerelle demo application".into()),
+        client_secret: Some(Secret::new(DEMO_CLIENT_SECRET)),
+        redirect_uris: vec![format!("{}/demo/oidc/callback", config.server.public_url)],
+        post_logout_redirect_uris: vec![format!("{}/", config.server.public_url)],
+        ..Default::default()
+    }];
+    Ok(config)
+}
+
+pub const DEMO_CLIENT_ID: &str = "demo";
+pub const DEMO_CLIENT_SECRET: &str = "demo-client-secret-not-for-production";
+
+/// What `passerelle demo` prints once listening.
+pub fn banner(config: &crate::config::Config) -> String {
+    let base = config.server.base_url();
+    let mut out = format!(
+        "\nPasserelle demo is running.\n\n  Start page      {base}/\n  OIDC discovery  {base}/.well-known/openid-configuration\n  SAML metadata   {base}/saml/metadata\n  Admin token     demo-admin-token-change-me\n\nDemo users:\n"
+    );
+    for u in &config.directory.users {
+        out.push_str(&format!(
+            "  {:<20} password {:<12} groups {}\n",
+            u.email,
+            u.password.as_ref().map(|p| p.expose()).unwrap_or(""),
+            u.groups.join(", ")
+        ));
+    }
+    out.push_str(&format!(
+        "\nData and keys: {}\nPress Ctrl-C to stop.\n",
+        config
+            .server
+            .data_dir
+            .parent()
+            .unwrap_or(&config.server.data_dir)
+            .display()
+    ));
+    out
+}

@@ -1,0 +1,12 @@
+//! Authentication: the sign-in session, the local directory (argon2 passwords), throttling of
+//! failed attempts, and the sign-in page. Login never knows which protocol asked: a front end
+//! stores a [`PendingLogin`] and gets the person back at its `resume_url`.
+
+mod directory;
+pub mod page;
+mod session;
+mod throttle;
+
+pub use directory::{check_password_hash, hash_password, Directory, LoginError};
+pub use session::{PendingLogin, SignedIn};
+pub use throttle::FailureThrottle;

@@ -1,0 +1,332 @@
+//! The sign-in page (`/login`) and Passerelle's own sign-out page (`/logout`).
+
+use std::time::Instant;
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+use tower_sessions::Session;
+
+use super::{LoginError, PendingLogin, SignedIn};
+use crate::store::AuditEvent;
+use crate::web::{csrf_token, verify_csrf, AppState, ClientIp, PageError};
+
+#[derive(Deserialize)]
+pub struct ShowQuery {
+    #[serde(default)]
+    req: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    csrf_token: String,
+    #[serde(default)]
+    req: String,
+}
+
+fn expired_request() -> PageError {
+    PageError::bad_request(
+        "This sign-in has expired",
+        "The sign-in request is no longer valid (it expired or was already used). Go back to the application and start signing in again.",
+    )
+}
+
+fn session_error(e: impl std::fmt::Display) -> PageError {
+    PageError::internal("session store", e)
+}
+
+async fn load_pending(
+    state: &AppState,
+    req: Option<&str>,
+) -> Result<Option<PendingLogin>, PageError> {
+    match req.filter(|r| !r.is_empty()) {
+        None => Ok(None),
+        Some(id) => match PendingLogin::load_any(&state.store, id).await? {
+            Some(p) => Ok(Some(p.login)),
+            None => Err(expired_request()),
+        },
+    }
+}
+
+struct FormView<'a> {
+    req: &'a str,
+    pending: Option<&'a PendingLogin>,
+    username: &'a str,
+    error: Option<String>,
+    status: StatusCode,
+}
+
+async fn render_form(
+    state: &AppState,
+    session: &Session,
+    view: FormView<'_>,
+) -> Result<Response, PageError> {
+    let csrf = csrf_token(session).await.map_err(session_error)?;
+    let live = state.live();
+    let upstreams: Vec<minijinja::Value> = Vec::new();
+    let html = state.templates.render(
+        "login.html",
+        minijinja::context! {
+            csrf_token => csrf,
+            req => view.req,
+            client_name => view.pending.map(|p| p.client_name.clone()),
+            username => view.username,
+            error => view.error,
+            show_local => !live.directory.is_empty(),
+            upstreams => upstreams,
+        },
+    );
+    Ok((view.status, Html(html)).into_response())
+}
+
+/// `GET /login`: the form, or straight back to the application when already signed in.
+pub async fn show(
+    State(state): State<AppState>,
+    session: Session,
+    Query(q): Query<ShowQuery>,
+) -> Result<Response, PageError> {
+    let pending = load_pending(&state, q.req.as_deref()).await?;
+    let max_age = state.config.login.session_max_age.as_secs() as i64;
+    if let Some(p) = &pending {
+        if !p.force && SignedIn::current(&session, max_age).await.is_some() {
+            return Ok(
+                Redirect::to(&p.resume_url(q.req.as_deref().unwrap_or_default())).into_response(),
+            );
+        }
+    }
+    let hint = pending
+        .as_ref()
+        .and_then(|p| p.login_hint.clone())
+        .unwrap_or_default();
+    render_form(
+        &state,
+        &session,
+        FormView {
+            req: q.req.as_deref().unwrap_or(""),
+            pending: pending.as_ref(),
+            username: &hint,
+            error: None,
+            status: StatusCode::OK,
+        },
+    )
+    .await
+}
+
+/// `POST /login`: check the password, rotate the session id, continue where the request came from.
+pub async fn submit(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, PageError> {
+    if !verify_csrf(&session, &form.csrf_token).await {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Please sign in again",
+            "The sign-in form had expired or was not sent by this site. Reload the page and try again.",
+        )
+        .with_retry(if form.req.is_empty() { "/login".to_string() } else { format!("/login?req={}", form.req) }));
+    }
+    let pending = load_pending(&state, Some(&form.req)).await?;
+    let username = form.username.trim().to_string();
+    let view = |error: String, status| FormView {
+        req: &form.req,
+        pending: pending.as_ref(),
+        username: &username,
+        error: Some(error),
+        status,
+    };
+
+    if username.is_empty() || form.password.is_empty() {
+        return render_form(
+            &state,
+            &session,
+            view(
+                "Enter your email (or login) and your password.".into(),
+                StatusCode::BAD_REQUEST,
+            ),
+        )
+        .await;
+    }
+    if let Some(wait) = state.throttle.check(&username, &ip, Instant::now()) {
+        audit(
+            &state,
+            "login",
+            "throttled",
+            &username,
+            &ip,
+            pending.as_ref(),
+        )
+        .await;
+        metrics::counter!("passerelle_signins_total", "method" => "pwd", "outcome" => "throttled")
+            .increment(1);
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        let msg = format!(
+            "Too many failed attempts. Try again in {minutes} minute{}.",
+            if minutes == 1 { "" } else { "s" }
+        );
+        return render_form(&state, &session, view(msg, StatusCode::TOO_MANY_REQUESTS)).await;
+    }
+    let directory = state.live().directory.clone();
+    let identity = match directory.authenticate(&username, &form.password).await {
+        Ok(identity) => identity,
+        Err(LoginError::Internal(e)) => {
+            return Err(PageError::internal("password verification", e))
+        }
+        Err(err) => {
+            state
+                .throttle
+                .record_failure(&username, &ip, Instant::now());
+            let outcome = if matches!(err, LoginError::Disabled) {
+                "disabled"
+            } else {
+                "bad_credentials"
+            };
+            audit(&state, "login", outcome, &username, &ip, pending.as_ref()).await;
+            metrics::counter!("passerelle_signins_total", "method" => "pwd", "outcome" => outcome)
+                .increment(1);
+            return render_form(
+                &state,
+                &session,
+                view("Wrong email or password.".into(), StatusCode::UNAUTHORIZED),
+            )
+            .await;
+        }
+    };
+    state.throttle.clear_account(&username);
+    // A new session id at sign-in defeats session fixation.
+    session.cycle_id().await.map_err(session_error)?;
+    let signed_in = SignedIn {
+        identity,
+        auth_time: crate::store::now(),
+        amr: vec!["pwd".into()],
+        sid: crate::web::random_token(16),
+        saml_participants: Vec::new(),
+    };
+    signed_in.save(&session).await.map_err(session_error)?;
+    audit(
+        &state,
+        "login",
+        "success",
+        &signed_in.identity.subject,
+        &ip,
+        pending.as_ref(),
+    )
+    .await;
+    metrics::counter!("passerelle_signins_total", "method" => "pwd", "outcome" => "success")
+        .increment(1);
+    let next = pending
+        .map(|p| p.resume_url(&form.req))
+        .unwrap_or_else(|| "/".into());
+    Ok(Redirect::to(&next).into_response())
+}
+
+async fn audit(
+    state: &AppState,
+    event: &str,
+    outcome: &str,
+    who: &str,
+    ip: &str,
+    pending: Option<&PendingLogin>,
+) {
+    let detail = pending.map(|p| serde_json::json!({"for": p.client_name}));
+    if let Err(e) = state
+        .store
+        .audit(AuditEvent {
+            event,
+            outcome,
+            subject: Some(who),
+            client: None,
+            ip: Some(ip),
+            detail,
+        })
+        .await
+    {
+        tracing::warn!(error = %e, "audit write failed");
+    }
+}
+
+/// `GET /logout`: ask before signing out (a link alone must not end a session).
+pub async fn logout_page(
+    State(state): State<AppState>,
+    session: Session,
+) -> Result<Response, PageError> {
+    let max_age = state.config.login.session_max_age.as_secs() as i64;
+    let signed_in = SignedIn::current(&session, max_age).await;
+    let csrf = csrf_token(&session).await.map_err(session_error)?;
+    let empty: Vec<minijinja::Value> = Vec::new();
+    Ok(Html(state.templates.render(
+        "logout.html",
+        minijinja::context! { name => signed_in.map(|s| s.identity.email), csrf_token => csrf, action => "/logout", fields => empty },
+    ))
+    .into_response())
+}
+
+#[derive(Deserialize)]
+pub struct LogoutForm {
+    #[serde(default)]
+    csrf_token: String,
+}
+
+/// `POST /logout`: end the session.
+pub async fn logout(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    Form(form): Form<LogoutForm>,
+) -> Result<Response, PageError> {
+    if !verify_csrf(&session, &form.csrf_token).await {
+        return Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            "Sign-out not confirmed",
+            "The sign-out form had expired. Reload the page and try again.",
+        )
+        .with_retry("/logout"));
+    }
+    end_session(&state, &session, &ip).await?;
+    Ok(signed_out_page(&state, None))
+}
+
+/// End the sign-in session (all clients and SPs), with an audit record.
+pub async fn end_session(
+    state: &AppState,
+    session: &Session,
+    ip: &str,
+) -> Result<Option<SignedIn>, PageError> {
+    let max_age = i64::MAX / 2;
+    let signed_in = SignedIn::current(session, max_age).await;
+    session.flush().await.map_err(session_error)?;
+    if let Some(s) = &signed_in {
+        let _ = state
+            .store
+            .audit(AuditEvent {
+                event: "logout",
+                outcome: "success",
+                subject: Some(&s.identity.subject),
+                ip: Some(ip),
+                ..Default::default()
+            })
+            .await;
+    }
+    Ok(signed_in)
+}
+
+pub fn signed_out_page(state: &AppState, link: Option<(&str, &str)>) -> Response {
+    Html(state.templates.render(
+        "message.html",
+        minijinja::context! {
+            title => "You are signed out",
+            message => "Your single sign-on session has ended. You can close this window.",
+            link_url => link.map(|l| l.0),
+            link_text => link.map(|l| l.1),
+        },
+    ))
+    .into_response()
+}

@@ -1,0 +1,128 @@
+//! What the sign-in session holds, and the pending-login envelope front ends hand to login.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tower_sessions::Session;
+
+use crate::identity::Identity;
+use crate::store::{Store, StoreError};
+
+const SIGNED_IN: &str = "signed_in";
+
+/// A person signed in to Passerelle: one session shared by every client and SP.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SignedIn {
+    pub identity: Identity,
+    /// When the person last authenticated (unix seconds).
+    pub auth_time: i64,
+    /// Authentication methods (RFC 8176): `pwd` for the local directory, `fed` for an upstream.
+    pub amr: Vec<String>,
+    /// Stable id of this sign-in session (the `sid` claim, SAML SessionIndex); survives the
+    /// cookie id rotation.
+    pub sid: String,
+    /// SAML SPs this session signed in to: (entity id, NameID), for single logout.
+    #[serde(default)]
+    pub saml_participants: Vec<(String, String)>,
+}
+
+impl SignedIn {
+    /// The signed-in person, unless the session has outlived `max_age_secs`.
+    pub async fn current(session: &Session, max_age_secs: i64) -> Option<SignedIn> {
+        let signed_in: SignedIn = session.get(SIGNED_IN).await.ok().flatten()?;
+        (crate::store::now() - signed_in.auth_time <= max_age_secs).then_some(signed_in)
+    }
+
+    pub async fn save(&self, session: &Session) -> Result<(), tower_sessions::session::Error> {
+        session.insert(SIGNED_IN, self).await
+    }
+}
+
+/// What login needs to know about a pending protocol request: who asks, how to come back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLogin {
+    /// Shown on the sign-in page ("Sign in to continue to …").
+    pub client_name: String,
+    /// Same-origin path the person is sent to once signed in, with `?req=<id>` appended.
+    pub resume_path: String,
+    /// Authenticate again even with a session (`prompt=login`, `max_age`, `ForceAuthn`).
+    pub force: bool,
+    pub login_hint: Option<String>,
+    pub domain_hint: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Envelope<T> {
+    login: PendingLogin,
+    request: T,
+}
+
+/// A pending request as loaded back: the login part, the protocol's own part, and its age.
+pub struct Pending<T> {
+    pub login: PendingLogin,
+    pub request: T,
+    pub created_at: i64,
+}
+
+impl PendingLogin {
+    pub fn resume_url(&self, id: &str) -> String {
+        format!("{}?req={id}", self.resume_path)
+    }
+
+    /// Store a pending request; the returned id is what travels in URLs.
+    pub async fn save<T: Serialize>(
+        &self,
+        store: &Store,
+        protocol: &str,
+        request: &T,
+        ttl_secs: i64,
+    ) -> Result<String, StoreError> {
+        let id = crate::web::random_token(18);
+        let payload = serde_json::to_string(&Envelope {
+            login: self.clone(),
+            request,
+        })
+        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        store
+            .put_login_request(&id, protocol, &payload, ttl_secs)
+            .await?;
+        Ok(id)
+    }
+
+    /// Load a pending request of `protocol` (None if unknown, expired, or of another protocol).
+    pub async fn load<T: DeserializeOwned>(
+        store: &Store,
+        id: &str,
+        protocol: &str,
+    ) -> Result<Option<Pending<T>>, StoreError> {
+        let Some((proto, payload, created_at)) = store.get_login_request(id).await? else {
+            return Ok(None);
+        };
+        if proto != protocol {
+            return Ok(None);
+        }
+        let env: Envelope<T> =
+            serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(Pending {
+            login: env.login,
+            request: env.request,
+            created_at,
+        }))
+    }
+
+    /// The login part only, whatever the protocol (for the sign-in page).
+    pub async fn load_any(
+        store: &Store,
+        id: &str,
+    ) -> Result<Option<Pending<serde_json::Value>>, StoreError> {
+        let Some((_, payload, created_at)) = store.get_login_request(id).await? else {
+            return Ok(None);
+        };
+        let env: Envelope<serde_json::Value> =
+            serde_json::from_str(&payload).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        Ok(Some(Pending {
+            login: env.login,
+            request: env.request,
+            created_at,
+        }))
+    }
+}

@@ -1,0 +1,208 @@
+//! The `passerelle` command line: parse arguments, load configuration, start.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use passerelle::config::{Config, LogFormat, Severity};
+
+#[derive(Parser)]
+#[command(
+    name = "passerelle",
+    version,
+    about = "Self-hosted SSO identity provider bridge for Lucca (SAML 2.0 + OpenID Connect)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the identity provider.
+    Serve {
+        /// Configuration file (default: ./passerelle.toml when present, else built-in defaults).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Run a self-contained demo: the IdP, demo users, a demo client and a landing page.
+    Demo {
+        /// Address to listen on (also PASSERELLE_LISTEN).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Validate the configuration; one line per problem, naming the key.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Show or rotate the signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
+    /// Print an argon2id hash of a password read from standard input, for `password_hash`.
+    HashPassword,
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Print each key: kid, fingerprint, validity and state.
+    Show,
+    /// Stage a next key: published at once, signing after `keys.rotation_delay`.
+    Rotate,
+}
+
+fn default_config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
+    explicit.or_else(|| Some(PathBuf::from("passerelle.toml")).filter(|p| p.exists()))
+}
+
+fn load(path: Option<&Path>) -> Result<Config, String> {
+    Config::load(path).map_err(|e| format!("error: {e}"))
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_sessions=warn")
+    });
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(run(cli));
+    match result {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<ExitCode, String> {
+    match cli.command {
+        Command::Serve { config } => {
+            let path = default_config_path(config);
+            let config = load(path.as_deref())?;
+            init_logging(config.server.log_format);
+            match &path {
+                Some(p) => tracing::info!(config = %p.display(), "starting passerelle"),
+                None => tracing::warn!("no configuration file: starting on built-in defaults"),
+            }
+            serve(config, passerelle::app::StartOptions::default(), None).await
+        }
+        Command::Demo { listen } => {
+            init_logging(LogFormat::Text);
+            let config =
+                passerelle::demo::demo_config(listen).map_err(|e| format!("error: {e}"))?;
+            let banner = passerelle::demo::banner(&config);
+            serve(
+                config,
+                passerelle::app::StartOptions { demo: true },
+                Some(banner),
+            )
+            .await
+        }
+        Command::Check { config } => {
+            let path = default_config_path(config);
+            let config = load(path.as_deref())?;
+            let problems = passerelle::check::check(&config).await;
+            for p in &problems {
+                println!("{p}");
+            }
+            let errors = problems
+                .iter()
+                .filter(|p| p.severity == Severity::Error)
+                .count();
+            if errors > 0 {
+                println!("{errors} error(s)");
+                Ok(ExitCode::FAILURE)
+            } else {
+                println!(
+                    "configuration OK{}",
+                    if problems.is_empty() {
+                        ""
+                    } else {
+                        " (with warnings)"
+                    }
+                );
+                Ok(ExitCode::SUCCESS)
+            }
+        }
+        Command::Keys { action, config } => {
+            let config = load(default_config_path(config).as_deref())?;
+            let keys =
+                passerelle::keys::Keys::load_or_generate(&config.server.keys_dir, &config.keys)
+                    .map_err(|e| format!("error: {e}"))?;
+            if let KeysAction::Rotate = action {
+                let staged = keys.rotate().map_err(|e| format!("error: {e}"))?;
+                println!(
+                    "staged key {} — published now, signs from {}",
+                    staged.kid, staged.signs_from
+                );
+                println!("a running server picks it up within a minute (or on restart)");
+            }
+            for k in keys.status() {
+                println!(
+                    "{}  {}\n    sha256 {}\n    valid {} .. {}\n    signs from {}",
+                    k.kid, k.state, k.fingerprint_sha256, k.not_before, k.not_after, k.signs_from
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .map_err(|e| format!("error: cannot read standard input: {e}"))?;
+            let password = line.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err("error: type the password on standard input (e.g. `passerelle hash-password < file`)".into());
+            }
+            let hash =
+                passerelle::login::hash_password(password).map_err(|e| format!("error: {e}"))?;
+            println!("{hash}");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn serve(
+    config: Config,
+    options: passerelle::app::StartOptions,
+    banner: Option<String>,
+) -> Result<ExitCode, String> {
+    let listen = config.server.listen.clone();
+    let state = passerelle::app::build_state(config, &options)
+        .await
+        .map_err(|e| format!("error: {e}"))?;
+    let running = passerelle::app::start(state, &listen)
+        .await
+        .map_err(|e| format!("error: {e}"))?;
+    tracing::info!(addr = %running.addr, public_url = %running.state.base_url, "passerelle is listening");
+    if let Some(banner) = banner {
+        println!("{banner}");
+    }
+    running.wait().await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,334 @@
+//! The registered clients: exact redirect-URI matching (with RFC 8252 loopback ports) and
+//! client authentication with a constant-time secret comparison.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use url::Url;
+
+use crate::config::{ClientConfig, RefreshPolicy};
+
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the secret; None for a public client.
+    secret_sha256: Option<[u8; 32]>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub require_pkce: bool,
+    pub refresh: RefreshPolicy,
+    pub allowed_scopes: Vec<String>,
+    pub groups_claim: String,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret_sha256.is_none()
+    }
+
+    /// Is `uri` one of the registered redirect URIs? Exact string comparison, except that a
+    /// registered loopback IP URI (`http://127.0.0.1/cb`, `http://[::1]/cb`) accepts any port,
+    /// as native apps pick a free port at run time (RFC 8252 §7.3).
+    pub fn accepts_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris
+            .iter()
+            .any(|registered| redirect_matches(registered, uri))
+    }
+
+    pub fn accepts_post_logout_uri(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris
+            .iter()
+            .any(|registered| redirect_matches(registered, uri))
+    }
+
+    /// The scopes of `requested` this client may have, in request order, without duplicates.
+    pub fn grantable_scopes(&self, requested: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for s in requested.split(' ').filter(|s| !s.is_empty()) {
+            let known = super::SUPPORTED_SCOPES.contains(&s);
+            let allowed = self.allowed_scopes.is_empty()
+                || self.allowed_scopes.iter().any(|a| a == s)
+                || s == "openid";
+            if known && allowed && !out.iter().any(|o| o == s) {
+                out.push(s.to_string());
+            }
+        }
+        out
+    }
+
+    fn secret_matches(&self, presented: &str) -> bool {
+        match &self.secret_sha256 {
+            Some(expected) => {
+                openssl::memcmp::eq(&openssl::sha::sha256(presented.as_bytes()), expected)
+            }
+            None => false,
+        }
+    }
+}
+
+fn redirect_matches(registered: &str, presented: &str) -> bool {
+    if registered == presented {
+        return true;
+    }
+    let (Ok(reg), Ok(pre)) = (Url::parse(registered), Url::parse(presented)) else {
+        return false;
+    };
+    let loopback_ip = |u: &Url| {
+        u.scheme() == "http"
+            && match u.host() {
+                Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                _ => false,
+            }
+    };
+    // Compare everything but the port, on the raw strings, so that no normalisation can
+    // widen the match.
+    if !(loopback_ip(&reg) && loopback_ip(&pre) && reg.port().is_none()) {
+        return false;
+    }
+    let strip_port = |u: &Url| {
+        let mut u = u.clone();
+        let _ = u.set_port(None);
+        u.to_string()
+    };
+    strip_port(&reg) == strip_port(&pre)
+        && reg.host() == pre.host()
+        && presented.starts_with("http://")
+}
+
+/// Why client authentication failed (all become `invalid_client`, the details go to the log).
+#[derive(Debug, thiserror::Error)]
+pub enum ClientAuthError {
+    #[error("unknown client")]
+    UnknownClient,
+    #[error("wrong client secret")]
+    WrongSecret,
+    #[error("client authentication is required for this client")]
+    MissingSecret,
+    #[error("a public client has no secret to present")]
+    UnexpectedSecret,
+    #[error("client credentials were sent in more than one way")]
+    MultipleMethods,
+    #[error("malformed Authorization header")]
+    MalformedHeader,
+    #[error("client_id is missing")]
+    MissingClientId,
+}
+
+/// How the client presented itself.
+pub struct ClientCredentials {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub basic: bool,
+}
+
+impl ClientCredentials {
+    /// From `Authorization: Basic` (RFC 6749 §2.3.1: form-urlencoded id and secret) and/or the body.
+    pub fn from_request(
+        authorization: Option<&str>,
+        body_id: Option<&str>,
+        body_secret: Option<&str>,
+    ) -> Result<ClientCredentials, ClientAuthError> {
+        if let Some(value) = authorization.and_then(|v| {
+            v.strip_prefix("Basic ")
+                .or_else(|| v.strip_prefix("basic "))
+        }) {
+            if body_secret.is_some() {
+                return Err(ClientAuthError::MultipleMethods);
+            }
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .map_err(|_| ClientAuthError::MalformedHeader)?;
+            let text = String::from_utf8(decoded).map_err(|_| ClientAuthError::MalformedHeader)?;
+            let (id, secret) = text
+                .split_once(':')
+                .ok_or(ClientAuthError::MalformedHeader)?;
+            let decode = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+                    .unwrap_or_default()
+            };
+            let id = decode(id);
+            if body_id.is_some_and(|b| b != id) {
+                return Err(ClientAuthError::MultipleMethods);
+            }
+            return Ok(ClientCredentials {
+                client_id: Some(id),
+                client_secret: Some(decode(secret)),
+                basic: true,
+            });
+        }
+        Ok(ClientCredentials {
+            client_id: body_id.map(str::to_string),
+            client_secret: body_secret.map(str::to_string),
+            basic: false,
+        })
+    }
+}
+
+pub struct Clients {
+    by_id: HashMap<String, Client>,
+}
+
+impl Clients {
+    pub fn new(configs: &[ClientConfig]) -> Clients {
+        let by_id = configs
+            .iter()
+            .map(|c| {
+                let secret_sha256 = c
+                    .client_secret
+                    .as_ref()
+                    .filter(|s| !s.is_empty())
+                    .map(|s| openssl::sha::sha256(s.expose().as_bytes()));
+                let client = Client {
+                    id: c.client_id.clone(),
+                    name: c.name.clone().unwrap_or_else(|| c.client_id.clone()),
+                    secret_sha256,
+                    redirect_uris: c.redirect_uris.clone(),
+                    post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+                    require_pkce: c.require_pkce || c.is_public(),
+                    refresh: c.refresh_tokens,
+                    allowed_scopes: c.allowed_scopes.clone(),
+                    groups_claim: c.groups_claim.clone().unwrap_or_else(|| "groups".into()),
+                };
+                (c.client_id.clone(), client)
+            })
+            .collect();
+        Clients { by_id }
+    }
+
+    pub fn get(&self, client_id: &str) -> Option<&Client> {
+        self.by_id.get(client_id)
+    }
+
+    /// Authenticate a client at the token or revocation endpoint.
+    pub fn authenticate(&self, creds: &ClientCredentials) -> Result<&Client, ClientAuthError> {
+        let id = creds
+            .client_id
+            .as_deref()
+            .ok_or(ClientAuthError::MissingClientId)?;
+        let client = self.get(id).ok_or(ClientAuthError::UnknownClient)?;
+        match (&creds.client_secret, client.is_public()) {
+            (Some(secret), false) if client.secret_matches(secret) => Ok(client),
+            (Some(_), false) => Err(ClientAuthError::WrongSecret),
+            (None, false) => Err(ClientAuthError::MissingSecret),
+            (None, true) => Ok(client),
+            (Some(_), true) => Err(ClientAuthError::UnexpectedSecret),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn clients() -> Clients {
+        Clients::new(&[
+            ClientConfig {
+                client_id: "lucca".into(),
+                client_secret: Some(Secret::new("0123456789abcdef-secret")),
+                redirect_uris: vec!["https://acme.ilucca.net/identity/oidc/callback".into()],
+                ..Default::default()
+            },
+            ClientConfig {
+                client_id: "mobile".into(),
+                redirect_uris: vec![
+                    "com.example.app:/callback".into(),
+                    "http://127.0.0.1/cb".into(),
+                    "http://[::1]/cb".into(),
+                ],
+                ..Default::default()
+            },
+        ])
+    }
+
+    #[test]
+    fn redirect_uris_match_exactly() {
+        let c = clients();
+        let lucca = c.get("lucca").unwrap();
+        assert!(lucca.accepts_redirect_uri("https://acme.ilucca.net/identity/oidc/callback"));
+        for bad in [
+            "https://acme.ilucca.net/identity/oidc/callback/",
+            "https://acme.ilucca.net/identity/oidc/callback?x=1",
+            "https://ACME.ilucca.net/identity/oidc/callback",
+            "https://acme.ilucca.net:443/identity/oidc/callback",
+            "https://evil.example/identity/oidc/callback",
+            "https://acme.ilucca.net.evil.example/identity/oidc/callback",
+        ] {
+            assert!(!lucca.accepts_redirect_uri(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn native_app_redirects() {
+        let c = clients();
+        let m = c.get("mobile").unwrap();
+        assert!(m.accepts_redirect_uri("com.example.app:/callback"));
+        assert!(m.accepts_redirect_uri("http://127.0.0.1:51234/cb"));
+        assert!(m.accepts_redirect_uri("http://127.0.0.1/cb"));
+        assert!(m.accepts_redirect_uri("http://[::1]:8000/cb"));
+        assert!(!m.accepts_redirect_uri("com.example.app:/callback2"));
+        assert!(!m.accepts_redirect_uri("http://127.0.0.1:51234/other"));
+        assert!(!m.accepts_redirect_uri("http://localhost:51234/cb"));
+        assert!(!m.accepts_redirect_uri("https://127.0.0.1:51234/cb"));
+        assert!(!m.accepts_redirect_uri("http://127.0.0.2:51234/cb"));
+        assert!(!m.accepts_redirect_uri("http://127.0.0.1:51234/cb?x=1"));
+    }
+
+    #[test]
+    fn client_authentication() {
+        let c = clients();
+        let basic = |id: &str, secret: &str| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+            )
+        };
+        let ok = ClientCredentials::from_request(
+            Some(&basic("lucca", "0123456789abcdef-secret")),
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(c.authenticate(&ok).unwrap().id, "lucca");
+        let wrong =
+            ClientCredentials::from_request(Some(&basic("lucca", "nope")), None, None).unwrap();
+        assert!(matches!(
+            c.authenticate(&wrong),
+            Err(ClientAuthError::WrongSecret)
+        ));
+        let post =
+            ClientCredentials::from_request(None, Some("lucca"), Some("0123456789abcdef-secret"))
+                .unwrap();
+        assert!(c.authenticate(&post).is_ok());
+        let none = ClientCredentials::from_request(None, Some("lucca"), None).unwrap();
+        assert!(matches!(
+            c.authenticate(&none),
+            Err(ClientAuthError::MissingSecret)
+        ));
+        let public = ClientCredentials::from_request(None, Some("mobile"), None).unwrap();
+        assert!(c.authenticate(&public).unwrap().is_public());
+        assert!(matches!(
+            ClientCredentials::from_request(Some(&basic("lucca", "x")), None, Some("y")),
+            Err(ClientAuthError::MultipleMethods)
+        ));
+        let unknown = ClientCredentials::from_request(None, Some("nobody"), None).unwrap();
+        assert!(matches!(
+            c.authenticate(&unknown),
+            Err(ClientAuthError::UnknownClient)
+        ));
+    }
+
+    #[test]
+    fn scopes_are_filtered() {
+        let c = clients();
+        assert_eq!(
+            c.get("lucca")
+                .unwrap()
+                .grantable_scopes("openid  email bogus email groups"),
+            vec!["openid", "email", "groups"]
+        );
+    }
+}

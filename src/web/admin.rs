@@ -1,0 +1,139 @@
+//! The admin API (`/admin/*`): bearer-token authentication and the endpoints of the foundation
+//! (keys, audit). Other rooms add theirs (preview, migrations).
+
+use axum::extract::{FromRequestParts, Query, State};
+use axum::http::request::Parts;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::AppState;
+
+/// An admin API error: `{"error": "…"}`.
+pub struct AdminError(pub StatusCode, pub String);
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let mut r = (self.0, Json(json!({"error": self.1}))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            r.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        r
+    }
+}
+
+/// Proof that the request carried the admin bearer token.
+pub struct Admin;
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let admin = &state.config.admin;
+        let expected_hash: Option<[u8; 32]> = match (&admin.token, &admin.token_sha256) {
+            (Some(t), _) if !t.is_empty() => Some(openssl::sha::sha256(t.expose().as_bytes())),
+            (_, Some(h)) => hex::decode(h).ok().and_then(|b| b.try_into().ok()),
+            _ => None,
+        };
+        let Some(expected) = expected_hash else {
+            return Err(AdminError(
+                StatusCode::FORBIDDEN,
+                "the admin API is disabled: set [admin] token (or PASSERELLE_ADMIN_TOKEN)".into(),
+            ));
+        };
+        let presented = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim);
+        let Some(presented) = presented else {
+            return Err(AdminError(
+                StatusCode::UNAUTHORIZED,
+                "missing bearer token (Authorization: Bearer <admin token>)".into(),
+            ));
+        };
+        // Compare hashes: constant time, and equal lengths whatever was presented.
+        if openssl::memcmp::eq(&openssl::sha::sha256(presented.as_bytes()), &expected) {
+            Ok(Admin)
+        } else {
+            Err(AdminError(
+                StatusCode::UNAUTHORIZED,
+                "invalid admin token".into(),
+            ))
+        }
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/keys", get(list_keys))
+        .route("/admin/keys/rotate", post(rotate_key))
+        .route("/admin/audit", get(audit))
+}
+
+async fn list_keys(_: Admin, State(state): State<AppState>) -> impl IntoResponse {
+    Json(json!({"keys": state.keys.status()}))
+}
+
+async fn rotate_key(
+    _: Admin,
+    State(state): State<AppState>,
+) -> Result<impl IntoResponse, AdminError> {
+    let staged = state.keys.rotate().map_err(|e| {
+        AdminError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rotation failed: {e}"),
+        )
+    })?;
+    tracing::info!(kid = %staged.kid, signs_from = %staged.signs_from, "signing key rotation staged");
+    let _ = state
+        .store
+        .audit(crate::store::AuditEvent {
+            event: "keys.rotate",
+            outcome: "staged",
+            detail: Some(json!({"kid": staged.kid, "signs_from": staged.signs_from})),
+            ..Default::default()
+        })
+        .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"staged": staged, "keys": state.keys.status()})),
+    ))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    limit: Option<i64>,
+    subject: Option<String>,
+}
+
+async fn audit(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<AuditQuery>,
+) -> Result<impl IntoResponse, AdminError> {
+    let entries = state
+        .store
+        .recent_audit(q.limit.unwrap_or(100), q.subject.as_deref())
+        .await
+        .map_err(|e| {
+            AdminError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("audit log unavailable: {e}"),
+            )
+        })?;
+    Ok(Json(json!({"entries": entries})))
+}
