@@ -35,6 +35,8 @@ pub enum StartError {
 pub struct StartOptions {
     /// Serve the demo relying party and landing-page extras.
     pub demo: bool,
+    /// The file the configuration came from, re-read by `POST /admin/reload` and SIGHUP.
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
@@ -65,6 +67,10 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         tracing::warn!("{warning}");
     }
     let store = Store::open(&config.server.data_dir).await?;
+    tower_sessions_sqlx_store::SqliteStore::new(store.pool().clone())
+        .migrate()
+        .await
+        .map_err(|e| StartError::Store(crate::store::StoreError::Db(e)))?;
     let keys = Keys::load_or_generate(&config.server.keys_dir, &config.keys)?;
     let directory = Directory::new(&config.directory.users)?;
     let live = Live {
@@ -84,9 +90,14 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         )),
         templates: Arc::new(Templates::new(&config.server.templates_dir)),
         oidc: Arc::new(crate::oidc::Provider::new(&config.oidc, &base_url)),
+        upstreams: Arc::new(crate::login::upstream::Upstreams::new(
+            &config.upstreams,
+            &base_url,
+        )),
         metrics: metrics_handle(),
         base_url,
         demo: options.demo,
+        config_path: options.config_path.clone(),
         config: Arc::new(config),
     };
     Ok(state)
@@ -123,11 +134,17 @@ pub async fn start(state: AppState, listen: &str) -> Result<Running, StartError>
             addr: listen.to_string(),
             source,
         })?;
+    start_on(state, listener).await
+}
+
+/// Serve on an already-bound listener (tests bind first to learn the port for `public_url`).
+pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running, StartError> {
     let addr = listener.local_addr().map_err(|source| StartError::Listen {
-        addr: listen.to_string(),
+        addr: "listener".into(),
         source,
     })?;
     crate::web::spawn_housekeeping(state.clone());
+    crate::web::spawn_reload_on_sighup(state.clone());
     let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

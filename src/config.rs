@@ -148,11 +148,14 @@ pub struct LoginConfig {
     /// authenticate) stays usable.
     #[serde(with = "humantime_serde")]
     pub request_ttl: Duration,
+    /// Name of the session cookie (change it when several instances share a host name).
+    pub session_cookie: String,
 }
 
 impl Default for LoginConfig {
     fn default() -> Self {
         LoginConfig {
+            session_cookie: "passerelle_session".into(),
             session_idle_timeout: Duration::from_secs(8 * 3600),
             session_max_age: Duration::from_secs(12 * 3600),
             max_failures_per_account: 5,
@@ -446,7 +449,14 @@ pub struct UpstreamConfig {
     pub manager_email_claim: Option<String>,
     pub employee_number_claim: Option<String>,
     pub allowed_email_domains: Vec<String>,
+    /// Refuse people whose `email_verified` is not true (default true; Entra ID sends no such
+    /// claim, so set it to false there and restrict `allowed_email_domains` instead).
     pub require_email_verified: Option<bool>,
+    /// Also read claims from the upstream's userinfo endpoint (for IdPs that keep the ID token thin).
+    pub use_userinfo: bool,
+    /// Groups assumed when the upstream reports a group overage (Entra's `_claim_names` /
+    /// `hasgroups` instead of `groups`): empty = no groups, e.g. ["corp-employees"] for a default role.
+    pub groups_overage_fallback: Vec<String>,
 }
 
 /// Why a configuration could not be loaded at all.

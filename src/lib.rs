@@ -14,6 +14,7 @@ pub mod login;
 pub mod lucca;
 pub mod oidc;
 pub mod pipeline;
+pub mod preview;
 pub mod provisioning;
 pub mod saml;
 pub mod store;

@@ -45,6 +45,19 @@ enum Command {
     },
     /// Print an argon2id hash of a password read from standard input, for `password_hash`.
     HashPassword,
+    /// Show what a person would receive: groups, the rows that mapped them, roles, claims.
+    Preview {
+        /// The person's email (or login).
+        user: String,
+        /// Only this OIDC client.
+        #[arg(long)]
+        client_id: Option<String>,
+        /// Only this SAML service provider (entity id).
+        #[arg(long)]
+        sp: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -61,6 +74,13 @@ fn default_config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
 
 fn load(path: Option<&Path>) -> Result<Config, String> {
     Config::load(path).map_err(|e| format!("error: {e}"))
+}
+
+fn tempfile_dir() -> Result<PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("passerelle-preview-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("error: cannot create {}: {e}", dir.display()))?;
+    Ok(dir)
 }
 
 fn init_logging(format: LogFormat) {
@@ -108,7 +128,11 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 Some(p) => tracing::info!(config = %p.display(), "starting passerelle"),
                 None => tracing::warn!("no configuration file: starting on built-in defaults"),
             }
-            serve(config, passerelle::app::StartOptions::default(), None).await
+            let options = passerelle::app::StartOptions {
+                demo: false,
+                config_path: path.clone(),
+            };
+            serve(config, options, None).await
         }
         Command::Demo { listen } => {
             init_logging(LogFormat::Text);
@@ -117,7 +141,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let banner = passerelle::demo::banner(&config);
             serve(
                 config,
-                passerelle::app::StartOptions { demo: true },
+                passerelle::app::StartOptions {
+                    demo: true,
+                    config_path: None,
+                },
                 Some(banner),
             )
             .await
@@ -167,6 +194,32 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                     k.kid, k.state, k.fingerprint_sha256, k.not_before, k.not_after, k.signs_from
                 );
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Preview {
+            user,
+            client_id,
+            sp,
+            config,
+        } => {
+            let path = default_config_path(config);
+            let mut config = load(path.as_deref())?;
+            // The preview reads the configuration only; keep its database apart from a running server's.
+            let scratch = tempfile_dir()?;
+            config.server.data_dir = scratch.join("data");
+            let target = passerelle::preview::Target::from_params(sp, client_id)
+                .map_err(|e| format!("error: {e}"))?;
+            let state =
+                passerelle::app::build_state(config, &passerelle::app::StartOptions::default())
+                    .await
+                    .map_err(|e| format!("error: {e}"))?;
+            let result = passerelle::preview::preview(&state, &user, &target).await;
+            let _ = std::fs::remove_dir_all(&scratch);
+            let preview = result.map_err(|e| format!("error: {e}"))?;
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&preview).unwrap_or_default()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Command::HashPassword => {

@@ -6,6 +6,8 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
 use tower_sessions::Session;
 
+mod rp;
+
 use crate::login::SignedIn;
 use crate::web::AppState;
 
@@ -49,8 +51,14 @@ pub async fn landing(State(state): State<AppState>, session: Session) -> Respons
     .into_response()
 }
 
-pub fn routes(_enabled: bool) -> Router<AppState> {
+/// The demo relying party's routes, served only by `passerelle demo`.
+pub fn routes(enabled: bool) -> Router<AppState> {
+    if !enabled {
+        return Router::new();
+    }
     Router::new()
+        .route("/demo/oidc/start", axum::routing::get(rp::start))
+        .route("/demo/oidc/callback", axum::routing::get(rp::callback))
 }
 
 /// The demo's built-in configuration: two users, a role table, a demo client served by this

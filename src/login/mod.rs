@@ -3,10 +3,13 @@
 //! stores a [`PendingLogin`] and gets the person back at its `resume_url`.
 
 mod directory;
+mod http_client;
 pub mod page;
 mod session;
 mod throttle;
+pub mod upstream;
 
 pub use directory::{check_password_hash, hash_password, Directory, LoginError};
+pub use http_client::oidc_http_client;
 pub use session::{PendingLogin, SignedIn};
 pub use throttle::FailureThrottle;

@@ -70,7 +70,16 @@ async fn render_form(
 ) -> Result<Response, PageError> {
     let csrf = csrf_token(session).await.map_err(session_error)?;
     let live = state.live();
-    let upstreams: Vec<minijinja::Value> = Vec::new();
+    let req_suffix = if view.req.is_empty() {
+        String::new()
+    } else {
+        format!("?req={}", view.req)
+    };
+    let upstreams: Vec<minijinja::Value> = state
+        .upstreams
+        .names()
+        .map(|name| minijinja::context! { name => name, url => format!("/login/upstream/{name}{req_suffix}") })
+        .collect();
     let html = state.templates.render(
         "login.html",
         minijinja::context! {
@@ -99,6 +108,17 @@ pub async fn show(
             return Ok(
                 Redirect::to(&p.resume_url(q.req.as_deref().unwrap_or_default())).into_response(),
             );
+        }
+    }
+    // The upstream is the only way in: go straight there.
+    if state.upstreams.len() == 1 && state.live().directory.is_empty() {
+        if let Some(name) = state.upstreams.names().next() {
+            let suffix = q
+                .req
+                .as_deref()
+                .map(|r| format!("?req={r}"))
+                .unwrap_or_default();
+            return Ok(Redirect::to(&format!("/login/upstream/{name}{suffix}")).into_response());
         }
     }
     let hint = pending
@@ -329,4 +349,210 @@ pub fn signed_out_page(state: &AppState, link: Option<(&str, &str)>) -> Response
         },
     ))
     .into_response()
+}
+
+const UPSTREAM_FLOWS: &str = "upstream_flows";
+/// Sign-ins in progress at upstreams kept per browser (several tabs); the oldest is dropped.
+const MAX_FLOWS: usize = 5;
+
+fn retry_url(req: Option<&str>) -> String {
+    match req {
+        Some(r) if !r.is_empty() => format!("/login?req={r}"),
+        _ => "/login".into(),
+    }
+}
+
+fn upstream_page(err: &super::upstream::UpstreamError, req: Option<&str>) -> PageError {
+    use super::upstream::UpstreamError as E;
+    let (status, title) = match err {
+        E::Unreachable { .. } => (
+            StatusCode::BAD_GATEWAY,
+            "Your company sign-in is unavailable",
+        ),
+        E::Denied { .. } => (StatusCode::FORBIDDEN, "Sign-in was refused"),
+        E::InvalidToken { .. } => (StatusCode::BAD_GATEWAY, "Sign-in could not be verified"),
+        E::NoEmail { .. } | E::UnverifiedEmail { .. } | E::ForeignDomain { .. } => {
+            (StatusCode::FORBIDDEN, "This account cannot sign in here")
+        }
+        E::UnknownState => (StatusCode::BAD_REQUEST, "This sign-in has expired"),
+    };
+    PageError::new(status, title, format!("{err}.")).with_retry(retry_url(req))
+}
+
+/// `GET /login/upstream/{name}?req=…`: start the round trip to the company IdP.
+pub async fn upstream_begin(
+    State(state): State<AppState>,
+    session: Session,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Query(q): Query<ShowQuery>,
+) -> Result<Response, PageError> {
+    let upstream = state.upstreams.get(&name).ok_or_else(|| {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            "Unknown sign-in option",
+            format!("No identity provider named `{name}` is configured."),
+        )
+    })?;
+    let pending = load_pending(&state, q.req.as_deref()).await?;
+    let (url, flow) = upstream
+        .begin(
+            q.req.clone().filter(|r| !r.is_empty()),
+            pending.as_ref().is_some_and(|p| p.force),
+            pending.as_ref().and_then(|p| p.login_hint.as_deref()),
+            pending.as_ref().and_then(|p| p.domain_hint.as_deref()),
+        )
+        .await
+        .map_err(|e| {
+            tracing::warn!(upstream = %name, error = %e, "cannot start upstream sign-in");
+            upstream_page(&e, q.req.as_deref())
+        })?;
+    let mut flows: Vec<super::upstream::Flow> = session
+        .get(UPSTREAM_FLOWS)
+        .await
+        .map_err(session_error)?
+        .unwrap_or_default();
+    flows.push(flow);
+    if flows.len() > MAX_FLOWS {
+        flows.remove(0);
+    }
+    session
+        .insert(UPSTREAM_FLOWS, &flows)
+        .await
+        .map_err(session_error)?;
+    Ok(Redirect::to(&url).into_response())
+}
+
+#[derive(Deserialize)]
+pub struct UpstreamCallback {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /login/upstream/{name}/callback`: validate the upstream's answer and sign the person in.
+pub async fn upstream_callback(
+    State(state): State<AppState>,
+    session: Session,
+    ClientIp(ip): ClientIp,
+    axum::extract::Path(name): axum::extract::Path<String>,
+    Query(q): Query<UpstreamCallback>,
+) -> Result<Response, PageError> {
+    use super::upstream::UpstreamError;
+    let upstream = state.upstreams.get(&name).ok_or_else(|| {
+        PageError::new(
+            StatusCode::NOT_FOUND,
+            "Unknown sign-in option",
+            format!("No identity provider named `{name}` is configured."),
+        )
+    })?;
+    let mut flows: Vec<super::upstream::Flow> = session
+        .get(UPSTREAM_FLOWS)
+        .await
+        .map_err(session_error)?
+        .unwrap_or_default();
+    let position = q.state.as_deref().and_then(|s| {
+        flows.iter().position(|f| {
+            f.upstream == name
+                && f.state.len() == s.len()
+                && openssl::memcmp::eq(f.state.as_bytes(), s.as_bytes())
+        })
+    });
+    let Some(position) = position else {
+        return Err(upstream_page(&UpstreamError::UnknownState, None));
+    };
+    let flow = flows.remove(position);
+    session
+        .insert(UPSTREAM_FLOWS, &flows)
+        .await
+        .map_err(session_error)?;
+    let req = flow.req.clone();
+    if let Some(code) = q.error {
+        let err = UpstreamError::Denied {
+            name: name.clone(),
+            code,
+            description: q.error_description,
+        };
+        return Err(upstream_failed(&state, &name, &ip, req.as_deref(), err).await);
+    }
+    let Some(code) = q.code.filter(|c| !c.is_empty()) else {
+        let err = UpstreamError::InvalidToken {
+            name: name.clone(),
+            detail: "no authorization code in the answer".into(),
+        };
+        return Err(upstream_failed(&state, &name, &ip, req.as_deref(), err).await);
+    };
+    let authenticated = match upstream.complete(&flow, &code).await {
+        Ok(a) => a,
+        Err(e) => return Err(upstream_failed(&state, &name, &ip, req.as_deref(), e).await),
+    };
+    session.cycle_id().await.map_err(session_error)?;
+    let signed_in = SignedIn {
+        identity: authenticated.identity,
+        auth_time: crate::store::now(),
+        amr: vec!["fed".into()],
+        sid: crate::web::random_token(16),
+        saml_participants: Vec::new(),
+    };
+    signed_in.save(&session).await.map_err(session_error)?;
+    let _ = state
+        .store
+        .audit(AuditEvent {
+            event: "login.upstream",
+            outcome: "success",
+            subject: Some(&signed_in.identity.subject),
+            client: None,
+            ip: Some(&ip),
+            detail: Some(serde_json::json!({
+                "upstream": name,
+                "email": signed_in.identity.email,
+                "groups_overage": authenticated.groups_overage,
+            })),
+        })
+        .await;
+    if authenticated.groups_overage {
+        tracing::warn!(upstream = %name, subject = %signed_in.identity.subject, "group overage: the upstream sent no group list; groups_overage_fallback applied");
+    }
+    metrics::counter!("passerelle_signins_total", "method" => "fed", "outcome" => "success")
+        .increment(1);
+    let next = match &flow.req {
+        Some(id) => match PendingLogin::load_any(&state.store, id).await? {
+            Some(p) => p.login.resume_url(id),
+            None => "/".into(),
+        },
+        None => "/".into(),
+    };
+    Ok(Redirect::to(&next).into_response())
+}
+
+async fn upstream_failed(
+    state: &AppState,
+    name: &str,
+    ip: &str,
+    req: Option<&str>,
+    err: super::upstream::UpstreamError,
+) -> PageError {
+    use super::upstream::UpstreamError;
+    tracing::warn!(upstream = %name, error = %err, "upstream sign-in failed");
+    let outcome = match &err {
+        UpstreamError::Denied { .. } => "upstream_denied",
+        UpstreamError::UnverifiedEmail { .. } => "unverified_email",
+        UpstreamError::ForeignDomain { .. } => "foreign_domain",
+        UpstreamError::NoEmail { .. } => "no_email",
+        UpstreamError::InvalidToken { .. } => "invalid_token",
+        UpstreamError::Unreachable { .. } => "upstream_unreachable",
+        UpstreamError::UnknownState => "unknown_state",
+    };
+    let _ = state
+        .store
+        .audit(AuditEvent {
+            event: "login.upstream",
+            outcome,
+            subject: None,
+            client: None,
+            ip: Some(ip),
+            detail: Some(serde_json::json!({"upstream": name, "reason": err.to_string()})),
+        })
+        .await;
+    upstream_page(&err, req)
 }

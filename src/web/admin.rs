@@ -82,6 +82,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_key))
         .route("/admin/audit", get(audit))
+        .route("/admin/reload", post(reload))
+        .route("/admin/preview", get(preview))
 }
 
 async fn list_keys(_: Admin, State(state): State<AppState>) -> impl IntoResponse {
@@ -136,4 +138,45 @@ async fn audit(
             )
         })?;
     Ok(Json(json!({"entries": entries})))
+}
+
+async fn reload(_: Admin, State(state): State<AppState>) -> Result<impl IntoResponse, AdminError> {
+    match super::reload(&state).await {
+        Ok(done) => Ok(Json(json!({"reloaded": done}))),
+        Err(problems) => Err(AdminError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "configuration refused, the running one is kept: {}",
+                problems.join("; ")
+            ),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+struct PreviewQuery {
+    user: Option<String>,
+    sp: Option<String>,
+    client_id: Option<String>,
+}
+
+async fn preview(
+    _: Admin,
+    State(state): State<AppState>,
+    Query(q): Query<PreviewQuery>,
+) -> Result<impl IntoResponse, AdminError> {
+    let user = q
+        .user
+        .filter(|u| !u.trim().is_empty())
+        .ok_or_else(|| AdminError(StatusCode::BAD_REQUEST, "user=EMAIL is required".into()))?;
+    let target = crate::preview::Target::from_params(q.sp, q.client_id)
+        .map_err(|e| AdminError(StatusCode::BAD_REQUEST, e))?;
+    match crate::preview::preview(&state, &user, &target).await {
+        Ok(p) => Ok(Json(p)),
+        Err(crate::preview::PreviewError::UnknownUser(u)) => Err(AdminError(
+            StatusCode::NOT_FOUND,
+            format!("no user `{u}` in the directory"),
+        )),
+        Err(e) => Err(AdminError(StatusCode::NOT_FOUND, e.to_string())),
+    }
 }

@@ -48,10 +48,12 @@ pub struct AppState {
     pub throttle: Arc<FailureThrottle>,
     pub templates: Arc<Templates>,
     pub oidc: Arc<crate::oidc::Provider>,
+    pub upstreams: Arc<crate::login::upstream::Upstreams>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// `public_url` without a trailing slash.
     pub base_url: Arc<str>,
     pub demo: bool,
+    pub config_path: Option<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -74,13 +76,11 @@ pub fn random_token(n: usize) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
-pub const SESSION_COOKIE: &str = "passerelle_session";
-
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     let session_store = SqliteStore::new(state.store.pool().clone());
     let sessions = SessionManagerLayer::new(session_store)
-        .with_name(SESSION_COOKIE)
+        .with_name(state.config.login.session_cookie.clone())
         // Lax, not Strict: the person arrives from Lucca cross-site and must keep their session.
         .with_same_site(SameSite::Lax)
         .with_http_only(true)
@@ -96,6 +96,8 @@ pub fn router(state: AppState) -> Router {
     let browser = Router::new()
         .route("/", get(crate::demo::landing))
         .route("/login", get(crate::login::page::show).post(crate::login::page::submit))
+        .route("/login/upstream/{name}", get(crate::login::page::upstream_begin))
+        .route("/login/upstream/{name}/callback", get(crate::login::page::upstream_callback))
         .route("/logout", get(crate::login::page::logout_page).post(crate::login::page::logout))
         .merge(crate::oidc::browser_routes())
         .merge(crate::demo::routes(state.demo))
@@ -138,6 +140,71 @@ pub fn router(state: AppState) -> Router {
             ),
         )
         .with_state(state)
+}
+
+/// Outcome of a reload: what changed, or why the new configuration was refused.
+#[derive(Debug, serde::Serialize)]
+pub struct Reloaded {
+    pub users: usize,
+    pub role_mapping_rows: usize,
+}
+
+/// Re-read the configuration file and swap in its users, role table and claim settings,
+/// keeping sessions. A file that fails validation is refused and the running one kept.
+pub async fn reload(state: &AppState) -> Result<Reloaded, Vec<String>> {
+    let Some(path) = state.config_path.as_deref() else {
+        return Err(vec![
+            "no configuration file to reload (started on built-in defaults)".into(),
+        ]);
+    };
+    let config = Config::load(Some(path)).map_err(|e| vec![e.to_string()])?;
+    let errors: Vec<String> = config
+        .validate()
+        .into_iter()
+        .filter(|p| p.severity == crate::config::Severity::Error)
+        .map(|p| p.to_string())
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let users = config.directory.users.clone();
+    let directory = tokio::task::spawn_blocking(move || Directory::new(&users))
+        .await
+        .map_err(|e| vec![e.to_string()])?
+        .map_err(|e| vec![e.to_string()])?;
+    let reloaded = Reloaded {
+        users: config.directory.users.len(),
+        role_mapping_rows: config.role_mapping.len(),
+    };
+    state.live.store(Arc::new(Live {
+        directory: Arc::new(directory),
+        role_mapping: config.role_mapping,
+        claims: config.claims,
+    }));
+    tracing::info!(
+        users = reloaded.users,
+        rows = reloaded.role_mapping_rows,
+        "configuration reloaded"
+    );
+    Ok(reloaded)
+}
+
+/// SIGHUP reloads the users and the role table, like `POST /admin/reload`.
+pub fn spawn_reload_on_sighup(state: AppState) {
+    #[cfg(unix)]
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            if let Err(errors) = reload(&state).await {
+                tracing::error!(problems = ?errors, "reload refused; keeping the running configuration");
+            }
+        }
+    });
+    #[cfg(not(unix))]
+    let _ = state;
 }
 
 /// Periodic housekeeping: purge expired rows, pick up keys rotated by the CLI.

@@ -1,0 +1,116 @@
+//! The claims preview: for one person, the identity, what each group became (and which table
+//! row did it, or why it was dropped), and the exact claims each client would receive —
+//! before the person ever signs in. Served by `GET /admin/preview` and `passerelle preview`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::identity::{map_claims, GroupTrace, Identity};
+use crate::web::AppState;
+
+/// Whose view to preview.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Every registered client.
+    All,
+    Client(String),
+    ServiceProvider(String),
+}
+
+impl Target {
+    pub fn from_params(sp: Option<String>, client_id: Option<String>) -> Result<Target, String> {
+        match (
+            sp.filter(|s| !s.is_empty()),
+            client_id.filter(|s| !s.is_empty()),
+        ) {
+            (Some(_), Some(_)) => Err("give either sp or client_id, not both".into()),
+            (Some(sp), None) => Ok(Target::ServiceProvider(sp)),
+            (None, Some(c)) => Ok(Target::Client(c)),
+            (None, None) => Ok(Target::All),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("no user `{0}` in the directory")]
+    UnknownUser(String),
+    #[error("no OIDC client `{0}` is registered")]
+    UnknownClient(String),
+    #[error("no SAML service provider `{0}` is registered")]
+    UnknownServiceProvider(String),
+}
+
+#[derive(Debug, Serialize)]
+pub struct Preview {
+    pub identity: Identity,
+    /// Each group of the person: the rows that mapped it, or why it was dropped.
+    pub groups: Vec<GroupTrace>,
+    pub roles: Vec<String>,
+    pub roles_by_module: BTreeMap<String, Vec<String>>,
+    /// Roles cut by `claims.max_roles` (0 normally).
+    pub roles_dropped: usize,
+    /// Per client: the scopes assumed (Lucca asks `openid profile email groups`) and the ID
+    /// token claims (userinfo returns the same).
+    pub oidc: BTreeMap<String, Value>,
+    pub jit: Value,
+}
+
+pub async fn preview(
+    state: &AppState,
+    user: &str,
+    target: &Target,
+) -> Result<Preview, PreviewError> {
+    let live = state.live();
+    let identity = live
+        .directory
+        .by_name(user)
+        .ok_or_else(|| PreviewError::UnknownUser(user.to_string()))?;
+    let mapped = map_claims(&identity, &live.role_mapping, &live.claims);
+    let clients: Vec<&crate::oidc::Client> = match target {
+        Target::All => state
+            .config
+            .oidc
+            .clients
+            .iter()
+            .filter_map(|c| state.oidc.clients.get(&c.client_id))
+            .collect(),
+        Target::Client(id) => vec![state
+            .oidc
+            .clients
+            .get(id)
+            .ok_or_else(|| PreviewError::UnknownClient(id.clone()))?],
+        Target::ServiceProvider(sp) => {
+            return Err(PreviewError::UnknownServiceProvider(sp.clone()))
+        }
+    };
+    let mut oidc = BTreeMap::new();
+    for client in clients {
+        let scopes = client.grantable_scopes("openid profile email groups");
+        let mut claims: Map<String, Value> =
+            crate::oidc::scoped_claims(&mapped.claims, &scopes, client);
+        claims.insert("iss".into(), json!(state.oidc.issuer));
+        claims.insert("sub".into(), json!(mapped.claims.subject));
+        claims.insert("aud".into(), json!(client.id));
+        oidc.insert(
+            client.id.clone(),
+            json!({"scopes": scopes, "id_token_claims": claims}),
+        );
+    }
+    let jit = json!({
+        "mode": state.config.lucca.jit,
+        "action": "none",
+        "reason": "just-in-time provisioning is not active in this build ([lucca] jit has no effect yet)",
+    });
+    Ok(Preview {
+        identity,
+        groups: mapped.trace,
+        roles: mapped.claims.roles.clone(),
+        roles_by_module: mapped.claims.roles_by_module.clone(),
+        roles_dropped: mapped.claims.roles_dropped,
+        oidc,
+        jit,
+    })
+}

@@ -1,0 +1,154 @@
+//! The claims preview and the reload of users and the role table.
+
+use serde_json::Value;
+
+use crate::common::*;
+
+const CONFIG: &str = r#"
+[server]
+public_url = "{base}"
+data_dir = "{dir}/data"
+keys_dir = "{dir}/keys"
+
+[admin]
+token = "admin-token-for-tests-0123456789"
+
+[[oidc.clients]]
+client_id = "lucca"
+client_secret = "lucca-client-secret-0123456789"
+redirect_uris = ["https://acme.ilucca.test/identity/oidc/callback"]
+
+[[directory.users]]
+email = "alice@acme.test"
+password = "alice-password"
+given_name = "Alice"
+groups = ["corp-managers", "corp-employees", "nobody-maps-this"]
+
+[[role_mapping]]
+group = "corp-managers"
+role = "validateur_n1"
+module = "figgo"
+
+[[role_mapping]]
+group = "corp-employees"
+role = "collaborateur"
+module = "figgo"
+"#;
+
+async fn get_preview(server: &TestServer, query: &str, token: Option<&str>) -> (u16, Value) {
+    let mut req = reqwest::Client::new().get(server.url(&format!("/admin/preview?{query}")));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn preview_explains_each_group_and_shows_the_exact_claims() {
+    let (server, _) = start_from_file(CONFIG).await;
+    let (status, p) = get_preview(
+        &server,
+        "user=Alice@acme.test&client_id=lucca",
+        Some(ADMIN_TOKEN),
+    )
+    .await;
+    assert_eq!(status, 200, "{p}");
+    assert_eq!(
+        p["roles"],
+        serde_json::json!(["validateur_n1", "collaborateur"])
+    );
+    assert_eq!(
+        p["roles_by_module"]["figgo"],
+        serde_json::json!(["validateur_n1", "collaborateur"])
+    );
+    let groups = p["groups"].as_array().unwrap();
+    assert_eq!(groups[0]["group"], "corp-managers");
+    assert_eq!(groups[0]["rows"][0]["row"], 0);
+    assert_eq!(groups[2]["outcome"], "dropped_unmapped");
+    let claims = &p["oidc"]["lucca"]["id_token_claims"];
+    assert_eq!(claims["groups"], p["roles"]);
+    assert_eq!(claims["email"], "alice@acme.test");
+    assert_eq!(claims["aud"], "lucca");
+
+    assert_eq!(
+        get_preview(&server, "user=nobody@acme.test", Some(ADMIN_TOKEN))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        get_preview(
+            &server,
+            "user=alice@acme.test&client_id=ghost",
+            Some(ADMIN_TOKEN)
+        )
+        .await
+        .0,
+        404
+    );
+    assert_eq!(
+        get_preview(&server, "user=alice@acme.test", None).await.0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn reload_swaps_the_table_and_keeps_sessions_and_refuses_a_broken_file() {
+    let (server, path) = start_from_file(CONFIG).await;
+    let browser = Browser::new();
+    let page = browser.get(&server.url("/login")).await;
+    assert_eq!(
+        browser
+            .submit_login(&server.base, page, "alice@acme.test", "alice-password")
+            .await
+            .status(),
+        303
+    );
+
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("role = \"collaborateur\"", "role = \"employee\"");
+    std::fs::write(&path, text).unwrap();
+    let http = reqwest::Client::new();
+    let r = http
+        .post(server.url("/admin/reload"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, p) = get_preview(&server, "user=alice@acme.test", Some(ADMIN_TOKEN)).await;
+    assert_eq!(p["roles"], serde_json::json!(["validateur_n1", "employee"]));
+
+    // The session survived the reload: /login?req-less visit redirects nowhere but the landing
+    // page shows the person signed in.
+    let landing = browser.get(&server.url("/")).await.text().await.unwrap();
+    assert!(
+        landing.contains("alice@acme.test"),
+        "still signed in after reload"
+    );
+
+    std::fs::write(&path, "[[role_mapping]]\ngroup = \"\"\nrole = \"x\"\n").unwrap();
+    let r = http
+        .post(server.url("/admin/reload"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+    let body: Value = r.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("role_mapping[0].group"),
+        "{body}"
+    );
+    let (_, p) = get_preview(&server, "user=alice@acme.test", Some(ADMIN_TOKEN)).await;
+    assert_eq!(
+        p["roles"],
+        serde_json::json!(["validateur_n1", "employee"]),
+        "running table kept"
+    );
+}

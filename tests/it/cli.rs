@@ -1,0 +1,145 @@
+//! The `passerelle` binary: check, keys, hash-password.
+
+use std::process::{Command, Stdio};
+
+fn passerelle() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    for var in passerelle::config::ENV_OVERRIDES {
+        c.env_remove(var);
+    }
+    c
+}
+
+#[test]
+fn check_names_the_key_of_every_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        r#"
+[server]
+public_url = "ftp://nope"
+[[oidc.clients]]
+client_id = "lucca"
+redirect_uris = ["http://evil.example/cb"]
+[lucca]
+requests_per_minute = 0
+"#,
+    )
+    .unwrap();
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    for key in [
+        "server.public_url",
+        "oidc.clients[0].redirect_uris[0]",
+        "lucca.requests_per_minute",
+    ] {
+        assert!(
+            text.contains(&format!("error: {key}:")),
+            "{key} in:\n{text}"
+        );
+    }
+
+    std::fs::write(&path, "[server]\nlisten = 3\n").unwrap();
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("server.listen"),
+        "a type error names its key"
+    );
+}
+
+#[test]
+fn check_accepts_the_annotated_example() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/passerelle.toml"
+    ))
+    .unwrap();
+    let path = dir.path().join("passerelle.toml");
+    std::fs::write(&path, example).unwrap();
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn keys_show_and_rotate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, "[server]\nkeys_dir = \"k\"\n").unwrap();
+    let out = passerelle()
+        .args(["keys", "show", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shown = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        shown.contains("signing") && shown.contains("sha256"),
+        "{shown}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for entry in std::fs::read_dir(dir.path().join("k")).unwrap() {
+            let entry = entry.unwrap();
+            if entry.path().extension().is_some_and(|e| e == "pem") {
+                assert_eq!(
+                    entry.metadata().unwrap().permissions().mode() & 0o777,
+                    0o600,
+                    "{:?}",
+                    entry.path()
+                );
+            }
+        }
+    }
+    let out = passerelle()
+        .args(["keys", "rotate", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rotated = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        rotated.contains("staged") && rotated.contains("next"),
+        "{rotated}"
+    );
+}
+
+#[test]
+fn hash_password_prints_an_argon2id_hash() {
+    let mut child = passerelle()
+        .arg("hash-password")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"s3cret\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let hash = String::from_utf8_lossy(&out.stdout);
+    assert!(hash.starts_with("$argon2id$"), "{hash}");
+    passerelle::login::check_password_hash(hash.trim()).unwrap();
+}

@@ -1,0 +1,10 @@
+//! Integration tests: each starts the real server on an ephemeral loopback port with its own
+//! temporary data directory, and drives it over HTTP. One binary, to keep link time down.
+
+mod common;
+
+mod bridge;
+mod claims;
+mod cli;
+mod oidc;
+mod web;

@@ -1,0 +1,771 @@
+//! The OpenID Connect provider driven by the `openidconnect` crate as relying party, plus the
+//! refusals, checked over real HTTP.
+
+use base64::Engine;
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreProviderMetadata};
+use openidconnect::{
+    AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    RedirectUrl, RefreshToken, Scope, TokenResponse,
+};
+use serde_json::Value;
+
+use crate::common::*;
+
+type Rp = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+async fn relying_party(
+    server: &TestServer,
+    client_id: &str,
+    secret: Option<&str>,
+    redirect: &str,
+) -> Rp {
+    let meta = CoreProviderMetadata::discover_async(
+        IssuerUrl::new(server.base.clone()).unwrap(),
+        &oidc_http(),
+    )
+    .await
+    .expect("discovery");
+    CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(client_id.into()),
+        secret.map(|s| ClientSecret::new(s.into())),
+    )
+    .set_redirect_uri(RedirectUrl::new(redirect.into()).unwrap())
+}
+
+fn pkce_pair() -> (String, String) {
+    let verifier = passerelle::web::random_token(32);
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(openssl::sha::sha256(verifier.as_bytes()));
+    (verifier, challenge)
+}
+
+/// A hand-built authorization URL, for requests the RP library would refuse to send.
+fn authorize_url(server: &TestServer, params: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&server.url("/oidc/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs(params);
+    url.to_string()
+}
+
+async fn token_request(
+    server: &TestServer,
+    form: &[(&str, &str)],
+    basic: Option<(&str, &str)>,
+) -> (u16, Value) {
+    let mut req = reqwest::Client::new()
+        .post(server.url("/oidc/token"))
+        .form(form);
+    if let Some((id, secret)) = basic {
+        req = req.basic_auth(id, Some(secret));
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .map(|v| v.to_str().unwrap()),
+        Some("no-store")
+    );
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Sign Alice in for the Lucca client with PKCE; return (code, verifier).
+async fn lucca_code(server: &TestServer, browser: &Browser, scope: &str) -> (String, String) {
+    let (verifier, challenge) = pkce_pair();
+    let url = authorize_url(
+        server,
+        &[
+            ("response_type", "code"),
+            ("client_id", "lucca"),
+            ("redirect_uri", LUCCA_CALLBACK),
+            ("scope", scope),
+            ("state", "st"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let redirect = browser
+        .authorize(&server.base, &url, "alice@acme.test", ALICE_PASSWORD)
+        .await;
+    assert!(redirect.starts_with(LUCCA_CALLBACK), "{redirect}");
+    (query(&redirect)["code"].clone(), verifier)
+}
+
+async fn exchange(server: &TestServer, code: &str, verifier: &str) -> (u16, Value) {
+    token_request(
+        server,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", LUCCA_CALLBACK),
+            ("code_verifier", verifier),
+        ],
+        Some(("lucca", LUCCA_SECRET)),
+    )
+    .await
+}
+
+async fn userinfo(server: &TestServer, access_token: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .get(server.url("/oidc/userinfo"))
+        .bearer_auth(access_token)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn confidential_client_code_flow_with_pkce_id_token_and_userinfo() {
+    let server = start(|_| {}).await;
+    let rp = relying_party(&server, "lucca", Some(LUCCA_SECRET), LUCCA_CALLBACK).await;
+    let http = oidc_http();
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, csrf, nonce) = rp
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .add_scope(Scope::new("profile".into()))
+        .add_scope(Scope::new("email".into()))
+        .add_scope(Scope::new("groups".into()))
+        .set_pkce_challenge(challenge)
+        .url();
+    let browser = Browser::new();
+    let redirect = browser
+        .authorize(
+            &server.base,
+            url.as_str(),
+            "alice@acme.test",
+            ALICE_PASSWORD,
+        )
+        .await;
+    let q = query(&redirect);
+    assert_eq!(&q["state"], csrf.secret());
+    assert_eq!(q["iss"], server.base, "RFC 9207 iss response parameter");
+
+    let token = rp
+        .exchange_code(AuthorizationCode::new(q["code"].clone()))
+        .unwrap()
+        .set_pkce_verifier(verifier)
+        .request_async(&http)
+        .await
+        .expect("code exchange");
+    let id_token = token.id_token().expect("id token");
+    let verifier = rp.id_token_verifier();
+    let claims = id_token
+        .claims(&verifier, &nonce)
+        .expect("ID token verifies against the JWKS");
+    let expected_hash = AccessTokenHash::from_token(
+        token.access_token(),
+        id_token.signing_alg().unwrap(),
+        id_token.signing_key(&verifier).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims.access_token_hash(), Some(&expected_hash));
+    assert_eq!(claims.subject().as_str(), "alice@acme.test");
+    assert!(
+        token.refresh_token().is_none(),
+        "no offline_access, no refresh token"
+    );
+
+    let payload = jwt_payload(&id_token.to_string());
+    assert_eq!(payload["email"], "alice@acme.test");
+    assert_eq!(payload["email_verified"], true);
+    assert_eq!(payload["given_name"], "Alice");
+    assert_eq!(payload["family_name"], "Martin");
+    assert_eq!(payload["employee_number"], "00042");
+    assert_eq!(payload["department"], "Engineering");
+    assert_eq!(payload["manager_email"], "bob@acme.test");
+    assert_eq!(
+        payload["groups"],
+        serde_json::json!(["validateur_n1", "collaborateur"]),
+        "mapped roles, table order, unmapped dropped"
+    );
+    assert_eq!(payload["amr"], serde_json::json!(["pwd"]));
+    assert!(payload["auth_time"].as_i64().is_some());
+    assert!(payload["sid"].as_str().is_some());
+    let header: Value = {
+        let h = id_token.to_string().split('.').next().unwrap().to_string();
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(h)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+    assert_eq!(header["alg"], "RS256");
+    assert!(header["kid"].as_str().is_some_and(|k| !k.is_empty()));
+
+    let (status, info) = userinfo(&server, token.access_token().secret()).await;
+    assert_eq!(status, 200);
+    for claim in [
+        "sub",
+        "email",
+        "email_verified",
+        "given_name",
+        "family_name",
+        "employee_number",
+        "department",
+        "manager_email",
+        "groups",
+    ] {
+        assert_eq!(
+            info[claim], payload[claim],
+            "userinfo {claim} equals the ID token's"
+        );
+    }
+}
+
+#[tokio::test]
+async fn public_mobile_client_with_custom_scheme_and_loopback_redirects() {
+    let server = start(|_| {}).await;
+    let http = oidc_http();
+    for redirect in [MOBILE_CALLBACK, "http://127.0.0.1:53682/cb"] {
+        let rp = relying_party(&server, "mobile", None, redirect).await;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let (url, _csrf, nonce) = rp
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .add_scope(Scope::new("email".into()))
+            .set_pkce_challenge(challenge)
+            .url();
+        let browser = Browser::new();
+        let back = browser
+            .authorize(
+                &server.base,
+                url.as_str(),
+                "alice@acme.test",
+                ALICE_PASSWORD,
+            )
+            .await;
+        assert!(back.starts_with(redirect), "{back}");
+        let token = rp
+            .exchange_code(AuthorizationCode::new(query(&back)["code"].clone()))
+            .unwrap()
+            .set_pkce_verifier(verifier)
+            .request_async(&http)
+            .await
+            .expect("public client exchange");
+        token
+            .id_token()
+            .unwrap()
+            .claims(&rp.id_token_verifier(), &nonce)
+            .expect("valid ID token");
+        let refresh = token
+            .refresh_token()
+            .expect("mobile clients always get a refresh token");
+        let refreshed = rp
+            .exchange_refresh_token(refresh)
+            .unwrap()
+            .request_async(&http)
+            .await
+            .expect("public refresh");
+        assert_ne!(
+            refreshed.refresh_token().unwrap().secret(),
+            refresh.secret(),
+            "rotated"
+        );
+    }
+}
+
+#[tokio::test]
+async fn public_client_without_pkce_is_refused_and_plain_pkce_too() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    let base = [
+        ("response_type", "code"),
+        ("client_id", "mobile"),
+        ("redirect_uri", MOBILE_CALLBACK),
+        ("scope", "openid"),
+        ("state", "s1"),
+    ];
+    let r = browser
+        .follow(&server.base, &authorize_url(&server, &base))
+        .await;
+    let q = query(&location(&r).unwrap());
+    assert_eq!(q["error"], "invalid_request");
+    assert!(q["error_description"].contains("PKCE"));
+    assert_eq!(q["state"], "s1");
+    assert_eq!(q["iss"], server.base);
+
+    let mut plain = base.to_vec();
+    plain.push((
+        "code_challenge",
+        "abcdefghijabcdefghijabcdefghijabcdefghijabc",
+    ));
+    plain.push(("code_challenge_method", "plain"));
+    let r = browser
+        .follow(&server.base, &authorize_url(&server, &plain))
+        .await;
+    let q = query(&location(&r).unwrap());
+    assert_eq!(q["error"], "invalid_request");
+    assert!(q["error_description"].contains("plain"), "{q:?}");
+}
+
+#[tokio::test]
+async fn unknown_client_and_unregistered_redirect_are_shown_not_redirected() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    for (client, redirect) in [
+        ("nobody", LUCCA_CALLBACK),
+        ("lucca", "https://evil.example/callback"),
+        (
+            "lucca",
+            "https://acme.ilucca.test/identity/oidc/callback/extra",
+        ),
+    ] {
+        let url = authorize_url(
+            &server,
+            &[
+                ("response_type", "code"),
+                ("client_id", client),
+                ("redirect_uri", redirect),
+                ("scope", "openid"),
+            ],
+        );
+        let r = browser.get(&url).await;
+        assert_eq!(r.status(), 400, "{client} {redirect}");
+        assert!(
+            location(&r).is_none(),
+            "must never redirect to an unverified URI"
+        );
+        let body = r.text().await.unwrap();
+        assert!(body.contains("not valid"), "an error page: {body}");
+    }
+}
+
+#[tokio::test]
+async fn wrong_secret_wrong_verifier_wrong_redirect_and_missing_verifier_are_refused() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+
+    let (code, verifier) = lucca_code(&server, &browser, "openid").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", LUCCA_CALLBACK),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, body) = token_request(&server, &form, Some(("lucca", "wrong-secret"))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+
+    let (code, _) = lucca_code(&server, &browser, "openid").await;
+    let (status, body) = exchange(&server, &code, &pkce_pair().0).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "wrong verifier"
+    );
+
+    let (code, verifier) = lucca_code(&server, &browser, "openid").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", "https://acme.ilucca.test/other"),
+        ("code_verifier", verifier.as_str()),
+    ];
+    let (status, body) = token_request(&server, &form, Some(("lucca", LUCCA_SECRET))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "redirect_uri differs"
+    );
+
+    let (code, _) = lucca_code(&server, &browser, "openid").await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", LUCCA_CALLBACK),
+    ];
+    let (status, body) = token_request(&server, &form, Some(("lucca", LUCCA_SECRET))).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "missing verifier"
+    );
+
+    let (status, body) = token_request(
+        &server,
+        &[("grant_type", "password")],
+        Some(("lucca", LUCCA_SECRET)),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("unsupported_grant_type"))
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_code_fails_and_revokes_what_it_issued() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&server, &browser, "openid email offline_access").await;
+    let (status, first) = exchange(&server, &code, &verifier).await;
+    assert_eq!(status, 200);
+    let access = first["access_token"].as_str().unwrap();
+    assert_eq!(userinfo(&server, access).await.0, 200);
+
+    let (status, replay) = exchange(&server, &code, &verifier).await;
+    assert_eq!(
+        (status, replay["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        userinfo(&server, access).await.0,
+        401,
+        "the access token from the first exchange is revoked"
+    );
+    let refresh = first["refresh_token"].as_str().unwrap();
+    let (status, _) = token_request(
+        &server,
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        Some(("lucca", LUCCA_SECRET)),
+    )
+    .await;
+    assert_eq!(status, 400, "and so is its refresh token");
+}
+
+#[tokio::test]
+async fn an_expired_code_is_refused() {
+    let server = start(|c| c.oidc.code_ttl = std::time::Duration::from_secs(1)).await;
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&server, &browser, "openid").await;
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let (status, body) = exchange(&server, &code, &verifier).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert!(body["error_description"]
+        .as_str()
+        .unwrap()
+        .contains("expired"));
+}
+
+#[tokio::test]
+async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
+    let server = start(|c| c.oidc.refresh_grace = std::time::Duration::from_secs(0)).await;
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&server, &browser, "openid email offline_access").await;
+    let (_, first) = exchange(&server, &code, &verifier).await;
+    let r1 = first["refresh_token"]
+        .as_str()
+        .expect("offline_access gives a refresh token")
+        .to_string();
+
+    let refresh = |token: String| {
+        let server = &server;
+        async move {
+            token_request(
+                server,
+                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
+                Some(("lucca", LUCCA_SECRET)),
+            )
+            .await
+        }
+    };
+    let (status, second) = refresh(r1.clone()).await;
+    assert_eq!(status, 200);
+    let r2 = second["refresh_token"].as_str().unwrap().to_string();
+    assert_ne!(r1, r2);
+    assert_eq!(
+        jwt_payload(second["id_token"].as_str().unwrap())["sub"],
+        "alice@acme.test"
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (status, reuse) = refresh(r1.clone()).await;
+    assert_eq!(
+        (status, reuse["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "old token reused"
+    );
+    let (status, _) = refresh(r2).await;
+    assert_eq!(
+        status, 400,
+        "reuse revoked the whole family, including the newest token"
+    );
+    assert_eq!(
+        userinfo(&server, second["access_token"].as_str().unwrap())
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_concurrent_retry_within_the_grace_window_gets_the_same_answer() {
+    let server = start(|c| c.oidc.refresh_grace = std::time::Duration::from_secs(30)).await;
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&server, &browser, "openid offline_access").await;
+    let (_, first) = exchange(&server, &code, &verifier).await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", r1.as_str()),
+    ];
+    let (a, b) = tokio::join!(
+        token_request(&server, &form, Some(("lucca", LUCCA_SECRET))),
+        token_request(&server, &form, Some(("lucca", LUCCA_SECRET)))
+    );
+    assert_eq!((a.0, b.0), (200, 200));
+    assert_eq!(
+        a.1["refresh_token"], b.1["refresh_token"],
+        "both tabs get the same new refresh token"
+    );
+    assert_eq!(a.1["access_token"], b.1["access_token"]);
+    let (status, later) = token_request(&server, &form, Some(("lucca", LUCCA_SECRET))).await;
+    assert_eq!(status, 200, "still within the window");
+    assert_eq!(later["refresh_token"], a.1["refresh_token"]);
+    // The family is intact: the new token works.
+    let next = a.1["refresh_token"].as_str().unwrap();
+    let (status, _) = token_request(
+        &server,
+        &[("grant_type", "refresh_token"), ("refresh_token", next)],
+        Some(("lucca", LUCCA_SECRET)),
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test]
+async fn refresh_with_the_openidconnect_client_and_another_clients_token_is_refused() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&server, &browser, "openid offline_access").await;
+    let (_, first) = exchange(&server, &code, &verifier).await;
+    let rp = relying_party(&server, "lucca", Some(LUCCA_SECRET), LUCCA_CALLBACK).await;
+    let refreshed = rp
+        .exchange_refresh_token(&RefreshToken::new(
+            first["refresh_token"].as_str().unwrap().into(),
+        ))
+        .unwrap()
+        .request_async(&oidc_http())
+        .await
+        .expect("refresh");
+    let token = refreshed.refresh_token().unwrap().secret().clone();
+    let (status, body) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &token),
+            ("client_id", "mobile"),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "a token is bound to its client"
+    );
+}
+
+#[tokio::test]
+async fn tampered_and_unknown_tokens_are_refused_at_userinfo() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&server, &browser, "openid email").await;
+    let (_, body) = exchange(&server, &code, &verifier).await;
+    let access = body["access_token"].as_str().unwrap().to_string();
+    let mut tampered = access.clone().into_bytes();
+    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
+    for bad in [
+        String::from_utf8(tampered).unwrap(),
+        body["id_token"].as_str().unwrap().to_string(),
+        "x".into(),
+    ] {
+        let r = reqwest::Client::new()
+            .get(server.url("/oidc/userinfo"))
+            .bearer_auth(&bad)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        assert!(r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
+    }
+    let r = reqwest::Client::new()
+        .get(server.url("/oidc/userinfo"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401, "no token at all");
+    assert_eq!(userinfo(&server, &access).await.0, 200);
+}
+
+#[tokio::test]
+async fn revoking_a_refresh_token_revokes_its_grant() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&server, &browser, "openid offline_access").await;
+    let (_, body) = exchange(&server, &code, &verifier).await;
+    let revoke = |token: String, auth: (&'static str, &'static str)| {
+        let url = server.url("/oidc/revoke");
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .basic_auth(auth.0, Some(auth.1))
+                .form(&[("token", token.as_str())])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    assert_eq!(
+        revoke(
+            body["refresh_token"].as_str().unwrap().into(),
+            ("lucca", "bad")
+        )
+        .await,
+        401
+    );
+    assert_eq!(
+        revoke(
+            body["refresh_token"].as_str().unwrap().into(),
+            ("lucca", LUCCA_SECRET)
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        userinfo(&server, body["access_token"].as_str().unwrap())
+            .await
+            .0,
+        401
+    );
+    let (status, _) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", body["refresh_token"].as_str().unwrap()),
+        ],
+        Some(("lucca", LUCCA_SECRET)),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        revoke("never-issued".into(), ("lucca", LUCCA_SECRET)).await,
+        200,
+        "unknown tokens: 200, nothing revealed"
+    );
+}
+
+#[tokio::test]
+async fn prompt_none_and_prompt_login() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    let (_, challenge) = pkce_pair();
+    let params = |prompt: &'static str| {
+        vec![
+            ("response_type", "code"),
+            ("client_id", "lucca"),
+            ("redirect_uri", LUCCA_CALLBACK),
+            ("scope", "openid"),
+            ("state", "p"),
+            ("prompt", prompt),
+            ("code_challenge", challenge.as_str()),
+            ("code_challenge_method", "S256"),
+        ]
+    };
+    let r = browser.get(&authorize_url(&server, &params("none"))).await;
+    assert_eq!(query(&location(&r).unwrap())["error"], "login_required");
+
+    lucca_code(&server, &browser, "openid").await;
+    let r = browser.get(&authorize_url(&server, &params("none"))).await;
+    assert!(
+        query(&location(&r).unwrap()).contains_key("code"),
+        "signed in: prompt=none answers at once"
+    );
+
+    let r = browser
+        .follow(&server.base, &authorize_url(&server, &params("login")))
+        .await;
+    assert_eq!(
+        r.url().path(),
+        "/login",
+        "prompt=login shows the sign-in form despite the session"
+    );
+    let posted = browser
+        .submit_login(&server.base, r, "alice@acme.test", ALICE_PASSWORD)
+        .await;
+    let back = browser
+        .follow(
+            &server.base,
+            &absolute(&server.base, &location(&posted).unwrap()),
+        )
+        .await;
+    assert!(query(&location(&back).unwrap()).contains_key("code"));
+}
+
+#[tokio::test]
+async fn logout_with_id_token_hint_ends_the_session_and_returns_to_the_client() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&server, &browser, "openid").await;
+    let (_, body) = exchange(&server, &code, &verifier).await;
+    let id_token = body["id_token"].as_str().unwrap();
+
+    // Without a hint: a confirmation page, session intact.
+    let r = browser.get(&server.url("/oidc/logout")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Sign out?"));
+
+    // An unregistered post-logout URI is refused.
+    let url = format!(
+        "{}?id_token_hint={id_token}&post_logout_redirect_uri=https://evil.example/",
+        server.url("/oidc/logout")
+    );
+    assert_eq!(browser.get(&url).await.status(), 400);
+
+    let url = format!(
+        "{}?id_token_hint={id_token}&post_logout_redirect_uri=https://acme.ilucca.test/&state=bye",
+        server.url("/oidc/logout")
+    );
+    let r = browser.get(&url).await;
+    assert_eq!(
+        location(&r).as_deref(),
+        Some("https://acme.ilucca.test/?state=bye")
+    );
+
+    let (_, challenge) = pkce_pair();
+    let again = authorize_url(
+        &server,
+        &[
+            ("response_type", "code"),
+            ("client_id", "lucca"),
+            ("redirect_uri", LUCCA_CALLBACK),
+            ("scope", "openid"),
+            ("prompt", "none"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let r = browser.get(&again).await;
+    assert_eq!(
+        query(&location(&r).unwrap())["error"],
+        "login_required",
+        "the session is gone"
+    );
+}
