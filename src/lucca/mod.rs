@@ -1,1 +1,24 @@
-//! (being written)
+//! Lucca's legacy v3 directory API: a rate-limited client ([`LuccaClient`]) and a simulator of
+//! a tenant ([`simulator`]) for tests, `passerelle demo` and `cargo run --example
+//! lucca_simulator`.
+//!
+//! Every request of every client of one tenant goes through that tenant's [`RateLimiter`]
+//! (Lucca allows 50 requests/minute per tenant, shared by all integrations), where a person
+//! signing in ([`Priority::SignIn`]) always goes before batch work.
+
+mod client;
+mod error;
+mod limiter;
+mod model;
+pub mod simulator;
+
+#[cfg(test)]
+mod tests;
+
+pub use client::{LuccaClient, DEFAULT_SIGN_IN_MAX_WAIT, MAX_PAGE_SIZE};
+pub use error::LuccaError;
+pub use limiter::{LimiterStats, Priority, RateLimiter, SlotUnavailable};
+pub use model::{
+    format_lucca_date, parse_lucca_datetime, ContractStatus, Department, DepartmentRef, LuccaUser,
+    ManagerRef, NewUser, UserChanges, UserPage, DEFAULT_USER_FIELDS,
+};

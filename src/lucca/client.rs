@@ -1,0 +1,691 @@
+//! The Lucca legacy v3 API client: user lookup, paging, creation, partial update and the
+//! department list, every request going through the tenant's [`RateLimiter`].
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::time::Instant;
+use url::Url;
+
+use super::error::{error_message_from_body, LuccaError};
+use super::limiter::{Priority, RateLimiter};
+use super::model::{
+    Department, ItemEnvelope, ListEnvelope, LuccaUser, NewUser, UserChanges, UserPage,
+    DEFAULT_USER_FIELDS,
+};
+use crate::config::{LuccaConfig, Secret};
+
+/// Lucca's `paging` limit cap.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+/// How long a person may wait for a request slot by default before being told to retry.
+pub const DEFAULT_SIGN_IN_MAX_WAIT: Duration = Duration::from_secs(5);
+/// When a 429 carries no usable Retry-After: half of Lucca's 60 s window.
+const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// 429s retried before giving up (each after its Retry-After).
+const MAX_RATE_LIMIT_RETRIES: u32 = 3;
+/// Departments rarely change; re-reading them at every creation would waste the budget.
+const DEPARTMENTS_TTL: Duration = Duration::from_secs(15 * 60);
+/// Stops `list_all_users` on a server that never reports the end (10 million users).
+const MAX_PAGES: u32 = 10_000;
+
+/// A client for one Lucca tenant. Cheap to clone; clones share the HTTP connection pool, the
+/// rate limiter and the department cache.
+#[derive(Clone, Debug)]
+pub struct LuccaClient {
+    inner: Arc<Inner>,
+    priority: Priority,
+    max_wait: Option<Duration>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    /// Always ends with `/`, so relative joins keep any path prefix.
+    base: Url,
+    limiter: Arc<RateLimiter>,
+    request_timeout: Duration,
+    departments: std::sync::Mutex<Option<(Instant, Arc<Vec<Department>>)>>,
+    /// Held by batch callers while they refresh `departments`, so they share one fetch.
+    departments_refresh: tokio::sync::Mutex<()>,
+}
+
+struct Call<'a> {
+    operation: &'static str,
+    method: Method,
+    path: String,
+    query: Vec<(&'a str, String)>,
+    body: Option<Value>,
+}
+
+impl LuccaClient {
+    /// A client drawing on the process-wide limiter of the tenant at `base_url`.
+    pub fn new(
+        base_url: &str,
+        api_key: Secret,
+        requests_per_minute: u32,
+        request_timeout: Duration,
+    ) -> Result<Self, LuccaError> {
+        let base = parse_base_url(base_url)?;
+        let limiter = RateLimiter::for_tenant(&base, requests_per_minute);
+        Self::build(base, api_key, limiter, request_timeout)
+    }
+
+    /// A client with its own limiter (tests use short windows; several clients may share it).
+    pub fn with_limiter(
+        base_url: &str,
+        api_key: Secret,
+        limiter: Arc<RateLimiter>,
+        request_timeout: Duration,
+    ) -> Result<Self, LuccaError> {
+        Self::build(parse_base_url(base_url)?, api_key, limiter, request_timeout)
+    }
+
+    /// The client `[lucca]` describes, or `None` when no `base_url` is set (Lucca calls off).
+    pub fn from_config(config: &LuccaConfig) -> Result<Option<Self>, LuccaError> {
+        let Some(base_url) = config.base_url.as_deref() else {
+            return Ok(None);
+        };
+        let key = config
+            .api_key
+            .clone()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| {
+                LuccaError::Config("lucca.api_key: is required when lucca.base_url is set".into())
+            })?;
+        Self::new(
+            base_url,
+            key,
+            config.requests_per_minute,
+            config.request_timeout,
+        )
+        .map(Some)
+    }
+
+    fn build(
+        base: Url,
+        api_key: Secret,
+        limiter: Arc<RateLimiter>,
+        request_timeout: Duration,
+    ) -> Result<Self, LuccaError> {
+        let mut auth = HeaderValue::from_str(&format!("lucca application={}", api_key.expose()))
+            .map_err(|_| {
+                LuccaError::Config(
+                    "lucca.api_key: contains characters not allowed in an HTTP header".into(),
+                )
+            })?;
+        auth.set_sensitive(true);
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, auth);
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(request_timeout)
+            .connect_timeout(request_timeout)
+            .user_agent(concat!("passerelle/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| LuccaError::Config(format!("cannot build the HTTP client: {e}")))?;
+        Ok(LuccaClient {
+            inner: Arc::new(Inner {
+                http,
+                base,
+                limiter,
+                request_timeout,
+                departments: std::sync::Mutex::new(None),
+                departments_refresh: tokio::sync::Mutex::new(()),
+            }),
+            priority: Priority::Batch,
+            max_wait: None,
+        })
+    }
+
+    /// The same client, queueing its requests at `priority`. `SignIn` gets
+    /// [`DEFAULT_SIGN_IN_MAX_WAIT`] unless [`with_max_wait`](Self::with_max_wait) says otherwise.
+    pub fn with_priority(&self, priority: Priority) -> Self {
+        LuccaClient {
+            inner: self.inner.clone(),
+            priority,
+            max_wait: match priority {
+                Priority::SignIn => self.max_wait.or(Some(DEFAULT_SIGN_IN_MAX_WAIT)),
+                Priority::Batch => self.max_wait,
+            },
+        }
+    }
+
+    /// Fail with `RateLimited` rather than wait longer than this for the rate limit (the
+    /// budget for one whole call, 429 retries included). `None` waits as long as needed.
+    pub fn with_max_wait(&self, max_wait: Option<Duration>) -> Self {
+        LuccaClient {
+            max_wait,
+            ..self.clone()
+        }
+    }
+
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base
+    }
+
+    pub fn limiter(&self) -> &Arc<RateLimiter> {
+        &self.inner.limiter
+    }
+
+    /// Accounts whose professional email is `mail`, former and future employees included.
+    /// Several can match (Lucca refuses SSO then: "Several users have been found").
+    pub async fn find_by_mail(&self, mail: &str) -> Result<Vec<LuccaUser>, LuccaError> {
+        self.find_by("mail", mail, |u| u.mail.as_deref()).await
+    }
+
+    /// Accounts whose login is `login`, former and future employees included.
+    pub async fn find_by_login(&self, login: &str) -> Result<Vec<LuccaUser>, LuccaError> {
+        self.find_by("login", login, |u| u.login.as_deref()).await
+    }
+
+    async fn find_by(
+        &self,
+        filter: &'static str,
+        value: &str,
+        field: fn(&LuccaUser) -> Option<&str>,
+    ) -> Result<Vec<LuccaUser>, LuccaError> {
+        let value = value.trim();
+        if value.is_empty() {
+            return Ok(Vec::new());
+        }
+        let page = self
+            .user_page(
+                "look up users",
+                vec![
+                    (filter, value.to_string()),
+                    ("formerEmployees", "true".into()),
+                    ("fields", DEFAULT_USER_FIELDS.into()),
+                    ("paging", format!("0,{MAX_PAGE_SIZE}")),
+                ],
+            )
+            .await?;
+        // Re-check equality here: a value starting with `like,` would otherwise turn Lucca's
+        // strict filter into a LIKE search and match other people.
+        Ok(page
+            .items
+            .into_iter()
+            .filter(|u| field(u).is_some_and(|v| v.trim().eq_ignore_ascii_case(value)))
+            .collect())
+    }
+
+    /// One user by id (any contract state).
+    pub async fn get_user(&self, id: i64) -> Result<LuccaUser, LuccaError> {
+        let envelope: ItemEnvelope<LuccaUser> = self
+            .call(Call {
+                operation: "read a user",
+                method: Method::GET,
+                path: format!("api/v3/users/{id}"),
+                query: vec![("fields", DEFAULT_USER_FIELDS.into())],
+                body: None,
+            })
+            .await?;
+        Ok(envelope.data)
+    }
+
+    /// One page of users with the default projection and the total count.
+    pub async fn list_users(
+        &self,
+        offset: u32,
+        limit: u32,
+        former_employees: bool,
+    ) -> Result<UserPage, LuccaError> {
+        self.list_users_with_fields(offset, limit, former_employees, DEFAULT_USER_FIELDS)
+            .await
+    }
+
+    /// One page of users with a custom `fields=` projection (`collection.count` is added).
+    pub async fn list_users_with_fields(
+        &self,
+        offset: u32,
+        limit: u32,
+        former_employees: bool,
+        fields: &str,
+    ) -> Result<UserPage, LuccaError> {
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let mut query = vec![
+            ("fields", format!("{fields},collection.count")),
+            ("paging", format!("{offset},{limit}")),
+            ("orderBy", "id,asc".into()),
+        ];
+        if former_employees {
+            query.push(("formerEmployees", "true".into()));
+        }
+        self.user_page("list users", query).await
+    }
+
+    /// Every user, page after page, with the default projection.
+    pub async fn list_all_users(
+        &self,
+        former_employees: bool,
+    ) -> Result<Vec<LuccaUser>, LuccaError> {
+        self.list_all_users_with_fields(former_employees, DEFAULT_USER_FIELDS)
+            .await
+    }
+
+    pub async fn list_all_users_with_fields(
+        &self,
+        former_employees: bool,
+        fields: &str,
+    ) -> Result<Vec<LuccaUser>, LuccaError> {
+        let mut users = Vec::new();
+        let mut offset = 0u32;
+        for _ in 0..MAX_PAGES {
+            let page = self
+                .list_users_with_fields(offset, MAX_PAGE_SIZE, former_employees, fields)
+                .await?;
+            let received = page.items.len() as u32;
+            users.extend(page.items);
+            offset += received;
+            let done =
+                received < MAX_PAGE_SIZE || page.count.is_some_and(|c| u64::from(offset) >= c);
+            if done {
+                break;
+            }
+        }
+        Ok(users)
+    }
+
+    /// `POST /api/v3/users?contract=true`: the user and its work contract (without one the
+    /// person could not sign in). Lucca's 400 message is passed on in `Validation`.
+    pub async fn create_user(&self, user: &NewUser) -> Result<LuccaUser, LuccaError> {
+        let body = serde_json::to_value(user).map_err(|e| LuccaError::Decode {
+            operation: "create a user",
+            cause: e.to_string(),
+        })?;
+        let envelope: ItemEnvelope<LuccaUser> = self
+            .call(Call {
+                operation: "create users",
+                method: Method::POST,
+                path: "api/v3/users".into(),
+                query: vec![
+                    ("contract", "true".into()),
+                    ("fields", DEFAULT_USER_FIELDS.into()),
+                ],
+                body: Some(body),
+            })
+            .await?;
+        Ok(envelope.data)
+    }
+
+    /// `PUT /api/v3/users/{id}` with only the fields set in `changes` (a flat body). Returns
+    /// `None` without calling Lucca when there is nothing to change; pass the changes through
+    /// [`UserChanges::without_unchanged`] first to drop what Lucca already holds.
+    pub async fn update_user(
+        &self,
+        id: i64,
+        changes: &UserChanges,
+    ) -> Result<Option<LuccaUser>, LuccaError> {
+        if changes.is_empty() {
+            return Ok(None);
+        }
+        let body = serde_json::to_value(changes).map_err(|e| LuccaError::Decode {
+            operation: "update a user",
+            cause: e.to_string(),
+        })?;
+        let envelope: ItemEnvelope<LuccaUser> = self
+            .call(Call {
+                operation: "modify users",
+                method: Method::PUT,
+                path: format!("api/v3/users/{id}"),
+                query: vec![("fields", DEFAULT_USER_FIELDS.into())],
+                body: Some(body),
+            })
+            .await?;
+        Ok(Some(envelope.data))
+    }
+
+    /// All departments (id and name), cached for 15 minutes. Lucca sunsets this v3 route in
+    /// September 2026; callers only see `Department`, so a v4 fallback can slot in here.
+    pub async fn departments(&self) -> Result<Arc<Vec<Department>>, LuccaError> {
+        // Batch callers queue behind a refresh in progress and reuse its result. A caller
+        // with a deadline (a person signing in) never waits behind someone else's refresh,
+        // which may be queued at batch priority: it fetches on its own if one is running.
+        let _refreshing = match self.max_wait {
+            Some(_) => self.inner.departments_refresh.try_lock().ok(),
+            None => Some(self.inner.departments_refresh.lock().await),
+        };
+        if let Some(list) = self.cached_departments() {
+            return Ok(list);
+        }
+        let mut departments = Vec::new();
+        let mut offset = 0u32;
+        for _ in 0..MAX_PAGES {
+            let envelope: ListEnvelope = self
+                .call(Call {
+                    operation: "list departments",
+                    method: Method::GET,
+                    path: "api/v3/departments".into(),
+                    query: vec![
+                        ("fields", "id,name".into()),
+                        ("paging", format!("{offset},{MAX_PAGE_SIZE}")),
+                    ],
+                    body: None,
+                })
+                .await?;
+            let received = envelope.data.items.len() as u32;
+            departments.extend(parse_items::<Department>(envelope.data.items, "department"));
+            offset += received;
+            if received < MAX_PAGE_SIZE {
+                break;
+            }
+        }
+        let list = Arc::new(departments);
+        *self.departments_cache() = Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    fn cached_departments(&self) -> Option<Arc<Vec<Department>>> {
+        self.departments_cache()
+            .as_ref()
+            .filter(|(fetched, _)| fetched.elapsed() < DEPARTMENTS_TTL)
+            .map(|(_, list)| list.clone())
+    }
+
+    fn departments_cache(
+        &self,
+    ) -> std::sync::MutexGuard<'_, Option<(Instant, Arc<Vec<Department>>)>> {
+        self.inner
+            .departments
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The id of the department called `name` (trimmed, case-insensitive). `None` when there
+    /// is no such department, or several (the caller falls back to its default then).
+    pub async fn department_id_by_name(&self, name: &str) -> Result<Option<i64>, LuccaError> {
+        let wanted = name.trim().to_lowercase();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let departments = self.departments().await?;
+        let mut matches = departments
+            .iter()
+            .filter(|d| d.name.trim().to_lowercase() == wanted);
+        match (matches.next(), matches.next()) {
+            (Some(found), None) => Ok(Some(found.id)),
+            (Some(_), Some(_)) => {
+                tracing::warn!(department = %name.trim(), "several Lucca departments have this name; not choosing one");
+                Ok(None)
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// A cheap authenticated request, for `passerelle check`: proves the URL, the key and its
+    /// right to read users.
+    pub async fn ping(&self) -> Result<(), LuccaError> {
+        self.user_page(
+            "read users",
+            vec![("fields", "id".into()), ("paging", "0,1".into())],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn user_page(
+        &self,
+        operation: &'static str,
+        query: Vec<(&str, String)>,
+    ) -> Result<UserPage, LuccaError> {
+        let envelope: ListEnvelope = self
+            .call(Call {
+                operation,
+                method: Method::GET,
+                path: "api/v3/users".into(),
+                query,
+                body: None,
+            })
+            .await?;
+        Ok(UserPage {
+            items: parse_items(envelope.data.items, "user"),
+            count: envelope.data.count,
+        })
+    }
+
+    /// Send one request through the limiter, waiting out and retrying 429s, and decode the
+    /// `{"data": …}` answer.
+    async fn call<T: DeserializeOwned>(&self, call: Call<'_>) -> Result<T, LuccaError> {
+        let operation = call.operation;
+        let url = self
+            .inner
+            .base
+            .join(&call.path)
+            .map_err(|e| LuccaError::Config(format!("cannot build a request URL: {e}")))?;
+        let deadline = self.max_wait.map(|w| Instant::now() + w);
+        let mut rate_limited = 0;
+        loop {
+            self.inner
+                .limiter
+                .acquire(self.priority, deadline)
+                .await
+                .map_err(|e| LuccaError::RateLimited {
+                    retry_after: e.retry_after,
+                })?;
+            let mut request = self
+                .inner
+                .http
+                .request(call.method.clone(), url.clone())
+                .query(&call.query);
+            if let Some(body) = &call.body {
+                request = request.json(body);
+            }
+            let started = Instant::now();
+            let response = request
+                .send()
+                .await
+                .map_err(|e| self.transport_error(operation, e))?;
+            let status = response.status();
+            tracing::debug!(
+                method = %call.method, path = %call.path, status = status.as_u16(),
+                elapsed_ms = started.elapsed().as_millis() as u64, "lucca request"
+            );
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                let retry_after = response
+                    .headers()
+                    .get(RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(parse_retry_after)
+                    .unwrap_or(DEFAULT_RETRY_AFTER);
+                self.inner.limiter.note_rate_limited(retry_after);
+                rate_limited += 1;
+                let too_late = deadline.is_some_and(|d| Instant::now() + retry_after > d);
+                if rate_limited > MAX_RATE_LIMIT_RETRIES || too_late {
+                    return Err(LuccaError::RateLimited { retry_after });
+                }
+                tracing::warn!(
+                    retry_after_ms = retry_after.as_millis() as u64,
+                    "Lucca answered 429 (tenant budget shared with other integrations); waiting before retrying"
+                );
+                continue;
+            }
+            let body = response
+                .bytes()
+                .await
+                .map_err(|e| self.transport_error(operation, e))?;
+            if !status.is_success() {
+                return Err(status_error(operation, status, &call.path, &body));
+            }
+            return serde_json::from_slice(&body).map_err(|e| LuccaError::Decode {
+                operation,
+                cause: format!(
+                    "{e} (body starts with `{}`)",
+                    error_message_from_body(&body)
+                ),
+            });
+        }
+    }
+
+    fn transport_error(&self, operation: &'static str, error: reqwest::Error) -> LuccaError {
+        let cause = if error.is_timeout() {
+            format!(
+                "no answer within {:?} (lucca.request_timeout; Lucca itself aborts requests after 5 s)",
+                self.inner.request_timeout
+            )
+        } else if error.is_connect() {
+            format!(
+                "cannot connect to {}: {}",
+                self.inner.base,
+                root_cause(&error)
+            )
+        } else {
+            root_cause(&error)
+        };
+        LuccaError::Unavailable { operation, cause }
+    }
+}
+
+fn status_error(
+    operation: &'static str,
+    status: StatusCode,
+    path: &str,
+    body: &[u8],
+) -> LuccaError {
+    match status {
+        StatusCode::UNAUTHORIZED => LuccaError::Unauthorized,
+        StatusCode::FORBIDDEN => LuccaError::Forbidden { operation },
+        StatusCode::NOT_FOUND => LuccaError::NotFound {
+            what: format!("/{path}"),
+        },
+        StatusCode::REQUEST_TIMEOUT => LuccaError::Unavailable {
+            operation,
+            cause: "Lucca aborted the request after 5 s (408)".into(),
+        },
+        s if s.is_server_error() => LuccaError::Unavailable {
+            operation,
+            cause: format!("HTTP {}: {}", s.as_u16(), error_message_from_body(body)),
+        },
+        s => LuccaError::Validation {
+            operation,
+            status: s.as_u16(),
+            message: error_message_from_body(body),
+        },
+    }
+}
+
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(next) = cause.source() {
+        cause = next;
+    }
+    cause.to_string()
+}
+
+fn parse_items<T: DeserializeOwned>(items: Vec<Value>, what: &str) -> Vec<T> {
+    items
+        .into_iter()
+        .filter_map(|item| match serde_json::from_value(item) {
+            Ok(parsed) => Some(parsed),
+            Err(e) => {
+                tracing::warn!(error = %e, "skipping an unreadable Lucca {what}");
+                None
+            }
+        })
+        .collect()
+}
+
+fn parse_base_url(base_url: &str) -> Result<Url, LuccaError> {
+    let mut url = Url::parse(base_url.trim()).map_err(|e| {
+        LuccaError::Config(format!("lucca.base_url: `{base_url}` is not a URL ({e})"))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(LuccaError::Config(format!(
+            "lucca.base_url: `{base_url}` is not an http(s) URL"
+        )));
+    }
+    url.set_query(None);
+    url.set_fragment(None);
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    Ok(url)
+}
+
+/// `Retry-After` is either delay-seconds or an HTTP-date (RFC 9110 §10.2.3).
+pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    if let Ok(seconds) = value.parse::<f64>() {
+        return (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    let wait = at.signed_duration_since(chrono::Utc::now());
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        assert_eq!(parse_retry_after("7"), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after(" 0 "), Some(Duration::ZERO));
+        let in_a_minute = (chrono::Utc::now() + chrono::Duration::seconds(60))
+            .format("%a, %d %b %Y %H:%M:%S GMT")
+            .to_string();
+        let wait = parse_retry_after(&in_a_minute).unwrap();
+        assert!(
+            wait > Duration::from_secs(55) && wait <= Duration::from_secs(60),
+            "{wait:?}"
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn base_urls_are_normalised() {
+        assert_eq!(
+            parse_base_url("https://acme.ilucca.net")
+                .unwrap()
+                .join("api/v3/users")
+                .unwrap()
+                .as_str(),
+            "https://acme.ilucca.net/api/v3/users"
+        );
+        assert_eq!(
+            parse_base_url("http://127.0.0.1:1/prefix")
+                .unwrap()
+                .join("api/v3/users")
+                .unwrap()
+                .as_str(),
+            "http://127.0.0.1:1/prefix/api/v3/users"
+        );
+        assert!(parse_base_url("ftp://x").is_err());
+        assert!(parse_base_url("acme.ilucca.net").is_err());
+    }
+
+    #[test]
+    fn from_config_names_the_missing_key() {
+        let mut config = LuccaConfig::default();
+        assert!(LuccaClient::from_config(&config).unwrap().is_none());
+        config.base_url = Some("https://from-config.ilucca.net".into());
+        let err = LuccaClient::from_config(&config).unwrap_err().to_string();
+        assert!(err.starts_with("lucca.api_key:"), "{err}");
+        config.api_key = Some(Secret::new("k"));
+        let client = LuccaClient::from_config(&config).unwrap().unwrap();
+        assert_eq!(client.limiter().stats().budget, 50);
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug_output() {
+        let client = LuccaClient::new(
+            "https://debug-test.ilucca.net",
+            Secret::new("very-secret-key"),
+            50,
+            Duration::from_secs(4),
+        )
+        .unwrap();
+        assert!(!format!("{client:?}").contains("very-secret-key"));
+    }
+}
