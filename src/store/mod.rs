@@ -2,6 +2,7 @@
 //! each room needs. No other room writes SQL.
 
 mod audit;
+mod lucca;
 mod oauth;
 mod requests;
 
@@ -14,6 +15,7 @@ use sqlx::sqlite::{
 };
 
 pub use audit::{AuditEntry, AuditEvent};
+pub use lucca::LuccaLink;
 pub use oauth::{CodeRecord, ConsumedCode, GrantRecord, NewGrant, RefreshLookup};
 
 #[derive(Debug, thiserror::Error)]
