@@ -1,25 +1,27 @@
 //! Signing keys: generated on first start (RSA-2048 + self-signed X.509, files mode 0600),
 //! loaded on later starts, rotated with a publish-before-sign delay. All signing goes through
-//! OpenSSL with the parsed key kept in memory, so a signature costs one RSA operation.
+//! OpenSSL with the parsed key kept in memory.
+//!
+//! The key directory holds `keyring.json` (kid, file names, `created_at`, `signs_from` per key)
+//! and `<kid>.key.pem` (PKCS#8) / `<kid>.crt.pem` per key. The kid is the RFC 7638 thumbprint.
 
+mod jwt;
+mod material;
 mod ring;
+mod store;
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
-use base64::Engine;
-use chrono::{DateTime, Utc};
-use openssl::hash::MessageDigest;
+use chrono::{DateTime, SecondsFormat, Utc};
 use openssl::pkey::{PKey, Private};
-use openssl::sign::{Signer, Verifier};
 use openssl::x509::X509;
 use serde::Serialize;
-use serde_json::{json, Value};
 
 use crate::config::KeysConfig;
-pub use ring::thumbprint;
-use ring::Ring;
+use ring::{later, KeyState, Ring};
+use store::{store_error, KeyringFile, KEYRING};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -29,11 +31,16 @@ pub enum KeyError {
     Crypto(#[from] openssl::error::ErrorStack),
     #[error("invalid token: {0}")]
     InvalidToken(&'static str),
-    #[error("a rotation is already pending: key {kid} starts signing at {signs_from}")]
+    #[error(
+        "a rotation is already pending: key {kid} starts signing at {signs_from}; \
+         rotate again after that"
+    )]
     RotationPending {
         kid: String,
         signs_from: DateTime<Utc>,
     },
+    #[error("token claims do not serialise: {0}")]
+    Claims(#[from] serde_json::Error),
 }
 
 /// One key pair with its certificate.
@@ -43,65 +50,6 @@ pub struct SigningKey {
     pub cert: X509,
     pub created_at: DateTime<Utc>,
     pub signs_from: DateTime<Utc>,
-}
-
-fn b64url(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-impl SigningKey {
-    /// A compact JWS (RS256, header `{"alg":"RS256","typ":"JWT","kid":…}`).
-    pub fn sign_jwt<T: Serialize>(&self, claims: &T) -> Result<String, KeyError> {
-        let header = b64url(
-            json!({"alg": "RS256", "typ": "JWT", "kid": self.kid})
-                .to_string()
-                .as_bytes(),
-        );
-        let payload = b64url(
-            &serde_json::to_vec(claims)
-                .map_err(|_| KeyError::InvalidToken("claims do not serialise"))?,
-        );
-        let input = format!("{header}.{payload}");
-        let signature = self.sign(input.as_bytes())?;
-        Ok(format!("{input}.{}", b64url(&signature)))
-    }
-
-    /// RSA PKCS#1 v1.5 with SHA-256 over `data` (RS256, and SAML's rsa-sha256).
-    pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, KeyError> {
-        let mut signer = Signer::new(MessageDigest::sha256(), &self.pkey)?;
-        Ok(signer.sign_oneshot_to_vec(data)?)
-    }
-
-    pub fn certificate_der(&self) -> Result<Vec<u8>, KeyError> {
-        Ok(self.cert.to_der()?)
-    }
-
-    pub fn certificate_pem(&self) -> Result<String, KeyError> {
-        Ok(String::from_utf8_lossy(&self.cert.to_pem()?).into_owned())
-    }
-
-    /// SHA-256 of the certificate DER, colon-separated upper-case hex (as `openssl x509 -fingerprint`).
-    pub fn fingerprint_sha256(&self) -> String {
-        let der = self.cert.to_der().unwrap_or_default();
-        openssl::sha::sha256(&der)
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect::<Vec<_>>()
-            .join(":")
-    }
-
-    fn jwk(&self) -> Value {
-        let (n, e) = match self.pkey.rsa() {
-            Ok(rsa) => (b64url(&rsa.n().to_vec()), b64url(&rsa.e().to_vec())),
-            Err(_) => (String::new(), String::new()),
-        };
-        let der = self.cert.to_der().unwrap_or_default();
-        json!({
-            "kty": "RSA", "use": "sig", "alg": "RS256", "kid": self.kid, "n": n, "e": e,
-            "x5c": [base64::engine::general_purpose::STANDARD.encode(&der)],
-            "x5t#S256": b64url(&openssl::sha::sha256(&der)),
-        })
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,17 +66,34 @@ pub struct KeyStatus {
 pub struct Keys {
     dir: PathBuf,
     settings: KeysConfig,
+    /// Swapped whole, so `signer()` (called for every token) never takes a lock.
     ring: ArcSwap<Ring>,
+    /// Serialises rotate and reload: a reload must not put back a ring read before a rotation.
+    writer: Mutex<()>,
 }
 
 impl Keys {
-    /// Load the ring from `dir`, generating the first key when the folder has none.
     pub fn load_or_generate(dir: &Path, settings: &KeysConfig) -> Result<Keys, KeyError> {
-        let ring = Ring::load_or_init(dir, settings, Utc::now())?;
+        store::ensure_dir(dir)?;
+        let ring = match store::read_keyring(dir)? {
+            Some(file) => load_ring(dir, file, None)?,
+            None => {
+                store::refuse_orphan_keys(dir)?;
+                let now = Utc::now();
+                let key = material::generate(settings.certificate_validity_days, now, now)?;
+                let file = KeyringFile {
+                    keys: vec![store::persist_key(dir, &key)?],
+                };
+                store::write_keyring(dir, &file)?;
+                tracing::info!(kid = %key.kid, dir = %dir.display(), "generated a signing key");
+                new_ring(dir, vec![Arc::new(key)], file)?
+            }
+        };
         Ok(Keys {
             dir: dir.to_path_buf(),
             settings: settings.clone(),
             ring: ArcSwap::from_pointee(ring),
+            writer: Mutex::new(()),
         })
     }
 
@@ -138,98 +103,172 @@ impl Keys {
     }
 
     pub fn signer_at(&self, now: DateTime<Utc>) -> Arc<SigningKey> {
-        self.ring.load().signer_at(now)
+        Arc::clone(self.ring.load().signer(now))
     }
 
-    /// Keys to publish now: the signer first, then a staged next key, then retiring keys.
+    /// The keys relying parties must know now: signing, staged, and recently superseded.
     pub fn published(&self) -> Vec<Arc<SigningKey>> {
         self.published_at(Utc::now())
     }
 
     pub fn published_at(&self, now: DateTime<Utc>) -> Vec<Arc<SigningKey>> {
-        self.ring.load().published_at(now, &self.settings)
+        self.ring.load().published(now, self.settings.retire_after)
     }
 
-    pub fn jwks(&self) -> Value {
-        json!({"keys": self.published().iter().map(|k| k.jwk()).collect::<Vec<_>>()})
-    }
-
-    /// Check an RS256 signature against a published key (by `kid`); returns the payload.
-    /// Expiry is the caller's business (an expired `id_token_hint` is still a valid hint).
-    pub fn verify_jwt(&self, token: &str) -> Result<Value, KeyError> {
-        let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(KeyError::InvalidToken("not a compact JWS"));
-        };
-        let decode = |part: &str| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD
-                .decode(part)
-                .map_err(|_| KeyError::InvalidToken("bad base64url"))
-        };
-        let header: Value = serde_json::from_slice(&decode(h)?)
-            .map_err(|_| KeyError::InvalidToken("bad header"))?;
-        if header.get("alg").and_then(Value::as_str) != Some("RS256") {
-            return Err(KeyError::InvalidToken("algorithm is not RS256"));
-        }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or(KeyError::InvalidToken("no kid"))?;
-        let key = self
+    pub fn jwks(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self
             .published()
-            .into_iter()
-            .find(|k| k.kid == kid)
-            .ok_or(KeyError::InvalidToken("unknown kid"))?;
-        let mut verifier = Verifier::new(MessageDigest::sha256(), &key.pkey)?;
-        let signed = &token[..h.len() + 1 + p.len()];
-        if !verifier.verify_oneshot(&decode(s)?, signed.as_bytes())? {
-            return Err(KeyError::InvalidToken("bad signature"));
-        }
-        serde_json::from_slice(&decode(p)?).map_err(|_| KeyError::InvalidToken("bad payload"))
+            .iter()
+            .filter_map(|key| {
+                key.jwk()
+                    .map_err(
+                        |e| tracing::error!(kid = %key.kid, error = %e, "key left out of the JWKS"),
+                    )
+                    .ok()
+            })
+            .collect();
+        serde_json::json!({ "keys": keys })
     }
 
-    /// Stage a next key: published at once, signing after `keys.rotation_delay`.
+    /// The payload of an RS256 token signed by a published key. Expiry is not checked.
+    pub fn verify_jwt(&self, token: &str) -> Result<serde_json::Value, KeyError> {
+        jwt::verify_jwt(token, &self.published())
+    }
+
+    /// Stages a new key: published at once, signing after `rotation_delay`.
     pub fn rotate(&self) -> Result<KeyStatus, KeyError> {
         self.rotate_at(Utc::now())
     }
 
     pub fn rotate_at(&self, now: DateTime<Utc>) -> Result<KeyStatus, KeyError> {
-        // Re-read first: a rotation may have been staged by another process.
-        let mut ring = Ring::load_or_init(&self.dir, &self.settings, now)?;
-        if let Some(pending) = ring.pending_at(now) {
+        let _writer = self.lock_writer();
+        // Start from the disk: the CLI or another server may have rotated since we loaded, and
+        // stacking a second staged key would cut the first one's publication short.
+        let current = load_ring(&self.dir, self.read_keyring()?, Some(&self.ring.load()))?;
+        if let Some(staged) = current.staged(now) {
             return Err(KeyError::RotationPending {
-                kid: pending.kid.clone(),
-                signs_from: pending.signs_from,
+                kid: staged.kid.clone(),
+                signs_from: staged.signs_from,
             });
         }
-        let delay = chrono::Duration::from_std(self.settings.rotation_delay)
-            .unwrap_or(chrono::Duration::hours(48));
-        let key = ring.add_key(&self.dir, &self.settings, now, now + delay)?;
-        let status = ring.status_of(&key, now, &self.settings);
+        let signs_from = later(now, self.settings.rotation_delay);
+        let key = material::generate(self.settings.certificate_validity_days, now, signs_from)?;
+        let kid = key.kid.clone();
+        let mut file = current.file.clone();
+        file.keys.push(store::persist_key(&self.dir, &key)?);
+        store::write_keyring(&self.dir, &file)?;
+
+        let mut keys = current.keys().to_vec();
+        keys.push(Arc::new(key));
+        let ring = new_ring(&self.dir, keys, file)?;
+        let status = self
+            .status_of(&ring, now)
+            .into_iter()
+            .find(|s| s.kid == kid)
+            .ok_or_else(|| store_error(&self.dir, "the new key vanished from the ring"))?;
         self.ring.store(Arc::new(ring));
+        tracing::info!(%kid, %signs_from, "staged a new signing key");
         Ok(status)
     }
 
-    /// Re-read the ring from disk (after `passerelle keys rotate` in another process).
+    /// Re-reads `keyring.json`, e.g. after `passerelle keys rotate` ran beside the server. On
+    /// error the loaded ring stays in use.
     pub fn reload(&self) -> Result<(), KeyError> {
-        let ring = Ring::load_existing(&self.dir)?;
+        let _writer = self.lock_writer();
+        let file = self.read_keyring()?;
+        let current = self.ring.load();
+        if file == current.file {
+            return Ok(());
+        }
+        let ring = load_ring(&self.dir, file, Some(&current))?;
+        let kids: Vec<&str> = ring.keys().iter().map(|k| k.kid.as_str()).collect();
+        tracing::info!(?kids, "reloaded the key ring");
         self.ring.store(Arc::new(ring));
         Ok(())
     }
 
+    /// Every known key, oldest first, with its state now.
     pub fn status(&self) -> Vec<KeyStatus> {
         self.status_at(Utc::now())
     }
 
     pub fn status_at(&self, now: DateTime<Utc>) -> Vec<KeyStatus> {
-        let ring = self.ring.load();
+        self.status_of(&self.ring.load(), now)
+    }
+
+    fn status_of(&self, ring: &Ring, now: DateTime<Utc>) -> Vec<KeyStatus> {
         ring.keys()
             .iter()
-            .map(|k| ring.status_of(k, now, &self.settings))
+            .enumerate()
+            .map(|(i, key)| {
+                // Loading refused certificates whose dates do not convert.
+                let (not_before, not_after) = key
+                    .validity()
+                    .unwrap_or((DateTime::UNIX_EPOCH, DateTime::UNIX_EPOCH));
+                let state = match ring.state(i, now, self.settings.retire_after) {
+                    KeyState::Signing => "signing".to_string(),
+                    KeyState::Next => "next".to_string(),
+                    KeyState::Retiring { until } => format!(
+                        "retiring until {}",
+                        until.to_rfc3339_opts(SecondsFormat::Secs, true)
+                    ),
+                    KeyState::Retired => "retired".to_string(),
+                };
+                KeyStatus {
+                    kid: key.kid.clone(),
+                    fingerprint_sha256: key
+                        .fingerprint_sha256()
+                        .unwrap_or_else(|e| format!("unavailable ({e})")),
+                    not_before,
+                    not_after,
+                    signs_from: key.signs_from,
+                    state,
+                }
+            })
             .collect()
     }
+
+    fn read_keyring(&self) -> Result<KeyringFile, KeyError> {
+        store::read_keyring(&self.dir)?
+            .ok_or_else(|| store_error(&self.dir.join(KEYRING), "has disappeared"))
+    }
+
+    fn lock_writer(&self) -> MutexGuard<'_, ()> {
+        // The guarded state is on disk and in the ArcSwap; a panic elsewhere cannot corrupt it.
+        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn new_ring(dir: &Path, keys: Vec<Arc<SigningKey>>, file: KeyringFile) -> Result<Ring, KeyError> {
+    Ring::new(keys, file).ok_or_else(|| store_error(&dir.join(KEYRING), "lists no keys"))
+}
+
+/// Builds the ring `file` describes, reusing keys already parsed in `current`.
+fn load_ring(dir: &Path, file: KeyringFile, current: Option<&Ring>) -> Result<Ring, KeyError> {
+    let keys = file
+        .keys
+        .iter()
+        .map(|record| {
+            let loaded = current.and_then(|r| r.keys().iter().find(|k| k.kid == record.kid));
+            match loaded {
+                // Same kid, same key pair: no need to read and parse the files again.
+                Some(k)
+                    if k.signs_from == record.signs_from && k.created_at == record.created_at =>
+                {
+                    Ok(Arc::clone(k))
+                }
+                Some(k) => Ok(Arc::new(SigningKey {
+                    kid: k.kid.clone(),
+                    pkey: k.pkey.clone(),
+                    cert: k.cert.clone(),
+                    created_at: record.created_at,
+                    signs_from: record.signs_from,
+                })),
+                None => store::load_key(dir, record).map(Arc::new),
+            }
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    new_ring(dir, keys, file)
 }
 
 #[cfg(test)]

@@ -1,176 +1,316 @@
-use std::time::Duration as StdDuration;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
 
-use chrono::{Duration, Utc};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use chrono::TimeDelta;
+use openssl::hash::MessageDigest;
+use openssl::sign::Verifier;
+use serde_json::json;
 
 use super::*;
 
 fn settings() -> KeysConfig {
     KeysConfig {
-        rotation_delay: StdDuration::from_secs(3600),
-        retire_after: StdDuration::from_secs(600),
-        certificate_validity_days: 30,
+        rotation_delay: Duration::from_secs(48 * 3600),
+        retire_after: Duration::from_secs(24 * 3600),
+        certificate_validity_days: 365,
     }
 }
 
-#[test]
-fn rfc7638_thumbprint_example() {
-    let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
-    let e = "AQAB";
-    let d = |s: &str| {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(s)
-            .unwrap()
-    };
-    assert_eq!(
-        thumbprint(&d(n), &d(e)),
-        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
-    );
+fn kids(keys: &[Arc<SigningKey>]) -> Vec<String> {
+    keys.iter().map(|k| k.kid.clone()).collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 #[test]
-fn first_start_generates_private_files_and_later_starts_load_them() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = Keys::load_or_generate(dir.path(), &settings()).unwrap();
+fn first_start_generates_private_files_and_a_keyring() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("keys");
+    let keys = Keys::load_or_generate(&dir, &settings()).unwrap();
     let kid = keys.signer().kid.clone();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        for name in [
-            format!("{kid}.key.pem"),
-            format!("{kid}.crt.pem"),
-            "keyring.json".into(),
-        ] {
-            let mode = std::fs::metadata(dir.path().join(&name))
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777;
-            assert_eq!(mode, 0o600, "{name}");
-        }
+
+    assert_eq!(mode(&dir), 0o700);
+    for name in [
+        format!("{kid}.key.pem"),
+        format!("{kid}.crt.pem"),
+        KEYRING.into(),
+    ] {
+        assert_eq!(mode(&dir.join(&name)), 0o600, "{name}");
     }
-    let again = Keys::load_or_generate(dir.path(), &settings()).unwrap();
-    assert_eq!(again.signer().kid, kid);
-    let rsa = again.signer().pkey.rsa().unwrap();
-    assert_eq!(thumbprint(&rsa.n().to_vec(), &rsa.e().to_vec()), kid);
-    let status = again.status();
+    let pem = fs::read_to_string(dir.join(format!("{kid}.key.pem"))).unwrap();
+    assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"), "PKCS#8");
+    let ring: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join(KEYRING)).unwrap()).unwrap();
+    assert_eq!(ring["keys"][0]["kid"], kid.as_str());
+    assert_eq!(ring["keys"][0]["key_file"], format!("{kid}.key.pem"));
+    assert_eq!(ring["keys"][0]["cert_file"], format!("{kid}.crt.pem"));
+
+    let status = keys.status();
     assert_eq!(status.len(), 1);
     assert_eq!(status[0].state, "signing");
-    assert!(status[0].not_after > Utc::now() + Duration::days(29));
+    assert_eq!(
+        status[0].fingerprint_sha256,
+        keys.signer().fingerprint_sha256().unwrap()
+    );
+    assert!(status[0].not_after - status[0].not_before == TimeDelta::days(365));
 }
 
 #[test]
-fn rotation_publishes_first_then_signs_then_retires() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = Keys::load_or_generate(dir.path(), &settings()).unwrap();
+fn a_later_start_loads_the_same_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let first = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
+    let again = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
+    assert_eq!(first.signer().kid, again.signer().kid);
+    assert_eq!(
+        first.signer().certificate_der().unwrap(),
+        again.signer().certificate_der().unwrap()
+    );
+    // The kid is the thumbprint of the loaded key, not just what the keyring says.
+    assert_eq!(
+        material::kid_of(&again.signer().pkey).unwrap(),
+        again.signer().kid
+    );
+}
+
+#[test]
+fn rotation_publishes_first_signs_later_and_retires_after_the_grace_period() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
     let old = keys.signer().kid.clone();
     let t0 = Utc::now();
+
     let staged = keys.rotate_at(t0).unwrap();
     assert_eq!(staged.state, "next");
+    assert_eq!(staged.signs_from, t0 + TimeDelta::hours(48));
+    let new = staged.kid.clone();
+    assert_ne!(new, old);
+
+    // Published at once, but the old key keeps signing until signs_from.
+    assert_eq!(keys.signer_at(t0).kid, old);
+    assert_eq!(kids(&keys.published_at(t0)), [old.as_str(), new.as_str()]);
+    let err = keys.rotate_at(t0 + TimeDelta::hours(1)).unwrap_err();
     assert!(
-        matches!(keys.rotate_at(t0), Err(KeyError::RotationPending { .. })),
-        "no stacking"
+        matches!(err, KeyError::RotationPending { ref kid, .. } if *kid == new),
+        "{err}"
     );
 
-    let published: Vec<String> = keys
-        .published_at(t0)
-        .iter()
-        .map(|k| k.kid.clone())
+    let switch = staged.signs_from;
+    assert_eq!(keys.signer_at(switch - TimeDelta::seconds(1)).kid, old);
+    assert_eq!(keys.signer_at(switch).kid, new);
+    let retiring = switch + TimeDelta::hours(23);
+    assert_eq!(
+        kids(&keys.published_at(retiring)),
+        [new.as_str(), old.as_str()]
+    );
+    let states: Vec<String> = keys
+        .status_at(retiring)
+        .into_iter()
+        .map(|s| s.state)
         .collect();
+    let until = (switch + TimeDelta::hours(24)).to_rfc3339_opts(SecondsFormat::Secs, true);
     assert_eq!(
-        published,
-        vec![old.clone(), staged.kid.clone()],
-        "next key published at once"
-    );
-    assert_eq!(keys.signer_at(t0).kid, old, "but the old key still signs");
-
-    let t1 = t0 + Duration::seconds(3601);
-    assert_eq!(
-        keys.signer_at(t1).kid,
-        staged.kid,
-        "after the delay the new key signs"
-    );
-    let published: Vec<String> = keys
-        .published_at(t1)
-        .iter()
-        .map(|k| k.kid.clone())
-        .collect();
-    assert_eq!(
-        published,
-        vec![staged.kid.clone(), old.clone()],
-        "the old one is still published"
-    );
-    assert!(keys
-        .status_at(t1)
-        .iter()
-        .any(|s| s.kid == old && s.state.starts_with("retiring until")));
-
-    let t2 = t0 + Duration::seconds(3600 + 601);
-    let published: Vec<String> = keys
-        .published_at(t2)
-        .iter()
-        .map(|k| k.kid.clone())
-        .collect();
-    assert_eq!(
-        published,
-        vec![staged.kid.clone()],
-        "retired after retire_after"
+        states,
+        [format!("retiring until {until}"), "signing".into()]
     );
 
-    // Another process (the CLI) sees the same ring.
-    let other = Keys::load_or_generate(dir.path(), &settings()).unwrap();
-    assert_eq!(other.status().len(), 2);
-    keys.reload().unwrap();
-    assert_eq!(keys.status().len(), 2);
+    let after = switch + TimeDelta::hours(25);
+    assert_eq!(kids(&keys.published_at(after)), [new.as_str()]);
+    assert_eq!(keys.status_at(after)[0].state, "retired");
+
+    // Once the staged key signs, a further rotation is allowed; the ring survives a restart.
+    let third = keys.rotate_at(after).unwrap().kid;
+    let restarted = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
+    assert_eq!(kids(&restarted.published_at(after)), [new, third]);
+    assert!(
+        tmp.path().join(format!("{old}.key.pem")).exists(),
+        "retired files are kept"
+    );
 }
 
 #[test]
-fn jwts_verify_and_tampering_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = Keys::load_or_generate(dir.path(), &settings()).unwrap();
-    let token = keys
-        .signer()
-        .sign_jwt(&serde_json::json!({"sub": "alice", "n": 1}))
-        .unwrap();
-    assert_eq!(keys.verify_jwt(&token).unwrap()["sub"], "alice");
+fn reload_picks_up_a_rotation_by_another_process_and_keeps_the_ring_on_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
+    let cli = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
+    let staged = cli.rotate().unwrap().kid;
+    assert_eq!(server.published().len(), 1);
 
-    // A plain OpenSSL verifier agrees.
-    let (input, sig) = token.rsplit_once('.').unwrap();
-    let sig = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(sig)
-        .unwrap();
+    server.reload().unwrap();
+    assert_eq!(server.published()[1].kid, staged);
+    assert!(matches!(
+        server.rotate(),
+        Err(KeyError::RotationPending { .. })
+    ));
+
+    fs::write(tmp.path().join(KEYRING), b"{ not json").unwrap();
+    let err = server.reload().unwrap_err().to_string();
+    assert!(err.contains("keyring.json"), "{err}");
+    assert_eq!(server.published().len(), 2);
+}
+
+#[test]
+fn sign_jwt_verifies_with_verify_jwt_and_plain_openssl() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
     let signer = keys.signer();
-    let mut v = Verifier::new(MessageDigest::sha256(), &signer.pkey).unwrap();
-    assert!(v.verify_oneshot(&sig, input.as_bytes()).unwrap());
+    // Long expired on purpose: verify_jwt leaves exp to its callers.
+    let claims = json!({"iss": "https://idp.example", "sub": "42", "aud": "rp", "exp": 1});
+    let token = signer.sign_jwt(&claims).unwrap();
 
-    let mut parts: Vec<String> = token.split('.').map(str::to_string).collect();
-    parts[1] = b64url(br#"{"sub":"mallory","n":1}"#);
-    assert!(
-        keys.verify_jwt(&parts.join(".")).is_err(),
-        "payload swapped"
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3);
+    let header = URL_SAFE_NO_PAD.decode(parts[0]).unwrap();
+    assert_eq!(
+        String::from_utf8(header).unwrap(),
+        format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{}"}}"#, signer.kid)
     );
-    let none = format!(
-        "{}.{}.",
-        b64url(br#"{"alg":"none","kid":"x"}"#),
-        b64url(br#"{"sub":"x"}"#)
-    );
-    assert!(keys.verify_jwt(&none).is_err(), "alg none");
-    assert!(keys.verify_jwt("garbage").is_err());
+    assert!(!token.contains('='));
+
+    assert_eq!(keys.verify_jwt(&token).unwrap(), claims);
+
+    let public = signer.cert.public_key().unwrap();
+    let mut verifier = Verifier::new(MessageDigest::sha256(), &public).unwrap();
+    verifier
+        .update(format!("{}.{}", parts[0], parts[1]).as_bytes())
+        .unwrap();
+    assert!(verifier
+        .verify(&URL_SAFE_NO_PAD.decode(parts[2]).unwrap())
+        .unwrap());
 }
 
 #[test]
-fn a_corrupt_key_file_is_named_not_replaced() {
-    let dir = tempfile::tempdir().unwrap();
-    let keys = Keys::load_or_generate(dir.path(), &settings()).unwrap();
-    let path = dir.path().join(format!("{}.key.pem", keys.signer().kid));
-    std::fs::write(&path, "not a key").unwrap();
-    let err = Keys::load_or_generate(dir.path(), &settings())
-        .err()
-        .expect("refused")
-        .to_string();
-    assert!(err.contains(".key.pem"), "{err}");
+fn tampered_and_unsigned_tokens_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
+    let signer = keys.signer();
+    let token = signer.sign_jwt(&json!({"sub": "42"})).unwrap();
+    let parts: Vec<&str> = token.split('.').collect();
+    let b64 = |v: serde_json::Value| URL_SAFE_NO_PAD.encode(v.to_string());
+
+    let tampered = format!("{}.{}.{}", parts[0], b64(json!({"sub": "admin"})), parts[2]);
+    assert!(matches!(
+        keys.verify_jwt(&tampered),
+        Err(KeyError::InvalidToken("signature does not verify"))
+    ));
+
+    let none = b64(json!({"alg": "none", "typ": "JWT", "kid": signer.kid}));
+    for forged in [
+        format!("{none}.{}.", parts[1]),
+        format!("{none}.{}.{}", parts[1], parts[2]),
+    ] {
+        assert!(matches!(
+            keys.verify_jwt(&forged),
+            Err(KeyError::InvalidToken(_))
+        ));
+    }
+
+    let hs256 = b64(json!({"alg": "HS256", "typ": "JWT", "kid": signer.kid}));
+    assert!(matches!(
+        keys.verify_jwt(&format!("{hs256}.{}.{}", parts[1], parts[2])),
+        Err(KeyError::InvalidToken("algorithm is not RS256"))
+    ));
+
+    let stranger = b64(json!({"alg": "RS256", "typ": "JWT", "kid": "someone-else"}));
+    assert!(keys
+        .verify_jwt(&format!("{stranger}.{}.{}", parts[1], parts[2]))
+        .is_err());
+    assert!(keys.verify_jwt("not a token").is_err());
+}
+
+#[test]
+fn jwks_lists_published_keys_with_their_certificates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
+    let staged = keys.rotate().unwrap().kid;
+    let jwks = keys.jwks();
+    let list = jwks["keys"].as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    assert_eq!(list[0]["kid"], keys.signer().kid.as_str());
+    assert_eq!(list[1]["kid"], staged.as_str());
+
+    let jwk = &list[0];
     assert_eq!(
-        std::fs::read_to_string(&path).unwrap(),
-        "not a key",
-        "never silently regenerated"
+        (&jwk["kty"], &jwk["use"], &jwk["alg"], &jwk["e"]),
+        (
+            &json!("RSA"),
+            &json!("sig"),
+            &json!("RS256"),
+            &json!("AQAB")
+        )
     );
+    let n = URL_SAFE_NO_PAD.decode(jwk["n"].as_str().unwrap()).unwrap();
+    assert_eq!(material::thumbprint(&n, &[1, 0, 1]), jwk["kid"]);
+    let der = STANDARD.decode(jwk["x5c"][0].as_str().unwrap()).unwrap();
+    assert_eq!(der, keys.signer().certificate_der().unwrap());
+    assert_eq!(
+        jwk["x5t#S256"],
+        URL_SAFE_NO_PAD.encode(openssl::sha::sha256(&der))
+    );
+}
+
+#[test]
+fn a_corrupt_key_file_is_reported_by_name_and_left_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let kid = Keys::load_or_generate(tmp.path(), &settings())
+        .unwrap()
+        .signer()
+        .kid
+        .clone();
+    let key_path = tmp.path().join(format!("{kid}.key.pem"));
+    fs::write(&key_path, b"-----BEGIN PRIVATE KEY-----\ngarbage\n").unwrap();
+
+    let err = Keys::load_or_generate(tmp.path(), &settings())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains(&key_path.display().to_string()), "{err}");
+    assert_eq!(
+        fs::read(&key_path).unwrap(),
+        b"-----BEGIN PRIVATE KEY-----\ngarbage\n"
+    );
+}
+
+#[test]
+fn a_corrupt_or_missing_keyring_is_reported_rather_than_regenerated() {
+    let tmp = tempfile::tempdir().unwrap();
+    Keys::load_or_generate(tmp.path(), &settings()).unwrap();
+    let keyring = tmp.path().join(KEYRING);
+
+    fs::write(&keyring, b"{\"keys\": 3}").unwrap();
+    let err = Keys::load_or_generate(tmp.path(), &settings())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains(&keyring.display().to_string()), "{err}");
+
+    fs::remove_file(&keyring).unwrap();
+    let err = Keys::load_or_generate(tmp.path(), &settings())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("no keyring.json"), "{err}");
+    assert!(!keyring.exists());
+}
+
+#[test]
+fn a_key_that_does_not_match_its_kid_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys = Keys::load_or_generate(tmp.path(), &settings()).unwrap();
+    let kid = keys.signer().kid.clone();
+    let other = material::generate(1, Utc::now(), Utc::now()).unwrap();
+    fs::write(
+        tmp.path().join(format!("{kid}.key.pem")),
+        other.pkey.private_key_to_pem_pkcs8().unwrap(),
+    )
+    .unwrap();
+    let err = Keys::load_or_generate(tmp.path(), &settings())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains(&format!("{kid}.crt.pem")), "{err}");
 }
