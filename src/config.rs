@@ -225,6 +225,9 @@ pub struct ClientConfig {
     pub allowed_scopes: Vec<String>,
     /// Name of the claim that carries the mapped roles (default `groups`).
     pub groups_claim: Option<String>,
+    /// Release only these claims (besides the protocol ones: sub, iss, aud…); empty = every
+    /// claim of the granted scopes. Lucca gets what it needs and nothing more.
+    pub release_claims: Vec<String>,
 }
 
 impl ClientConfig {
@@ -420,6 +423,9 @@ pub struct ClaimsConfig {
     pub default_roles: Vec<String>,
     /// Most roles sent in one token or assertion; beyond it the list is cut and the cut reported.
     pub max_roles: usize,
+    /// Also send the roles per Lucca module under this claim/attribute name (e.g. `lucca_roles`
+    /// → `{"figgo": ["validateur_n1"]}`); unset = not sent.
+    pub module_roles_claim: Option<String>,
 }
 
 impl Default for ClaimsConfig {
@@ -428,6 +434,7 @@ impl Default for ClaimsConfig {
             unmapped_groups: UnmappedGroups::Drop,
             default_roles: Vec::new(),
             max_roles: 100,
+            module_roles_claim: None,
         }
     }
 }
@@ -504,6 +511,20 @@ impl fmt::Display for Problem {
         write!(f, "{level}: {}: {}", self.key, self.message)
     }
 }
+
+/// Lucca's modules, for spotting a misspelt `role_mapping.module`.
+pub const KNOWN_MODULES: [&str; 10] = [
+    "figgo",
+    "pagga",
+    "timmi",
+    "poplee",
+    "cleemy",
+    "corehr",
+    "directory",
+    "budget",
+    "cc",
+    "lucca",
+];
 
 /// The environment variables of the contract, read through a lookup so tests need not touch
 /// the process environment.
@@ -844,6 +865,19 @@ impl Config {
             }
             if row.role.trim().is_empty() {
                 v.error(format!("{key}.role"), "is empty");
+            }
+            if let Some(module) = row.module.as_deref().map(str::trim) {
+                if module.is_empty() {
+                    v.error(
+                        format!("{key}.module"),
+                        "is empty (omit it for a role that belongs to no module)",
+                    );
+                } else if !KNOWN_MODULES.contains(&module.to_ascii_lowercase().as_str()) {
+                    v.warning(
+                        format!("{key}.module"),
+                        format!("`{module}` is not a Lucca module Passerelle knows ({}); check the spelling", KNOWN_MODULES.join(", ")),
+                    );
+                }
             }
             if !seen.insert((
                 row.group.trim(),

@@ -89,8 +89,12 @@ pub async fn preview(
     let mut oidc = BTreeMap::new();
     for client in clients {
         let scopes = client.grantable_scopes("openid profile email groups");
-        let mut claims: Map<String, Value> =
-            crate::oidc::scoped_claims(&mapped.claims, &scopes, client);
+        let mut claims: Map<String, Value> = crate::oidc::scoped_claims(
+            &mapped.claims,
+            &scopes,
+            client,
+            live.claims.module_roles_claim.as_deref(),
+        );
         claims.insert("iss".into(), json!(state.oidc.issuer));
         claims.insert("sub".into(), json!(mapped.claims.subject));
         claims.insert("aud".into(), json!(client.id));

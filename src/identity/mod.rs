@@ -324,6 +324,7 @@ mod tests {
                 unmapped_groups: c.unmapped,
                 default_roles: c.defaults.iter().map(|s| s.to_string()).collect(),
                 max_roles: c.max,
+                module_roles_claim: None,
             };
             let mapped = map_claims(&identity(c.groups), &figgo, &settings);
             assert_eq!(mapped.claims.roles, c.roles, "{}", c.name);

@@ -19,6 +19,7 @@ pub struct Client {
     pub refresh: RefreshPolicy,
     pub allowed_scopes: Vec<String>,
     pub groups_claim: String,
+    pub release_claims: Vec<String>,
 }
 
 impl Client {
@@ -191,6 +192,7 @@ impl Clients {
                     refresh: c.refresh_tokens,
                     allowed_scopes: c.allowed_scopes.clone(),
                     groups_claim: c.groups_claim.clone().unwrap_or_else(|| "groups".into()),
+                    release_claims: c.release_claims.clone(),
                 };
                 (c.client_id.clone(), client)
             })

@@ -8,7 +8,14 @@ use crate::identity::Claims;
 use crate::keys::{KeyError, Keys};
 
 /// Claims released for `scopes` (used by the ID token and userinfo alike, so they agree).
-pub fn scoped_claims(claims: &Claims, scopes: &[String], client: &Client) -> Map<String, Value> {
+/// `module_roles_claim` (from `[claims]`) also sends the roles per Lucca module; the client's
+/// `release_claims`, when set, keeps only the claims it lists.
+pub fn scoped_claims(
+    claims: &Claims,
+    scopes: &[String],
+    client: &Client,
+    module_roles_claim: Option<&str>,
+) -> Map<String, Value> {
     let has = |s: &str| scopes.iter().any(|x| x == s);
     let mut m = Map::new();
     let mut put = |k: &str, v: &Option<String>| {
@@ -42,6 +49,12 @@ pub fn scoped_claims(claims: &Claims, scopes: &[String], client: &Client) -> Map
     }
     if has("groups") {
         m.insert(client.groups_claim.clone(), json!(claims.roles));
+        if let Some(name) = module_roles_claim.filter(|n| !n.is_empty()) {
+            m.insert(name.to_string(), json!(claims.roles_by_module));
+        }
+    }
+    if !client.release_claims.is_empty() {
+        m.retain(|k, _| client.release_claims.iter().any(|r| r == k));
     }
     m
 }
@@ -63,11 +76,17 @@ pub struct IdTokenInput<'a> {
     pub sid: Option<&'a str>,
     pub access_token: &'a str,
     pub ttl_secs: i64,
+    pub module_roles_claim: Option<&'a str>,
 }
 
 pub fn issue_id_token(keys: &Keys, input: IdTokenInput<'_>) -> Result<String, KeyError> {
     let now = crate::store::now();
-    let mut body = scoped_claims(input.claims, input.scopes, input.client);
+    let mut body = scoped_claims(
+        input.claims,
+        input.scopes,
+        input.client,
+        input.module_roles_claim,
+    );
     body.insert("iss".into(), json!(input.issuer));
     body.insert("sub".into(), json!(input.claims.subject));
     body.insert("aud".into(), json!(input.client.id));

@@ -88,7 +88,12 @@ async fn respond(state: &AppState, token: Option<String>) -> Response {
     let live = state.live();
     let claims = crate::identity::map_claims(&identity, &live.role_mapping, &live.claims).claims;
     let scopes: Vec<String> = grant.scope.split(' ').map(str::to_string).collect();
-    let mut body = super::scoped_claims(&claims, &scopes, client);
+    let mut body = super::scoped_claims(
+        &claims,
+        &scopes,
+        client,
+        live.claims.module_roles_claim.as_deref(),
+    );
     body.insert("sub".into(), Value::String(claims.subject.clone()));
     let mut r = Json(Value::Object(body)).into_response();
     r.headers_mut().insert(

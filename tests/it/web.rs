@@ -269,6 +269,13 @@ async fn key_rotation_publishes_the_next_key_before_it_signs() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
+    let again = http
+        .post(server.url("/admin/keys/rotate"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 409, "one pending rotation at a time");
     let after: Value = reqwest::get(server.url("/oidc/jwks"))
         .await
         .unwrap()
