@@ -143,3 +143,36 @@ fn hash_password_prints_an_argon2id_hash() {
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     passerelle::login::check_password_hash(hash.trim()).unwrap();
 }
+
+#[test]
+fn preview_prints_groups_rows_and_claims() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(
+        &path,
+        r#"
+[[oidc.clients]]
+client_id = "lucca"
+client_secret = "lucca-client-secret-0123456789"
+redirect_uris = ["https://acme.ilucca.test/cb"]
+[[directory.users]]
+email = "alice@acme.test"
+password = "pw"
+groups = ["corp-hr", "stray"]
+[[role_mapping]]
+group = "corp-hr"
+role = "administrateur_rh"
+module = "figgo"
+"#,
+    )
+    .unwrap();
+    let out = passerelle().args(["preview", "alice@acme.test", "--config"]).arg(&path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(p["roles"], serde_json::json!(["administrateur_rh"]));
+    assert_eq!(p["groups"][1]["outcome"], "dropped_unmapped");
+    assert_eq!(p["oidc"]["lucca"]["id_token_claims"]["groups"], serde_json::json!(["administrateur_rh"]));
+    let missing = passerelle().args(["preview", "nobody@acme.test", "--config"]).arg(&path).output().unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("no user"));
+}
