@@ -35,7 +35,7 @@ impl Target {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PreviewError {
-    #[error("no user `{0}` in the directory")]
+    #[error("no user `{0}` in the directory (nor among people who signed in through an upstream)")]
     UnknownUser(String),
     #[error("no OIDC client `{0}` is registered")]
     UnknownClient(String),
@@ -52,6 +52,9 @@ pub struct Preview {
     pub roles_by_module: BTreeMap<String, Vec<String>>,
     /// Roles cut by `claims.max_roles` (0 normally).
     pub roles_dropped: usize,
+    /// For a bridge-mode person: did their IdP report a group overage at their last sign-in?
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub groups_overage: Option<bool>,
     /// Per client: the scopes assumed (Lucca asks `openid profile email groups`) and the ID
     /// token claims (userinfo returns the same).
     pub oidc: BTreeMap<String, Value>,
@@ -64,9 +67,8 @@ pub async fn preview(
     target: &Target,
 ) -> Result<Preview, PreviewError> {
     let live = state.live();
-    let identity = live
-        .directory
-        .by_name(user)
+    let (identity, groups_overage) = find_identity(state, user)
+        .await
         .ok_or_else(|| PreviewError::UnknownUser(user.to_string()))?;
     let mapped = map_claims(&identity, &live.role_mapping, &live.claims);
     let clients: Vec<&crate::oidc::Client> = match target {
@@ -114,7 +116,18 @@ pub async fn preview(
         roles: mapped.claims.roles.clone(),
         roles_by_module: mapped.claims.roles_by_module.clone(),
         roles_dropped: mapped.claims.roles_dropped,
+        groups_overage,
         oidc,
         jit,
     })
+}
+
+/// A local user, or else the identity a bridge-mode person last signed in with.
+async fn find_identity(state: &AppState, user: &str) -> Option<(Identity, Option<bool>)> {
+    if let Some(identity) = state.live().directory.by_name(user) {
+        return Some((identity, None));
+    }
+    let (json, overage) = state.store.upstream_identity_by_email(user).await.ok()??;
+    let identity: Identity = serde_json::from_str(&json).ok()?;
+    Some((identity, Some(overage)))
 }

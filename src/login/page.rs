@@ -510,6 +510,24 @@ pub async fn upstream_callback(
             })),
         })
         .await;
+    match serde_json::to_string(&signed_in.identity) {
+        Ok(json) => {
+            if let Err(e) = state
+                .store
+                .put_upstream_identity(
+                    &signed_in.identity.subject,
+                    &signed_in.identity.email,
+                    &name,
+                    &json,
+                    authenticated.groups_overage,
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "could not record the upstream identity for the preview");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "could not serialise the upstream identity"),
+    }
     if authenticated.groups_overage {
         tracing::warn!(upstream = %name, subject = %signed_in.identity.subject, "group overage: the upstream sent no group list; groups_overage_fallback applied");
     }

@@ -5,6 +5,7 @@ mod audit;
 mod lucca;
 mod oauth;
 mod requests;
+mod upstream;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -259,7 +259,7 @@ async fn entra_group_overage_is_reported_and_the_fallback_applied() {
     let (server, idp) =
         bridge_to_fake(|c| c.groups_overage_fallback = vec!["corp-employees".into()]).await;
     idp.set(Knobs {
-        claims: json!({"email": "alice@acme.test", "email_verified": true, "_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://graph.example/"}}}),
+        claims: json!({"email": "dana@acme.test", "email_verified": true, "_claim_names": {"groups": "src1"}, "_claim_sources": {"src1": {"endpoint": "https://graph.example/"}}}),
         ..Default::default()
     });
     let (status, page) = attempt(&server, &idp).await;
@@ -277,4 +277,25 @@ async fn entra_group_overage_is_reported_and_the_fallback_applied() {
     assert_eq!(entry["event"], "login.upstream");
     let detail: Value = serde_json::from_str(entry["detail"].as_str().unwrap()).unwrap();
     assert_eq!(detail["groups_overage"], true);
+
+    // The preview knows the person from their last sign-in, and says so.
+    let preview: Value = reqwest::Client::new()
+        .get(server.url("/admin/preview?user=dana@acme.test"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview["groups_overage"], true);
+    assert_eq!(
+        preview["roles"],
+        json!(["collaborateur"]),
+        "the fallback group's role"
+    );
+    assert!(preview["identity"]["subject"]
+        .as_str()
+        .unwrap()
+        .starts_with("up-"));
 }

@@ -157,7 +157,8 @@ async fn reload_swaps_the_table_and_keeps_sessions_and_refuses_a_broken_file() {
 async fn per_client_release_list_and_per_module_roles() {
     let server = start(|c| {
         c.claims.module_roles_claim = Some("lucca_roles".into());
-        c.oidc.clients[0].release_claims = vec!["email".into(), "groups".into(), "lucca_roles".into()];
+        c.oidc.clients[0].release_claims =
+            vec!["email".into(), "groups".into(), "lucca_roles".into()];
         c.oidc.clients[0].groups_claim = Some("roles".into());
         c.oidc.clients[0].release_claims.push("roles".into());
     })
@@ -165,10 +166,23 @@ async fn per_client_release_list_and_per_module_roles() {
     let (status, p) = get_preview(&server, "user=alice@acme.test", Some(ADMIN_TOKEN)).await;
     assert_eq!(status, 200, "{p}");
     let lucca = &p["oidc"]["lucca"]["id_token_claims"];
-    assert_eq!(lucca["roles"], serde_json::json!(["validateur_n1", "collaborateur"]), "renamed roles claim");
-    assert_eq!(lucca["lucca_roles"]["figgo"], serde_json::json!(["validateur_n1", "collaborateur"]));
-    assert!(lucca.get("given_name").is_none() && lucca.get("department").is_none(), "not released: {lucca}");
+    assert_eq!(
+        lucca["roles"],
+        serde_json::json!(["validateur_n1", "collaborateur"]),
+        "renamed roles claim"
+    );
+    assert_eq!(
+        lucca["lucca_roles"]["figgo"],
+        serde_json::json!(["validateur_n1", "collaborateur"])
+    );
+    assert!(
+        lucca.get("given_name").is_none() && lucca.get("department").is_none(),
+        "not released: {lucca}"
+    );
     assert_eq!(lucca["email"], "alice@acme.test");
     let mobile = &p["oidc"]["mobile"]["id_token_claims"];
-    assert_eq!(mobile["department"], "Engineering", "other clients keep every scoped claim");
+    assert_eq!(
+        mobile["department"], "Engineering",
+        "other clients keep every scoped claim"
+    );
 }

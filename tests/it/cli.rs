@@ -166,13 +166,28 @@ module = "figgo"
 "#,
     )
     .unwrap();
-    let out = passerelle().args(["preview", "alice@acme.test", "--config"]).arg(&path).output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = passerelle()
+        .args(["preview", "alice@acme.test", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let p: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(p["roles"], serde_json::json!(["administrateur_rh"]));
     assert_eq!(p["groups"][1]["outcome"], "dropped_unmapped");
-    assert_eq!(p["oidc"]["lucca"]["id_token_claims"]["groups"], serde_json::json!(["administrateur_rh"]));
-    let missing = passerelle().args(["preview", "nobody@acme.test", "--config"]).arg(&path).output().unwrap();
+    assert_eq!(
+        p["oidc"]["lucca"]["id_token_claims"]["groups"],
+        serde_json::json!(["administrateur_rh"])
+    );
+    let missing = passerelle()
+        .args(["preview", "nobody@acme.test", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no user"));
 }

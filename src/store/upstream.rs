@@ -1,0 +1,43 @@
+//! The last identity seen from each upstream (bridge-mode) person.
+
+use super::{now, Store, StoreError};
+
+impl Store {
+    pub async fn put_upstream_identity(
+        &self,
+        subject: &str,
+        email: &str,
+        upstream: &str,
+        identity_json: &str,
+        groups_overage: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO upstream_identities (subject, email, upstream, identity, groups_overage, seen_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(subject) DO UPDATE SET email = excluded.email, upstream = excluded.upstream,
+               identity = excluded.identity, groups_overage = excluded.groups_overage, seen_at = excluded.seen_at",
+        )
+        .bind(subject)
+        .bind(email)
+        .bind(upstream)
+        .bind(identity_json)
+        .bind(groups_overage)
+        .bind(now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// `(identity JSON, groups_overage)` of the person last seen with this email.
+    pub async fn upstream_identity_by_email(
+        &self,
+        email: &str,
+    ) -> Result<Option<(String, bool)>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT identity, groups_overage FROM upstream_identities WHERE email = ?1 ORDER BY seen_at DESC LIMIT 1",
+        )
+        .bind(email.trim().to_lowercase())
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}
