@@ -4,6 +4,7 @@
 mod audit;
 mod lucca;
 mod oauth;
+mod outbox;
 mod requests;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{
 pub use audit::{AuditEntry, AuditEvent};
 pub use lucca::LuccaLink;
 pub use oauth::{CodeRecord, ConsumedCode, GrantRecord, NewGrant, RefreshLookup};
+pub use outbox::OutboxRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
