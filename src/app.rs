@@ -23,6 +23,8 @@ pub enum StartError {
     Keys(#[from] crate::keys::KeyError),
     #[error("directory: {0}")]
     Directory(#[from] crate::login::LoginError),
+    #[error("lucca: {0}")]
+    Lucca(#[from] crate::lucca::LuccaError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -79,6 +81,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         claims: config.claims.clone(),
     };
     let base_url: Arc<str> = config.server.base_url().into();
+    let provisioning = crate::provisioning::Jit::from_config(&config.lucca, store.clone())?;
     let state = AppState {
         store,
         keys: Arc::new(keys),
@@ -98,6 +101,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         base_url,
         demo: options.demo,
         config_path: options.config_path.clone(),
+        provisioning,
         config: Arc::new(config),
     };
     Ok(state)
@@ -109,20 +113,37 @@ pub struct Running {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
+    /// The Lucca outbox worker, stopped with the server. Aborting it is safe: an update cut
+    /// short stays pending and is sent again by the next start.
+    outbox: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stop accepting, finish in-flight requests.
     pub async fn stop(mut self) {
+        self.stop_outbox();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
     }
 
     /// Wait until the server ends (Ctrl-C or SIGTERM when started with [`serve_until_signal`]).
-    pub async fn wait(self) {
-        let _ = self.task.await;
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+        self.stop_outbox();
+    }
+
+    fn stop_outbox(&mut self) {
+        if let Some(worker) = self.outbox.take() {
+            worker.abort();
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop_outbox();
     }
 }
 
@@ -144,6 +165,11 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         source,
     })?;
     crate::web::spawn_housekeeping(state.clone());
+    // Pending updates from before a restart are picked up by the worker's first pass.
+    let outbox = state
+        .provisioning
+        .clone()
+        .map(crate::provisioning::spawn_outbox_worker);
     crate::web::spawn_reload_on_sighup(state.clone());
     let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
@@ -166,6 +192,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         state,
         shutdown: Some(tx),
         task,
+        outbox,
     })
 }
 

@@ -1,9 +1,11 @@
 //! `passerelle check`: everything [`Config::validate`] finds, plus what needs the file system
-//! or the network: writable directories, templates that parse, referenced services reachable.
+//! or the network: writable directories, templates that parse, referenced services reachable
+//! (the Lucca API answers with the configured key).
 
 use std::path::Path;
 
 use crate::config::{Config, Problem, Severity};
+use crate::lucca::{LuccaClient, LuccaError};
 
 pub async fn check(config: &Config) -> Vec<Problem> {
     let mut problems = config.validate();
@@ -54,7 +56,36 @@ pub async fn check(config: &Config) -> Vec<Problem> {
             }
         }
     }
+    if let Some(problem) = check_lucca(config, &problems).await {
+        problems.push(problem);
+    }
     problems
+}
+
+/// One cheap authenticated request to Lucca, when `[lucca] base_url` is set and nothing is
+/// already wrong with the `lucca.*` keys: proves the URL, the key and its right to read users.
+async fn check_lucca(config: &Config, problems: &[Problem]) -> Option<Problem> {
+    if problems
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.key.starts_with("lucca."))
+    {
+        return None;
+    }
+    // A configuration error here is already reported by `validate`.
+    let client = LuccaClient::from_config(&config.lucca).ok()??;
+    let error = client.ping().await.err()?;
+    let (severity, key) = match &error {
+        LuccaError::Unauthorized | LuccaError::Forbidden { .. } => {
+            (Severity::Error, "lucca.api_key")
+        }
+        LuccaError::RateLimited { .. } => (Severity::Warning, "lucca.base_url"),
+        _ => (Severity::Error, "lucca.base_url"),
+    };
+    Some(Problem {
+        severity,
+        key: key.into(),
+        message: format!("{error} (while checking {})", client.base_url()),
+    })
 }
 
 fn writable_dir(dir: &Path) -> Result<(), String> {

@@ -345,7 +345,54 @@ pub struct LuccaConfig {
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub defaults: LuccaDefaults,
+    /// The attributes Passerelle keeps up to date in Lucca at sign-in; the others belong to HR.
+    pub owned_attributes: Vec<OwnedAttribute>,
+    /// Whom a refused person should contact, as it reads in a sentence ("your HR team",
+    /// "hr@acme.example").
+    pub support_contact: String,
+    /// How long a decision that a person is active stays good enough to let them in while
+    /// Lucca cannot be asked.
+    #[serde(with = "humantime_serde")]
+    pub decision_ttl: Duration,
 }
+
+/// An attribute of a Lucca account that Passerelle may overwrite from the identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnedAttribute {
+    FirstName,
+    LastName,
+    Department,
+    Manager,
+    EmployeeNumber,
+    JobTitle,
+}
+
+impl OwnedAttribute {
+    pub const ALL: [OwnedAttribute; 6] = [
+        OwnedAttribute::FirstName,
+        OwnedAttribute::LastName,
+        OwnedAttribute::Department,
+        OwnedAttribute::Manager,
+        OwnedAttribute::EmployeeNumber,
+        OwnedAttribute::JobTitle,
+    ];
+
+    /// The name used in the configuration, the audit log and the preview.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OwnedAttribute::FirstName => "first_name",
+            OwnedAttribute::LastName => "last_name",
+            OwnedAttribute::Department => "department",
+            OwnedAttribute::Manager => "manager",
+            OwnedAttribute::EmployeeNumber => "employee_number",
+            OwnedAttribute::JobTitle => "job_title",
+        }
+    }
+}
+
+/// Used when `lucca.support_contact` is not set.
+pub const DEFAULT_SUPPORT_CONTACT: &str = "your HR or IT team";
 
 impl Default for LuccaConfig {
     fn default() -> Self {
@@ -358,6 +405,9 @@ impl Default for LuccaConfig {
             requests_per_minute: 50,
             request_timeout: Duration::from_secs(4),
             defaults: LuccaDefaults::default(),
+            owned_attributes: OwnedAttribute::ALL.to_vec(),
+            support_contact: DEFAULT_SUPPORT_CONTACT.into(),
+            decision_ttl: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -919,6 +969,20 @@ impl Config {
                 "must be under 5s: Lucca aborts longer requests",
             );
         }
+        if l.support_contact.trim().is_empty() {
+            v.error(
+                "lucca.support_contact",
+                "must not be empty: refused people are told whom to contact",
+            );
+        }
+        for (i, attribute) in l.owned_attributes.iter().enumerate() {
+            if l.owned_attributes[..i].contains(attribute) {
+                v.warning(
+                    format!("lucca.owned_attributes[{i}]"),
+                    format!("`{}` is listed twice", attribute.as_str()),
+                );
+            }
+        }
         if l.jit == JitMode::CreateAndUpdate {
             let d = &l.defaults;
             for (name, value) in [
@@ -1215,6 +1279,29 @@ jit = "create_and_update"
             !keys.iter().any(|k| k == "oidc.clients[1].redirect_uris[0]"),
             "{keys:?}"
         );
+    }
+
+    #[test]
+    fn lucca_jit_keys_have_defaults_and_parse() {
+        let defaults = LuccaConfig::default();
+        assert_eq!(defaults.owned_attributes, OwnedAttribute::ALL);
+        assert_eq!(defaults.support_contact, "your HR or IT team");
+        assert_eq!(defaults.decision_ttl, Duration::from_secs(86400));
+        let config = Config::from_toml(
+            "[lucca]\nowned_attributes = [\"job_title\", \"manager\", \"job_title\"]\nsupport_contact = \" \"\ndecision_ttl = \"2h\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.lucca.decision_ttl, Duration::from_secs(7200));
+        let problems = config.validate();
+        let find = |key: &str| problems.iter().find(|p| p.key == key).map(|p| p.severity);
+        assert_eq!(find("lucca.support_contact"), Some(Severity::Error));
+        assert_eq!(find("lucca.owned_attributes[2]"), Some(Severity::Warning));
+        assert!(Config::from_toml(
+            "[lucca]\nowned_attributes = [\"mail\"]\n",
+            Path::new("p.toml")
+        )
+        .is_err());
     }
 
     #[test]

@@ -58,6 +58,7 @@ pub struct Preview {
     /// Per client: the scopes assumed (Lucca asks `openid profile email groups`) and the ID
     /// token claims (userinfo returns the same).
     pub oidc: BTreeMap<String, Value>,
+    /// What JIT would do at this person's sign-in (from read-only Lucca lookups).
     pub jit: Value,
 }
 
@@ -71,6 +72,7 @@ pub async fn preview(
         .await
         .ok_or_else(|| PreviewError::UnknownUser(user.to_string()))?;
     let mapped = map_claims(&identity, &live.role_mapping, &live.claims);
+    drop(live);
     let clients: Vec<&crate::oidc::Client> = match target {
         Target::All => state
             .config
@@ -105,11 +107,19 @@ pub async fn preview(
             json!({"scopes": scopes, "id_token_claims": claims}),
         );
     }
-    let jit = json!({
-        "mode": state.config.lucca.jit,
-        "action": "none",
-        "reason": "just-in-time provisioning is not active in this build ([lucca] jit has no effect yet)",
-    });
+    // Read-only lookups: the preview must never create or queue anything.
+    let jit = match &state.provisioning {
+        Some(jit) => jit.preview(&mapped.claims).await,
+        None => json!({
+            "mode": state.config.lucca.jit,
+            "action": "none",
+            "reason": if state.config.lucca.base_url.is_none() {
+                "lucca.base_url is not set: Passerelle makes no Lucca calls"
+            } else {
+                "lucca.jit = \"off\": Passerelle makes no Lucca calls at sign-in"
+            },
+        }),
+    };
     Ok(Preview {
         identity,
         groups: mapped.trace,

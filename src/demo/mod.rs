@@ -1,10 +1,15 @@
-//! `passerelle demo`: the landing page, and a built-in relying party whose callback page shows
-//! the verified ID token claims.
+//! `passerelle demo`: the landing page, a built-in relying party whose callback page shows
+//! the verified ID token claims, and an in-process Lucca simulator that JIT provisions into
+//! (listed at `/demo/lucca`).
+
+use std::sync::OnceLock;
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
 use tower_sessions::Session;
+
+use crate::lucca::simulator::{self, SimulatorConfig, SimulatorHandle};
 
 mod rp;
 
@@ -59,12 +64,130 @@ pub fn routes(enabled: bool) -> Router<AppState> {
     Router::new()
         .route("/demo/oidc/start", axum::routing::get(rp::start))
         .route("/demo/oidc/callback", axum::routing::get(rp::callback))
+        .route("/demo/lucca", axum::routing::get(lucca_users))
 }
 
-/// The demo's built-in configuration: two users, a role table, a demo client served by this
-/// process, data under the system temp directory.
+/// The demo's Lucca tenant, started on first use and kept for the life of the process.
+static SIMULATOR: OnceLock<Result<SimulatorHandle, String>> = OnceLock::new();
+
+/// Start the simulator (once) and return it. It runs on a thread and runtime of its own, so
+/// it can be started from synchronous code and outlives whichever runtime asked for it.
+fn demo_lucca() -> Result<&'static SimulatorHandle, String> {
+    SIMULATOR
+        .get_or_init(start_simulator)
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn start_simulator() -> Result<SimulatorHandle, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("lucca-simulator".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = tx.send(Err(format!("cannot start the Lucca simulator: {e}")));
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                match simulator::spawn(SimulatorConfig::default()).await {
+                    Ok(handle) => {
+                        let _ = tx.send(Ok(handle));
+                        // Keep serving: the handle lives in `SIMULATOR`, the server here.
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("cannot start the Lucca simulator: {e}")));
+                    }
+                }
+            });
+        })
+        .map_err(|e| format!("cannot start the Lucca simulator: {e}"))?;
+    rx.recv()
+        .map_err(|_| "the Lucca simulator did not start".to_string())?
+}
+
+/// `/demo/lucca`: the simulator's users, so a visitor can watch JIT create and update them.
+async fn lucca_users(State(state): State<AppState>) -> Response {
+    let Some(Ok(sim)) = SIMULATOR.get() else {
+        return Html(state.templates.render(
+            "message.html",
+            minijinja::context! { title => "No Lucca simulator", message => "This process runs no Lucca simulator." },
+        ))
+        .into_response();
+    };
+    let text = |u: &serde_json::Value, k: &str| {
+        u.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let departments = sim.departments();
+    let users = sim.users();
+    let rows: Vec<(String, String)> = users
+        .iter()
+        .map(|u| {
+            let id = u.get("id").and_then(|v| v.as_i64()).unwrap_or_default();
+            let department = u
+                .get("departmentId")
+                .and_then(|v| v.as_i64())
+                .and_then(|d| departments.iter().find(|x| x.id == d))
+                .map(|d| d.name.clone())
+                .unwrap_or_default();
+            let end = text(u, "dtContractEnd");
+            let contract = if end.is_empty() {
+                format!(
+                    "since {}",
+                    text(u, "dtContractStart").get(..10).unwrap_or("")
+                )
+            } else {
+                format!("ended {}", end.get(..10).unwrap_or(""))
+            };
+            let manager = u
+                .get("managerId")
+                .and_then(|v| v.as_i64())
+                .map(|m| format!("manager #{m}"))
+                .unwrap_or_default();
+            let details: Vec<String> = [
+                text(u, "mail"),
+                text(u, "jobTitle"),
+                department,
+                manager,
+                contract,
+            ]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect();
+            (
+                format!("#{id} {} {}", text(u, "firstName"), text(u, "lastName")),
+                details.join(" · "),
+            )
+        })
+        .collect();
+    Html(state.templates.render(
+        "demo_callback.html",
+        minijinja::context! {
+            title => "Lucca simulator: users",
+            subtitle => format!("{} — what a Lucca tenant would hold. Sign in as a person it does not know yet (carol@acme.test) and reload: JIT creates the account.", sim.base_url()),
+            rows => rows,
+            raw => serde_json::to_string_pretty(&users).unwrap_or_default(),
+        },
+    ))
+    .into_response()
+}
+
+/// The demo's built-in configuration: three users (two already in Lucca, one JIT creates), a
+/// role table, a demo client served by this process, the Lucca simulator with JIT on, data
+/// under the system temp directory.
 pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, String> {
-    use crate::config::{ClientConfig, Config, DirectoryUser, RoleMappingRow, Secret};
+    use crate::config::{
+        ClientConfig, Config, DirectoryUser, JitMode, LuccaDefaults, RoleMappingRow, Secret,
+    };
     let mut config = Config::default();
     let listen = listen
         .or_else(|| std::env::var("PASSERELLE_LISTEN").ok())
@@ -118,7 +241,29 @@ pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, Stri
             None,
             &["corp-employees", "corp-hr"],
         ),
+        // Not in the simulator's seed: her first sign-in creates her Lucca account.
+        user(
+            "carol@acme.test",
+            "carol-demo",
+            "Carol",
+            "Lambert",
+            "00090",
+            "Sales",
+            Some("farid.haddad@acme.test"),
+            &["corp-employees"],
+        ),
     ];
+    let lucca = demo_lucca()?;
+    config.lucca.base_url = Some(lucca.base_url().to_string());
+    config.lucca.api_key = Some(Secret::new(lucca.api_key()));
+    config.lucca.jit = JitMode::CreateAndUpdate;
+    config.lucca.support_contact = "your HR team (hr@acme.test)".into();
+    config.lucca.defaults = LuccaDefaults {
+        legal_entity_id: Some(1),
+        role_principal_id: Some(55),
+        culture_id: Some(1036),
+        department_id: Some(13),
+    };
     config.role_mapping = vec![
         RoleMappingRow {
             group: "corp-managers".into(),
@@ -162,6 +307,11 @@ pub fn banner(config: &crate::config::Config) -> String {
             u.email,
             u.password.as_ref().map(|p| p.expose()).unwrap_or(""),
             u.groups.join(", ")
+        ));
+    }
+    if let Some(lucca) = &config.lucca.base_url {
+        out.push_str(&format!(
+            "\nLucca simulator {lucca}  (its users: {base}/demo/lucca)\n  Just-in-time provisioning is on: signing in as carol@acme.test creates her Lucca account.\n"
         ));
     }
     out.push_str(&format!(

@@ -67,8 +67,10 @@ pub async fn refresh(
 
     let snapshot: Identity = serde_json::from_str(&grant.identity)
         .map_err(|e| OAuthError::server_error("stored identity is unreadable", e))?;
-    let identity = match crate::pipeline::current_identity(state, &snapshot) {
+    // Also refuses a person whose Lucca contract JIT last found ended or not started.
+    let identity = match crate::pipeline::recheck(state, &snapshot).await {
         Ok(identity) => identity,
+        Err(crate::pipeline::Refusal::Storage(e)) => return Err(e.into()),
         Err(refusal) => {
             state
                 .store

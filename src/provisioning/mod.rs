@@ -1,1 +1,13 @@
-//! (being written)
+//! Provisioning: make sure the person signing in has a Lucca account that Lucca will accept
+//! and that carries the attributes Passerelle owns.
+//!
+//! - [`decision`]: the pure rules (contract state, duplicates, owned-attribute diff);
+//! - [`Jit`]: the sign-in step, its records in `lucca_links` and the audit log, the preview;
+//! - the outbox worker ([`spawn_outbox_worker`]): deferred, retried attribute updates.
+
+pub mod decision;
+mod jit;
+mod outbox;
+
+pub use jit::{Denied, Granted, Jit};
+pub use outbox::{backoff, spawn_outbox_worker};

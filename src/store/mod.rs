@@ -4,6 +4,7 @@
 mod audit;
 mod lucca;
 mod oauth;
+mod outbox;
 mod requests;
 mod upstream;
 
@@ -18,6 +19,7 @@ use sqlx::sqlite::{
 pub use audit::{AuditEntry, AuditEvent};
 pub use lucca::LuccaLink;
 pub use oauth::{CodeRecord, ConsumedCode, GrantRecord, NewGrant, RefreshLookup};
+pub use outbox::OutboxRow;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -54,6 +54,8 @@ pub struct AppState {
     pub base_url: Arc<str>,
     pub demo: bool,
     pub config_path: Option<std::path::PathBuf>,
+    /// Just-in-time Lucca provisioning; `None` when `[lucca] jit` is off or Lucca unset.
+    pub provisioning: Option<Arc<crate::provisioning::Jit>>,
 }
 
 impl AppState {

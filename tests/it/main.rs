@@ -6,5 +6,6 @@ mod common;
 mod bridge;
 mod claims;
 mod cli;
+mod jit;
 mod oidc;
 mod web;

@@ -1,0 +1,599 @@
+//! The pure part of JIT: given what Lucca answered, what to do with a person. No I/O here, so
+//! every rule is unit-tested without a server.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{JitMode, LuccaDefaults, MatchOn, OwnedAttribute};
+use crate::identity::Claims;
+use crate::lucca::{ContractStatus, LuccaUser, NewUser, UserChanges};
+
+/// What the lookup of a person in Lucca found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Lookup {
+    /// The accounts whose identifier (mail or login) equals the person's, former and future
+    /// employees included.
+    Matches(Vec<LuccaUser>),
+    /// Nobody has the person's identifier, but the account they were linked to still exists:
+    /// its mail or login was changed in Lucca since.
+    LinkedElsewhere(Box<LuccaUser>),
+}
+
+/// What JIT does for one sign-in.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Decision {
+    /// The contract ended: refuse, and never re-create the account.
+    Leaver {
+        lucca_id: i64,
+        ended_on: NaiveDate,
+    },
+    /// The contract starts later: Lucca would refuse the sign-in until then.
+    NotStarted {
+        lucca_id: i64,
+        starts_on: NaiveDate,
+    },
+    /// Lucca would not know which account is meant ("Several users have been found").
+    Duplicate {
+        lucca_ids: Vec<i64>,
+    },
+    /// The linked account now carries another identifier; Lucca would not find the person.
+    IdentifierDiffers {
+        lucca_id: i64,
+    },
+    /// Nobody matches and JIT may not create accounts.
+    NoAccount,
+    /// Nobody matches: create the account.
+    Create,
+    /// Active, but Lucca holds other values for attributes Passerelle owns.
+    Update {
+        lucca_id: i64,
+        changes: PendingUpdate,
+    },
+    Unchanged {
+        lucca_id: i64,
+    },
+}
+
+impl Decision {
+    /// The audit outcome of this decision.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Decision::Leaver { .. } => "leaver",
+            Decision::NotStarted { .. } => "not_started",
+            Decision::Duplicate { .. } => "duplicate",
+            Decision::IdentifierDiffers { .. } | Decision::NoAccount => "no_account",
+            Decision::Create => "created",
+            Decision::Update { .. } => "updated_queued",
+            Decision::Unchanged { .. } => "unchanged",
+        }
+    }
+}
+
+/// The one place where a lookup becomes a decision.
+pub fn decide(
+    lookup: &Lookup,
+    claims: &Claims,
+    mode: JitMode,
+    owned: &[OwnedAttribute],
+    today: NaiveDate,
+) -> Decision {
+    let user = match lookup {
+        Lookup::Matches(users) if users.len() > 1 => {
+            return Decision::Duplicate {
+                lucca_ids: users.iter().map(|u| u.id).collect(),
+            }
+        }
+        Lookup::Matches(users) => match users.first() {
+            Some(user) => user,
+            None if mode == JitMode::CreateAndUpdate => return Decision::Create,
+            None => return Decision::NoAccount,
+        },
+        Lookup::LinkedElsewhere(user) => {
+            // A leaver whose mail was recycled must not get a fresh account either.
+            return match user.contract_status(today) {
+                ContractStatus::Ended(ended_on) => Decision::Leaver {
+                    lucca_id: user.id,
+                    ended_on,
+                },
+                _ => Decision::IdentifierDiffers { lucca_id: user.id },
+            };
+        }
+    };
+    match user.contract_status(today) {
+        ContractStatus::Ended(ended_on) => Decision::Leaver {
+            lucca_id: user.id,
+            ended_on,
+        },
+        ContractStatus::NotStarted(starts_on) => Decision::NotStarted {
+            lucca_id: user.id,
+            starts_on,
+        },
+        ContractStatus::Active => {
+            let changes = owned_changes(claims, user, owned);
+            if changes.is_empty() {
+                Decision::Unchanged { lucca_id: user.id }
+            } else {
+                Decision::Update {
+                    lucca_id: user.id,
+                    changes,
+                }
+            }
+        }
+    }
+}
+
+/// `lucca_links.status` for a contract state.
+pub fn link_status(status: ContractStatus) -> &'static str {
+    match status {
+        ContractStatus::Active => "active",
+        ContractStatus::Ended(_) => "ended",
+        ContractStatus::NotStarted(_) => "not_started",
+    }
+}
+
+/// The value Lucca matches the person on: their email, or their login (the email when they
+/// have none, which is also the login Passerelle gives the accounts it creates).
+pub fn identifier(claims: &Claims, match_on: MatchOn) -> String {
+    match match_on {
+        MatchOn::Email => claims.email.clone(),
+        MatchOn::Login => claims.login.clone().unwrap_or_else(|| claims.email.clone()),
+    }
+}
+
+/// An update waiting in the outbox: the values Lucca should hold, by name. Department and
+/// manager are resolved to Lucca ids by the worker, so that a sign-in costs one lookup only.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub employee_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
+    /// A department name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub department: Option<String>,
+    /// The manager's email.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub manager_email: Option<String>,
+    /// What Lucca held at sign-in, so a value that resolves to the same id is not sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_department_id: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current_manager_id: Option<i64>,
+}
+
+impl PendingUpdate {
+    pub fn is_empty(&self) -> bool {
+        self.fields().is_empty()
+    }
+
+    /// The owned attributes this update changes.
+    pub fn fields(&self) -> Vec<&'static str> {
+        [
+            (OwnedAttribute::FirstName, self.first_name.is_some()),
+            (OwnedAttribute::LastName, self.last_name.is_some()),
+            (OwnedAttribute::Department, self.department.is_some()),
+            (OwnedAttribute::Manager, self.manager_email.is_some()),
+            (
+                OwnedAttribute::EmployeeNumber,
+                self.employee_number.is_some(),
+            ),
+            (OwnedAttribute::JobTitle, self.job_title.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(a, _)| a.as_str())
+        .collect()
+    }
+
+    /// The Lucca update once department and manager are resolved (`None`: not found, left as
+    /// is), without what Lucca already holds.
+    pub fn to_changes(
+        &self,
+        lucca_id: i64,
+        department_id: Option<i64>,
+        manager_id: Option<i64>,
+    ) -> UserChanges {
+        let changes = UserChanges {
+            first_name: self.first_name.clone(),
+            last_name: self.last_name.clone(),
+            employee_number: self.employee_number.clone(),
+            job_title: self.job_title.clone(),
+            department_id,
+            manager_id: manager_id.map(Some),
+            ..Default::default()
+        };
+        let mut current = LuccaUser::with_id(lucca_id);
+        current.department_id = self.current_department_id;
+        current.manager_id = self.current_manager_id;
+        changes.without_unchanged(&current)
+    }
+}
+
+/// The owned attributes that differ between the person and their Lucca account. An attribute
+/// the person has no value for is left alone: absent upstream is not "erase in Lucca".
+pub fn owned_changes(claims: &Claims, user: &LuccaUser, owned: &[OwnedAttribute]) -> PendingUpdate {
+    let wanted = |attribute: OwnedAttribute, value: &Option<String>| {
+        if owned.contains(&attribute) {
+            value.clone()
+        } else {
+            None
+        }
+    };
+    let direct = UserChanges {
+        first_name: wanted(OwnedAttribute::FirstName, &claims.given_name),
+        last_name: wanted(OwnedAttribute::LastName, &claims.family_name),
+        employee_number: wanted(OwnedAttribute::EmployeeNumber, &claims.employee_number),
+        job_title: wanted(OwnedAttribute::JobTitle, &claims.job_title),
+        ..Default::default()
+    }
+    .without_unchanged(user);
+
+    // Department and manager come as a name and an email; the lookup's projection carries
+    // both (`department[id,name]`, `manager[id,name,mail]`), so they compare without a
+    // request. When Lucca left a name out, the worker resolves and compares ids instead.
+    let department = wanted(OwnedAttribute::Department, &claims.department).filter(|name| {
+        let held = user.department.as_ref().and_then(|d| d.name.as_deref());
+        !held.is_some_and(|held| same_name(held, name))
+    });
+    let manager_email = wanted(OwnedAttribute::Manager, &claims.manager_email).filter(|mail| {
+        let held = user.manager.as_ref().and_then(|m| m.mail.as_deref());
+        !held.is_some_and(|held| same_name(held, mail)) && !same_name(mail, &claims.email)
+    });
+    PendingUpdate {
+        first_name: direct.first_name,
+        last_name: direct.last_name,
+        employee_number: direct.employee_number,
+        job_title: direct.job_title,
+        current_department_id: department
+            .as_ref()
+            .and_then(|_| user.effective_department_id()),
+        current_manager_id: manager_email
+            .as_ref()
+            .and_then(|_| user.effective_manager_id()),
+        department,
+        manager_email,
+    }
+}
+
+fn same_name(a: &str, b: &str) -> bool {
+    a.trim().to_lowercase() == b.trim().to_lowercase()
+}
+
+/// Why an account cannot be created from what is known of the person.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CannotCreate {
+    #[error("the identity has no {0}, which Lucca requires")]
+    MissingAttribute(&'static str),
+    #[error("{0}: is required to create Lucca accounts")]
+    MissingDefault(&'static str),
+}
+
+/// The account to create for a person nobody in Lucca matches. `department_id` and
+/// `manager_id` are already resolved (department falls back to `lucca.defaults`).
+pub fn new_user(
+    claims: &Claims,
+    department_id: Option<i64>,
+    manager_id: Option<i64>,
+    defaults: &LuccaDefaults,
+    owned: &[OwnedAttribute],
+    today: NaiveDate,
+) -> Result<NewUser, CannotCreate> {
+    let default =
+        |value: Option<i64>, key: &'static str| value.ok_or(CannotCreate::MissingDefault(key));
+    let optional = |attribute: OwnedAttribute, value: &Option<String>| {
+        value.clone().filter(|_| owned.contains(&attribute))
+    };
+    Ok(NewUser {
+        login: claims.login.clone().unwrap_or_else(|| claims.email.clone()),
+        first_name: claims
+            .given_name
+            .clone()
+            .ok_or(CannotCreate::MissingAttribute("first name"))?,
+        last_name: claims
+            .family_name
+            .clone()
+            .ok_or(CannotCreate::MissingAttribute("last name"))?,
+        mail: claims.email.clone(),
+        dt_contract_start: today,
+        legal_entity_id: default(defaults.legal_entity_id, "lucca.defaults.legal_entity_id")?,
+        department_id: default(
+            department_id.or(defaults.department_id),
+            "lucca.defaults.department_id",
+        )?,
+        role_principal_id: default(
+            defaults.role_principal_id,
+            "lucca.defaults.role_principal_id",
+        )?,
+        culture_id: default(defaults.culture_id, "lucca.defaults.culture_id")?,
+        manager_id,
+        employee_number: optional(OwnedAttribute::EmployeeNumber, &claims.employee_number),
+        job_title: optional(OwnedAttribute::JobTitle, &claims.job_title),
+    })
+}
+
+/// The one account among `candidates` that may be someone's manager: the single one with a
+/// running contract (a leaver or a future hire cannot manage anybody yet).
+pub fn pick_manager(candidates: &[LuccaUser], today: NaiveDate) -> Option<i64> {
+    let mut active = candidates.iter().filter(|u| u.is_active(today));
+    match (active.next(), active.next()) {
+        (Some(only), None) => Some(only.id),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lucca::{parse_lucca_datetime, DepartmentRef, ManagerRef};
+
+    fn today() -> NaiveDate {
+        NaiveDate::from_ymd_opt(2025, 6, 2).unwrap()
+    }
+
+    fn claims() -> Claims {
+        Claims {
+            subject: "alice@acme.test".into(),
+            email: "alice@acme.test".into(),
+            given_name: Some("Alice".into()),
+            family_name: Some("Martin".into()),
+            employee_number: Some("00042".into()),
+            department: Some("Engineering".into()),
+            manager_email: Some("bob@acme.test".into()),
+            ..Default::default()
+        }
+    }
+
+    /// Alice as Lucca holds her: the same values as `claims()`.
+    fn alice() -> LuccaUser {
+        let mut u = LuccaUser::with_id(2);
+        u.mail = Some("Alice@acme.test".into());
+        u.login = Some("amartin".into());
+        u.first_name = Some("Alice".into());
+        u.last_name = Some("Martin".into());
+        u.employee_number = Some("00042".into());
+        u.job_title = Some("Software Engineer".into());
+        u.dt_contract_start = parse_lucca_datetime("2019-09-02T00:00:00");
+        u.department_id = Some(13);
+        u.department = Some(DepartmentRef {
+            id: Some(13),
+            name: Some("Engineering".into()),
+        });
+        u.manager_id = Some(1);
+        u.manager = Some(ManagerRef {
+            id: Some(1),
+            name: Some("Bob Durand".into()),
+            mail: Some("bob@acme.test".into()),
+        });
+        u
+    }
+
+    fn decide_for(users: Vec<LuccaUser>, mode: JitMode) -> Decision {
+        decide(
+            &Lookup::Matches(users),
+            &claims(),
+            mode,
+            &OwnedAttribute::ALL,
+            today(),
+        )
+    }
+
+    #[test]
+    fn contract_status_decides_before_any_attribute() {
+        assert_eq!(
+            decide_for(vec![alice()], JitMode::UpdateOnly),
+            Decision::Unchanged { lucca_id: 2 }
+        );
+        let mut leaver = alice();
+        leaver.dt_contract_end = parse_lucca_datetime("2025-06-01");
+        leaver.job_title = Some("changed".into());
+        assert_eq!(
+            decide_for(vec![leaver], JitMode::CreateAndUpdate),
+            Decision::Leaver {
+                lucca_id: 2,
+                ended_on: NaiveDate::from_ymd_opt(2025, 6, 1).unwrap()
+            }
+        );
+        let mut last_day = alice();
+        last_day.dt_contract_end = parse_lucca_datetime("2025-06-02");
+        assert_eq!(
+            decide_for(vec![last_day], JitMode::CreateAndUpdate).outcome(),
+            "unchanged",
+            "the last day is still worked"
+        );
+        let mut future = alice();
+        future.dt_contract_start = parse_lucca_datetime("2025-07-01");
+        assert_eq!(
+            decide_for(vec![future], JitMode::CreateAndUpdate),
+            Decision::NotStarted {
+                lucca_id: 2,
+                starts_on: NaiveDate::from_ymd_opt(2025, 7, 1).unwrap()
+            }
+        );
+    }
+
+    #[test]
+    fn nobody_or_several_matching() {
+        assert_eq!(
+            decide_for(vec![], JitMode::CreateAndUpdate),
+            Decision::Create
+        );
+        assert_eq!(decide_for(vec![], JitMode::UpdateOnly), Decision::NoAccount);
+        let mut other = alice();
+        other.id = 9;
+        other.dt_contract_end = parse_lucca_datetime("2020-01-01");
+        assert_eq!(
+            decide_for(vec![alice(), other], JitMode::CreateAndUpdate),
+            Decision::Duplicate {
+                lucca_ids: vec![2, 9]
+            }
+        );
+    }
+
+    #[test]
+    fn a_linked_account_under_another_identifier_is_never_recreated() {
+        let lookup = |user| {
+            decide(
+                &Lookup::LinkedElsewhere(Box::new(user)),
+                &claims(),
+                JitMode::CreateAndUpdate,
+                &OwnedAttribute::ALL,
+                today(),
+            )
+        };
+        assert_eq!(lookup(alice()), Decision::IdentifierDiffers { lucca_id: 2 });
+        let mut leaver = alice();
+        leaver.dt_contract_end = parse_lucca_datetime("2024-01-31");
+        assert_eq!(lookup(leaver).outcome(), "leaver");
+    }
+
+    #[test]
+    fn only_owned_attributes_the_person_has_are_compared() {
+        let mut person = claims();
+        person.given_name = Some("Alicia".into());
+        person.job_title = Some("Staff Engineer".into());
+        person.department = Some(" engineering ".into());
+        person.manager_email = Some("chloe.bernard@acme.test".into());
+        person.employee_number = None;
+        let changes = owned_changes(&person, &alice(), &OwnedAttribute::ALL);
+        assert_eq!(
+            changes,
+            PendingUpdate {
+                first_name: Some("Alicia".into()),
+                job_title: Some("Staff Engineer".into()),
+                manager_email: Some("chloe.bernard@acme.test".into()),
+                current_manager_id: Some(1),
+                ..Default::default()
+            }
+        );
+        assert_eq!(changes.fields(), ["first_name", "manager", "job_title"]);
+
+        let only_names = [OwnedAttribute::FirstName, OwnedAttribute::LastName];
+        let changes = owned_changes(&person, &alice(), &only_names);
+        assert_eq!(changes.fields(), ["first_name"]);
+        assert!(owned_changes(&claims(), &alice(), &[]).is_empty());
+    }
+
+    #[test]
+    fn department_and_manager_without_names_in_lucca_are_resolved_later() {
+        let mut bare = alice();
+        bare.department = None;
+        bare.manager = None;
+        let changes = owned_changes(&claims(), &bare, &OwnedAttribute::ALL);
+        assert_eq!(changes.fields(), ["department", "manager"]);
+        assert_eq!(
+            (changes.current_department_id, changes.current_manager_id),
+            (Some(13), Some(1))
+        );
+        // Resolved to the ids Lucca already holds: nothing is sent.
+        assert!(changes.to_changes(2, Some(13), Some(1)).is_empty());
+        let sent = changes.to_changes(2, Some(14), None);
+        assert_eq!(
+            sent,
+            UserChanges {
+                department_id: Some(14),
+                ..Default::default()
+            }
+        );
+    }
+
+    #[test]
+    fn a_person_is_not_their_own_manager() {
+        let mut person = claims();
+        person.manager_email = Some("ALICE@acme.test".into());
+        let mut no_manager = alice();
+        no_manager.manager = None;
+        no_manager.manager_id = None;
+        assert!(owned_changes(&person, &no_manager, &OwnedAttribute::ALL).is_empty());
+    }
+
+    #[test]
+    fn new_accounts_use_the_defaults_and_the_person() {
+        let defaults = LuccaDefaults {
+            legal_entity_id: Some(1),
+            role_principal_id: Some(55),
+            culture_id: Some(1036),
+            department_id: Some(13),
+        };
+        let mut person = claims();
+        person.job_title = Some("Sales".into());
+        let user = new_user(
+            &person,
+            None,
+            Some(8),
+            &defaults,
+            &OwnedAttribute::ALL,
+            today(),
+        )
+        .unwrap();
+        assert_eq!(user.login, "alice@acme.test");
+        assert_eq!(
+            (user.department_id, user.manager_id, user.role_principal_id),
+            (13, Some(8), 55)
+        );
+        assert_eq!(user.dt_contract_start, today());
+        assert_eq!(user.job_title.as_deref(), Some("Sales"));
+        person.login = Some("amartin".into());
+        let user = new_user(&person, Some(15), None, &defaults, &[], today()).unwrap();
+        assert_eq!((user.login.as_str(), user.department_id), ("amartin", 15));
+        assert_eq!(user.job_title, None, "not owned, not written");
+
+        person.family_name = None;
+        assert_eq!(
+            new_user(&person, None, None, &defaults, &[], today()),
+            Err(CannotCreate::MissingAttribute("last name"))
+        );
+        let err = new_user(
+            &claims(),
+            None,
+            None,
+            &LuccaDefaults::default(),
+            &[],
+            today(),
+        )
+        .unwrap_err();
+        assert!(err.to_string().starts_with("lucca.defaults."), "{err}");
+    }
+
+    #[test]
+    fn only_a_single_active_account_can_be_a_manager() {
+        let bob = {
+            let mut u = LuccaUser::with_id(1);
+            u.dt_contract_start = parse_lucca_datetime("2015-03-02");
+            u
+        };
+        let mut gone = LuccaUser::with_id(4);
+        gone.dt_contract_end = parse_lucca_datetime("2022-12-31");
+        assert_eq!(pick_manager(&[bob.clone(), gone], today()), Some(1));
+        let mut twin = bob.clone();
+        twin.id = 7;
+        assert_eq!(pick_manager(&[bob, twin], today()), None);
+        assert_eq!(pick_manager(&[], today()), None);
+    }
+
+    #[test]
+    fn the_identifier_follows_match_on() {
+        let mut person = claims();
+        assert_eq!(identifier(&person, MatchOn::Login), "alice@acme.test");
+        person.login = Some("amartin".into());
+        assert_eq!(identifier(&person, MatchOn::Login), "amartin");
+        assert_eq!(identifier(&person, MatchOn::Email), "alice@acme.test");
+    }
+
+    #[test]
+    fn pending_updates_round_trip_as_small_json() {
+        let update = PendingUpdate {
+            job_title: Some("CTO".into()),
+            ..Default::default()
+        };
+        let json = serde_json::to_string(&update).unwrap();
+        assert_eq!(json, r#"{"job_title":"CTO"}"#);
+        assert_eq!(
+            serde_json::from_str::<PendingUpdate>(&json).unwrap(),
+            update
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! JIT at sign-in: look the person up in Lucca (one request when they are known), act on the
+//! [`Decision`], record it in `lucca_links` and the audit log, and queue attribute updates in
+//! the outbox instead of making the person wait for them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde_json::{json, Value};
+use tokio::sync::Notify;
+
+use super::decision::{self, decide, identifier, CannotCreate, Decision, Lookup, PendingUpdate};
+use crate::config::{JitMode, LuccaConfig, LuccaDefaults, MatchOn, OwnedAttribute};
+use crate::identity::Claims;
+use crate::lucca::{LuccaClient, LuccaError, Priority};
+use crate::store::{AuditEvent, LuccaLink, Store, StoreError};
+
+/// Why a person may not go on to Lucca. Worded for logs; the pipeline turns it into a page.
+#[derive(Debug, thiserror::Error)]
+pub enum Denied {
+    #[error("the Lucca contract has ended")]
+    ContractEnded { on: Option<NaiveDate> },
+    #[error("the Lucca contract has not started yet")]
+    ContractNotStarted { on: Option<NaiveDate> },
+    #[error("{count} Lucca accounts match this person")]
+    SeveralAccounts { count: usize },
+    #[error("no Lucca account matches this person")]
+    NoAccount,
+    #[error("the linked Lucca account carries another identifier")]
+    IdentifierDiffers,
+    #[error("Lucca cannot be reached")]
+    Unavailable,
+    /// Needs an admin: a refused API key, a rejected creation, a missing default…
+    #[error("Lucca provisioning failed: {0}")]
+    Failed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// How a person got through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Granted {
+    Created {
+        lucca_id: i64,
+    },
+    UpdateQueued {
+        lucca_id: i64,
+    },
+    Unchanged {
+        lucca_id: i64,
+    },
+    /// Lucca could not be asked; the last decision (active, recent enough) stands.
+    KnownActive {
+        lucca_id: i64,
+    },
+}
+
+/// Just-in-time provisioning for one Lucca tenant: built when `[lucca] base_url` is set and
+/// `jit` is not `off`.
+pub struct Jit {
+    pub(super) client: LuccaClient,
+    pub(super) store: Store,
+    mode: JitMode,
+    match_on: MatchOn,
+    owned: Vec<OwnedAttribute>,
+    defaults: LuccaDefaults,
+    support_contact: String,
+    decision_ttl: Duration,
+    /// Wakes the outbox worker when an update is queued.
+    pub(super) wake: Notify,
+}
+
+impl std::fmt::Debug for Jit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Jit")
+            .field("base_url", &self.client.base_url().as_str())
+            .field("mode", &self.mode)
+            .finish()
+    }
+}
+
+impl Jit {
+    /// `None` when JIT is off or Lucca is not configured (then no Lucca call is ever made).
+    pub fn from_config(config: &LuccaConfig, store: Store) -> Result<Option<Arc<Jit>>, LuccaError> {
+        if config.jit == JitMode::Off {
+            return Ok(None);
+        }
+        let Some(client) = LuccaClient::from_config(config)? else {
+            return Ok(None);
+        };
+        Ok(Some(Arc::new(Jit::new(client, store, config))))
+    }
+
+    pub fn new(client: LuccaClient, store: Store, config: &LuccaConfig) -> Jit {
+        Jit {
+            client,
+            store,
+            mode: config.jit,
+            match_on: config.match_on,
+            owned: config.owned_attributes.clone(),
+            defaults: config.defaults.clone(),
+            support_contact: config.support_contact.trim().to_string(),
+            decision_ttl: config.decision_ttl,
+            wake: Notify::new(),
+        }
+    }
+
+    pub fn support_contact(&self) -> &str {
+        &self.support_contact
+    }
+
+    pub fn mode(&self) -> JitMode {
+        self.mode
+    }
+
+    /// Make sure the person can use Lucca: called after authentication, before any answer
+    /// goes back to the application.
+    pub async fn at_sign_in(&self, claims: &Claims) -> Result<Granted, Denied> {
+        let link = self.store.lucca_link(&claims.subject).await?;
+        let client = self.client.with_priority(Priority::SignIn);
+        let lookup = match self.look_up(&client, claims, link.as_ref()).await {
+            Ok(lookup) => lookup,
+            Err(error) => return self.while_unavailable(claims, link, &error).await,
+        };
+        let today = today();
+        let decision = decide(&lookup, claims, self.mode, &self.owned, today);
+        let subject = claims.subject.as_str();
+        let email = Some(claims.email.as_str());
+        match decision {
+            Decision::Leaver { lucca_id, ended_on } => {
+                self.store
+                    .put_lucca_link(subject, lucca_id, email, "ended")
+                    .await?;
+                self.audit(
+                    subject,
+                    "leaver",
+                    json!({"lucca_id": lucca_id, "contract_end": ended_on}),
+                )
+                .await;
+                Err(Denied::ContractEnded { on: Some(ended_on) })
+            }
+            Decision::NotStarted {
+                lucca_id,
+                starts_on,
+            } => {
+                self.store
+                    .put_lucca_link(subject, lucca_id, email, "not_started")
+                    .await?;
+                self.audit(
+                    subject,
+                    "not_started",
+                    json!({"lucca_id": lucca_id, "contract_start": starts_on}),
+                )
+                .await;
+                Err(Denied::ContractNotStarted {
+                    on: Some(starts_on),
+                })
+            }
+            Decision::Duplicate { lucca_ids } => {
+                self.audit(
+                    subject,
+                    "duplicate",
+                    json!({"lucca_ids": lucca_ids, "match_on": self.match_on}),
+                )
+                .await;
+                Err(Denied::SeveralAccounts {
+                    count: lucca_ids.len(),
+                })
+            }
+            Decision::IdentifierDiffers { lucca_id } => {
+                self.audit(
+                    subject,
+                    "no_account",
+                    json!({"reason": "identifier_differs", "lucca_id": lucca_id, "match_on": self.match_on}),
+                )
+                .await;
+                Err(Denied::IdentifierDiffers)
+            }
+            Decision::NoAccount => {
+                self.audit(
+                    subject,
+                    "no_account",
+                    json!({"reason": "not_found", "jit": self.mode, "match_on": self.match_on}),
+                )
+                .await;
+                Err(Denied::NoAccount)
+            }
+            Decision::Create => self.create(&client, claims).await,
+            Decision::Unchanged { lucca_id } => {
+                self.store
+                    .put_lucca_link(subject, lucca_id, email, "active")
+                    .await?;
+                self.audit(subject, "unchanged", json!({"lucca_id": lucca_id}))
+                    .await;
+                Ok(Granted::Unchanged { lucca_id })
+            }
+            Decision::Update { lucca_id, changes } => {
+                self.store
+                    .put_lucca_link(subject, lucca_id, email, "active")
+                    .await?;
+                // The person is active whatever happens to the update; a failure to queue
+                // is retried by their next sign-in, which compares again.
+                if let Err(e) = self.enqueue(subject, lucca_id, &changes).await {
+                    tracing::error!(error = %e, subject, "could not queue a Lucca update");
+                }
+                self.audit(
+                    subject,
+                    "updated_queued",
+                    json!({"lucca_id": lucca_id, "fields": changes.fields()}),
+                )
+                .await;
+                Ok(Granted::UpdateQueued { lucca_id })
+            }
+        }
+    }
+
+    /// For a refresh: refuse a person whose last known contract state is ended or not
+    /// started. Reads `lucca_links` only; their next sign-in asks Lucca again.
+    pub async fn check_cached(&self, subject: &str) -> Result<(), Denied> {
+        match self.store.lucca_link(subject).await? {
+            Some(link) if link.status == "ended" => Err(Denied::ContractEnded { on: None }),
+            Some(link) if link.status == "not_started" => {
+                Err(Denied::ContractNotStarted { on: None })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Find the person: by their identifier, and when nobody has it, by the link of an
+    /// earlier sign-in (one more request, only in that rare case).
+    async fn look_up(
+        &self,
+        client: &LuccaClient,
+        claims: &Claims,
+        link: Option<&LuccaLink>,
+    ) -> Result<Lookup, LuccaError> {
+        let value = identifier(claims, self.match_on);
+        let users = match self.match_on {
+            MatchOn::Email => client.find_by_mail(&value).await?,
+            MatchOn::Login => client.find_by_login(&value).await?,
+        };
+        if !users.is_empty() {
+            return Ok(Lookup::Matches(users));
+        }
+        if let Some(link) = link {
+            match client.get_user(link.lucca_id).await {
+                Ok(user) => return Ok(Lookup::LinkedElsewhere(Box::new(user))),
+                Err(LuccaError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(Lookup::Matches(Vec::new()))
+    }
+
+    /// Lucca did not answer usefully: let in a person known to be active, recently enough;
+    /// refuse everyone else without recording anything, so the next attempt starts afresh.
+    async fn while_unavailable(
+        &self,
+        claims: &Claims,
+        link: Option<LuccaLink>,
+        error: &LuccaError,
+    ) -> Result<Granted, Denied> {
+        let subject = claims.subject.as_str();
+        let transient = error.is_transient();
+        if transient {
+            tracing::warn!(subject, error = %error, "Lucca lookup failed at sign-in");
+        } else {
+            tracing::error!(subject, error = %error, "Lucca lookup failed at sign-in");
+        }
+        let fresh = link.filter(|l| self.known_active(l));
+        let detail = |lucca_id: Option<i64>| json!({"lucca_id": lucca_id, "transient": transient, "error": error.to_string()});
+        match fresh {
+            Some(link) => {
+                self.audit(subject, "unavailable_allowed", detail(Some(link.lucca_id)))
+                    .await;
+                Ok(Granted::KnownActive {
+                    lucca_id: link.lucca_id,
+                })
+            }
+            None => {
+                self.audit(subject, "unavailable_refused", detail(None))
+                    .await;
+                Err(if transient {
+                    Denied::Unavailable
+                } else {
+                    Denied::Failed(error.to_string())
+                })
+            }
+        }
+    }
+
+    /// Whether the last decision about this person (active) is recent enough to stand in
+    /// for Lucca's answer.
+    fn known_active(&self, link: &LuccaLink) -> bool {
+        let ttl = i64::try_from(self.decision_ttl.as_secs()).unwrap_or(i64::MAX);
+        link.status == "active" && crate::store::now().saturating_sub(link.checked_at) <= ttl
+    }
+
+    async fn create(&self, client: &LuccaClient, claims: &Claims) -> Result<Granted, Denied> {
+        let subject = claims.subject.as_str();
+        let created = match self.new_account(client, claims).await {
+            Ok(Ok(account)) => client.create_user(&account).await,
+            Ok(Err(cannot)) => {
+                tracing::error!(subject, reason = %cannot, "cannot create a Lucca account");
+                self.audit(
+                    subject,
+                    "create_failed",
+                    json!({"error": cannot.to_string()}),
+                )
+                .await;
+                return Err(Denied::Failed(cannot.to_string()));
+            }
+            Err(e) => Err(e),
+        };
+        match created {
+            Ok(user) => {
+                self.store
+                    .put_lucca_link(subject, user.id, Some(&claims.email), "active")
+                    .await?;
+                self.audit(
+                    subject,
+                    "created",
+                    json!({
+                        "lucca_id": user.id,
+                        "department_id": user.effective_department_id(),
+                        "manager_id": user.effective_manager_id(),
+                    }),
+                )
+                .await;
+                tracing::info!(subject, lucca_id = user.id, "Lucca account created");
+                Ok(Granted::Created { lucca_id: user.id })
+            }
+            // Nothing is recorded: if Lucca did create the account before failing to answer,
+            // the next sign-in finds it instead of creating another. Someone who needs an
+            // account is never let in on an old link.
+            Err(e) if e.is_transient() => self.while_unavailable(claims, None, &e).await,
+            Err(e) => {
+                tracing::error!(subject, error = %e, "Lucca refused to create the account");
+                self.audit(subject, "create_failed", json!({"error": e.to_string()}))
+                    .await;
+                Err(Denied::Failed(e.to_string()))
+            }
+        }
+    }
+
+    /// The account to create, with its department and manager resolved (reads only).
+    async fn new_account(
+        &self,
+        client: &LuccaClient,
+        claims: &Claims,
+    ) -> Result<Result<crate::lucca::NewUser, CannotCreate>, LuccaError> {
+        let department_id = match &claims.department {
+            Some(name) => client.department_id_by_name(name).await?,
+            None => None,
+        };
+        if department_id.is_none() {
+            if let Some(name) = &claims.department {
+                tracing::warn!(department = %name, "no Lucca department has this name; using lucca.defaults.department_id");
+            }
+        }
+        let manager_id = match &claims.manager_email {
+            Some(mail) => self.manager_id(client, mail).await?,
+            None => None,
+        };
+        Ok(decision::new_user(
+            claims,
+            department_id,
+            manager_id,
+            &self.defaults,
+            &self.owned,
+            today(),
+        ))
+    }
+
+    /// The Lucca id of the active account with this email, if exactly one.
+    pub(super) async fn manager_id(
+        &self,
+        client: &LuccaClient,
+        mail: &str,
+    ) -> Result<Option<i64>, LuccaError> {
+        let candidates = client.find_by_mail(mail).await?;
+        let id = decision::pick_manager(&candidates, today());
+        if id.is_none() {
+            tracing::warn!(manager = %mail, found = candidates.len(), "no single active Lucca account for this manager; manager left unset");
+        }
+        Ok(id)
+    }
+
+    async fn enqueue(
+        &self,
+        subject: &str,
+        lucca_id: i64,
+        changes: &PendingUpdate,
+    ) -> Result<(), StoreError> {
+        let payload = serde_json::to_string(changes)
+            .map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?;
+        self.store
+            .enqueue_lucca_update(subject, lucca_id, &payload)
+            .await?;
+        self.wake.notify_one();
+        Ok(())
+    }
+
+    pub(super) async fn audit(&self, subject: &str, outcome: &str, detail: Value) {
+        self.audit_event("jit", subject, outcome, detail).await;
+    }
+
+    pub(super) async fn audit_event(
+        &self,
+        event: &str,
+        subject: &str,
+        outcome: &str,
+        detail: Value,
+    ) {
+        metrics::counter!("passerelle_jit_total", "event" => event.to_string(), "outcome" => outcome.to_string())
+            .increment(1);
+        let entry = AuditEvent {
+            event,
+            outcome,
+            subject: Some(subject),
+            detail: Some(detail),
+            ..Default::default()
+        };
+        if let Err(e) = self.store.audit(entry).await {
+            tracing::warn!(error = %e, "could not write the audit log");
+        }
+    }
+
+    /// What JIT would do for this person, performing lookups only (for `GET /admin/preview`).
+    pub async fn preview(&self, claims: &Claims) -> Value {
+        let link = match self.store.lucca_link(&claims.subject).await {
+            Ok(link) => link,
+            Err(e) => {
+                return json!({"mode": self.mode, "action": "unknown", "error": e.to_string()})
+            }
+        };
+        let client = self.client.with_priority(Priority::SignIn);
+        let mut out = json!({
+            "mode": self.mode,
+            "match_on": self.match_on,
+            "identifier": identifier(claims, self.match_on),
+            "link": link,
+        });
+        let lookup = match self.look_up(&client, claims, link.as_ref()).await {
+            Ok(lookup) => lookup,
+            Err(e) => {
+                let allowed = link.as_ref().is_some_and(|l| self.known_active(l));
+                extend(
+                    &mut out,
+                    json!({
+                        "action": "unknown",
+                        "error": e.to_string(),
+                        "reason": if allowed {
+                            "Lucca did not answer; this person is known to be active, so a sign-in now would be let through"
+                        } else {
+                            "Lucca did not answer; a sign-in now would be refused with a \"try again\" page"
+                        },
+                    }),
+                );
+                return out;
+            }
+        };
+        let found: Vec<Value> = match &lookup {
+            Lookup::Matches(users) => users.iter().map(summary).collect(),
+            Lookup::LinkedElsewhere(user) => vec![summary(user)],
+        };
+        extend(&mut out, json!({"found": found}));
+        let decision = decide(&lookup, claims, self.mode, &self.owned, today());
+        let described = match &decision {
+            Decision::Leaver { ended_on, .. } => json!({
+                "action": "refuse", "outcome": "leaver", "contract_end": ended_on,
+                "reason": format!("the contract ended on {ended_on}: the sign-in would be refused and no account created"),
+            }),
+            Decision::NotStarted { starts_on, .. } => json!({
+                "action": "refuse", "outcome": "not_started", "contract_start": starts_on,
+                "reason": format!("the contract starts on {starts_on}: the sign-in would be refused until then"),
+            }),
+            Decision::Duplicate { lucca_ids } => json!({
+                "action": "refuse", "outcome": "duplicate", "lucca_ids": lucca_ids,
+                "reason": "several Lucca accounts have this identifier: the sign-in would be refused and nothing created",
+            }),
+            Decision::IdentifierDiffers { lucca_id } => json!({
+                "action": "refuse", "outcome": "no_account", "lucca_id": lucca_id,
+                "reason": "the linked Lucca account now has another identifier: Lucca would not find this person",
+            }),
+            Decision::NoAccount => json!({
+                "action": "refuse", "outcome": "no_account",
+                "reason": "no Lucca account matches and lucca.jit = \"update_only\": the sign-in would be refused",
+            }),
+            Decision::Create => match self.new_account(&client, claims).await {
+                Ok(Ok(account)) => json!({
+                    "action": "create", "outcome": "created", "account": account,
+                    "reason": "no Lucca account matches: this account would be created at sign-in",
+                }),
+                Ok(Err(cannot)) => json!({
+                    "action": "refuse", "outcome": "create_failed", "error": cannot.to_string(),
+                    "reason": "no Lucca account matches, and one cannot be created",
+                }),
+                Err(e) => json!({"action": "create", "outcome": "created", "error": e.to_string(),
+                    "reason": "no Lucca account matches: one would be created, but its department or manager could not be resolved now"}),
+            },
+            Decision::Update { lucca_id, changes } => json!({
+                "action": "queue_update", "outcome": "updated_queued", "lucca_id": lucca_id,
+                "fields": changes.fields(), "update": changes,
+                "reason": format!("active; an update of {} would be queued", changes.fields().join(", ")),
+            }),
+            Decision::Unchanged { lucca_id } => json!({
+                "action": "none", "outcome": "unchanged", "lucca_id": lucca_id,
+                "reason": "active, and Lucca already holds the owned attributes",
+            }),
+        };
+        extend(&mut out, described);
+        out
+    }
+}
+
+/// The day contracts are judged against. Lucca's dates are local calendar dates.
+pub(super) fn today() -> NaiveDate {
+    chrono::Local::now().date_naive()
+}
+
+fn extend(target: &mut Value, more: Value) {
+    if let (Some(target), Value::Object(more)) = (target.as_object_mut(), more) {
+        target.extend(more);
+    }
+}
+
+fn summary(user: &crate::lucca::LuccaUser) -> Value {
+    let status = decision::link_status(user.contract_status(today()));
+    json!({
+        "id": user.id,
+        "login": user.login,
+        "mail": user.mail,
+        "status": status,
+        "contract_start": user.dt_contract_start.map(|d| d.date()),
+        "contract_end": user.dt_contract_end.map(|d| d.date()),
+    })
+}
