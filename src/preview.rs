@@ -72,6 +72,8 @@ pub async fn preview(
         .await
         .ok_or_else(|| PreviewError::UnknownUser(user.to_string()))?;
     let mapped = map_claims(&identity, &live.role_mapping, &live.claims);
+    let module_roles_claim = live.claims.module_roles_claim.clone();
+    // The guard must not be held across the Lucca lookups below.
     drop(live);
     let clients: Vec<&crate::oidc::Client> = match target {
         Target::All => state
@@ -97,7 +99,7 @@ pub async fn preview(
             &mapped.claims,
             &scopes,
             client,
-            live.claims.module_roles_claim.as_deref(),
+            module_roles_claim.as_deref(),
         );
         claims.insert("iss".into(), json!(state.oidc.issuer));
         claims.insert("sub".into(), json!(mapped.claims.subject));
