@@ -7,4 +7,5 @@ mod bridge;
 mod claims;
 mod cli;
 mod oidc;
+mod saml;
 mod web;
