@@ -7,6 +7,7 @@ use axum::Router;
 use tower_sessions::Session;
 
 mod rp;
+mod sp;
 
 use crate::login::SignedIn;
 use crate::web::AppState;
@@ -44,7 +45,7 @@ pub async fn landing(State(state): State<AppState>, session: Session) -> Respons
             jwks_url => state.url("/oidc/jwks"),
             metadata_url => state.url("/saml/metadata"),
             demo => state.demo,
-            demo_saml => false,
+            demo_saml => state.demo,
             demo_users => demo_users,
         },
     ))
@@ -59,6 +60,8 @@ pub fn routes(enabled: bool) -> Router<AppState> {
     Router::new()
         .route("/demo/oidc/start", axum::routing::get(rp::start))
         .route("/demo/oidc/callback", axum::routing::get(rp::callback))
+        .route("/demo/saml/start", axum::routing::get(sp::start))
+        .route("/demo/saml/acs", axum::routing::post(sp::acs))
 }
 
 /// The demo's built-in configuration: two users, a role table, a demo client served by this
@@ -142,6 +145,14 @@ pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, Stri
         client_secret: Some(Secret::new(DEMO_CLIENT_SECRET)),
         redirect_uris: vec![format!("{}/demo/oidc/callback", config.server.public_url)],
         post_logout_redirect_uris: vec![format!("{}/", config.server.public_url)],
+        ..Default::default()
+    }];
+    // The demo SAML SP served by this process; it sends unsigned requests.
+    config.saml.service_providers = vec![crate::config::ServiceProviderConfig {
+        name: Some("Passerelle demo SAML application".into()),
+        entity_id: Some(sp::entity_id(&config.server.public_url)),
+        acs_url: Some(sp::acs_url(&config.server.public_url)),
+        require_signed_requests: Some(false),
         ..Default::default()
     }];
     Ok(config)
