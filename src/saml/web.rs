@@ -715,6 +715,8 @@ struct InboundLogout {
     reply: Option<StoredReply>,
 }
 
+// The error is the finished HTTP answer, used once at the edge; boxing it buys nothing.
+#[allow(clippy::result_large_err)]
 fn accept_logout(
     state: &AppState,
     intake: Result<super::AcceptedLogoutRequest, Rejected>,
