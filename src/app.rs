@@ -21,6 +21,8 @@ pub enum StartError {
     Store(#[from] crate::store::StoreError),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
+    #[error("SAML service providers:\n{0}")]
+    Saml(String),
     #[error("directory: {0}")]
     Directory(#[from] crate::login::LoginError),
     #[error("lucca: {0}")]
@@ -82,6 +84,17 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     };
     let base_url: Arc<str> = config.server.base_url().into();
     let provisioning = crate::provisioning::Jit::from_config(&config.lucca, store.clone())?;
+    let saml = crate::saml::SamlIdp::load(&base_url, &config.saml)
+        .await
+        .map_err(|problems| {
+            StartError::Saml(
+                problems
+                    .iter()
+                    .map(|p| format!("error: {p}"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+            )
+        })?;
     let state = AppState {
         store,
         keys: Arc::new(keys),
@@ -93,6 +106,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         )),
         templates: Arc::new(Templates::new(&config.server.templates_dir)),
         oidc: Arc::new(crate::oidc::Provider::new(&config.oidc, &base_url)),
+        saml: Arc::new(saml),
         upstreams: Arc::new(crate::login::upstream::Upstreams::new(
             &config.upstreams,
             &base_url,
@@ -171,6 +185,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         .clone()
         .map(crate::provisioning::spawn_outbox_worker);
     crate::web::spawn_reload_on_sighup(state.clone());
+    crate::saml::idp::spawn_metadata_refresh(state.saml.clone());
     let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

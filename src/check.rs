@@ -36,6 +36,17 @@ pub async fn check(config: &Config) -> Vec<Problem> {
         );
     }
 
+    // SAML SPs: metadata that cannot be read, fetched or parsed, or lacks a POST ACS.
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    for (i, sp) in config.saml.service_providers.iter().enumerate() {
+        if let Err(problem) = crate::saml::idp::load_one(&http, i, sp).await {
+            push(Severity::Error, &problem.key, problem.message);
+        }
+    }
+
     // Rows whose group nobody can have: only knowable when the local directory is the only source.
     if config.upstreams.is_empty() && !config.directory.users.is_empty() {
         for (i, row) in config.role_mapping.iter().enumerate() {

@@ -292,6 +292,8 @@ pub struct ServiceProviderConfig {
     pub name_id_format: Option<String>,
     /// Override `[lucca] match_on` for this SP: `email` or `login`.
     pub identifier: Option<String>,
+    /// `NameFormat` of the released attributes: `unspecified` (default), `uri` or `basic`.
+    pub attribute_name_format: Option<String>,
     pub slo_url: Option<String>,
 }
 
@@ -310,6 +312,7 @@ impl Default for ServiceProviderConfig {
             require_signed_requests: None,
             name_id_format: None,
             identifier: None,
+            attribute_name_format: None,
             slo_url: None,
         }
     }
@@ -1054,6 +1057,14 @@ impl Config {
             if let Some(f) = &sp.identifier {
                 if !["email", "login"].contains(&f.as_str()) {
                     v.error(format!("{key}.identifier"), "must be email or login");
+                }
+            }
+            if let Some(f) = &sp.attribute_name_format {
+                if !["unspecified", "uri", "basic"].contains(&f.as_str()) {
+                    v.error(
+                        format!("{key}.attribute_name_format"),
+                        "must be unspecified, uri or basic",
+                    );
                 }
             }
             if !sp.sign_response && !sp.sign_assertion {

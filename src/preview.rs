@@ -58,6 +58,8 @@ pub struct Preview {
     /// Per client: the scopes assumed (Lucca asks `openid profile email groups`) and the ID
     /// token claims (userinfo returns the same).
     pub oidc: BTreeMap<String, Value>,
+    /// Per SAML SP (entity ID): the NameID and the exact attributes of the Assertion.
+    pub saml: BTreeMap<String, Value>,
     /// What JIT would do at this person's sign-in (from read-only Lucca lookups).
     pub jit: Value,
 }
@@ -88,10 +90,33 @@ pub async fn preview(
             .clients
             .get(id)
             .ok_or_else(|| PreviewError::UnknownClient(id.clone()))?],
-        Target::ServiceProvider(sp) => {
-            return Err(PreviewError::UnknownServiceProvider(sp.clone()))
-        }
+        Target::ServiceProvider(_) => Vec::new(),
     };
+    // SAML: the exact NameID and attributes each SP would receive (same Claims as OIDC).
+    let registry = state.saml.registry();
+    let sps: Vec<std::sync::Arc<crate::saml::ServiceProvider>> = match target {
+        Target::All => registry.iter().cloned().collect(),
+        Target::Client(_) => Vec::new(),
+        Target::ServiceProvider(id) => vec![registry
+            .get(id)
+            .ok_or_else(|| PreviewError::UnknownServiceProvider(id.clone()))?],
+    };
+    let mut saml = BTreeMap::new();
+    for sp in sps {
+        let attributes: Vec<Value> = crate::saml::attributes_from_claims(&mapped.claims)
+            .into_iter()
+            .map(|a| json!({"name": a.name, "friendly_name": a.friendly_name, "values": a.values}))
+            .collect();
+        saml.insert(
+            sp.entity_id.clone(),
+            json!({
+                "name_id": crate::saml::web::name_id_for(&sp, &mapped.claims, state.config.lucca.match_on),
+                "name_id_format": sp.settings.name_id_format.uri(),
+                "attribute_name_format": sp.settings.attribute_name_format.uri(),
+                "attributes": attributes,
+            }),
+        );
+    }
     let mut oidc = BTreeMap::new();
     for client in clients {
         let scopes = client.grantable_scopes("openid profile email groups");
@@ -130,6 +155,7 @@ pub async fn preview(
         roles_dropped: mapped.claims.roles_dropped,
         groups_overage,
         oidc,
+        saml,
         jit,
     })
 }

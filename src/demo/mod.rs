@@ -12,6 +12,7 @@ use tower_sessions::Session;
 use crate::lucca::simulator::{self, SimulatorConfig, SimulatorHandle};
 
 mod rp;
+mod sp;
 
 use crate::login::SignedIn;
 use crate::web::AppState;
@@ -49,7 +50,7 @@ pub async fn landing(State(state): State<AppState>, session: Session) -> Respons
             jwks_url => state.url("/oidc/jwks"),
             metadata_url => state.url("/saml/metadata"),
             demo => state.demo,
-            demo_saml => false,
+            demo_saml => state.demo,
             demo_users => demo_users,
         },
     ))
@@ -65,6 +66,8 @@ pub fn routes(enabled: bool) -> Router<AppState> {
         .route("/demo/oidc/start", axum::routing::get(rp::start))
         .route("/demo/oidc/callback", axum::routing::get(rp::callback))
         .route("/demo/lucca", axum::routing::get(lucca_users))
+        .route("/demo/saml/start", axum::routing::get(sp::start))
+        .route("/demo/saml/acs", axum::routing::post(sp::acs))
 }
 
 /// The demo's Lucca tenant, started on first use and kept for the life of the process.
@@ -287,6 +290,14 @@ pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, Stri
         client_secret: Some(Secret::new(DEMO_CLIENT_SECRET)),
         redirect_uris: vec![format!("{}/demo/oidc/callback", config.server.public_url)],
         post_logout_redirect_uris: vec![format!("{}/", config.server.public_url)],
+        ..Default::default()
+    }];
+    // The demo SAML SP served by this process; it sends unsigned requests.
+    config.saml.service_providers = vec![crate::config::ServiceProviderConfig {
+        name: Some("Passerelle demo SAML application".into()),
+        entity_id: Some(sp::entity_id(&config.server.public_url)),
+        acs_url: Some(sp::acs_url(&config.server.public_url)),
+        require_signed_requests: Some(false),
         ..Default::default()
     }];
     Ok(config)

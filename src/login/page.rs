@@ -310,8 +310,9 @@ pub async fn logout(
         )
         .with_retry("/logout"));
     }
-    end_session(&state, &session, &ip).await?;
-    Ok(signed_out_page(&state, None))
+    let ended = end_session(&state, &session, &ip).await?;
+    // SAML SPs this session signed in to are told too (front-channel, one after the other).
+    Ok(crate::saml::web::propagate_logout(&state, ended.as_ref(), None).await)
 }
 
 /// End the sign-in session (all clients and SPs), with an audit record.

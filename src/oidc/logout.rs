@@ -4,13 +4,13 @@
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 use url::Url;
 
-use crate::login::page::{end_session, signed_out_page};
+use crate::login::page::end_session;
 use crate::login::SignedIn;
 use crate::web::{csrf_token, verify_csrf, AppState, ClientIp, PageError};
 
@@ -102,13 +102,12 @@ fn check(state: &AppState, p: &LogoutParams) -> Result<Checked, PageError> {
 }
 
 async fn finish(state: &AppState, session: &Session, ip: &str, checked: Checked) -> Response {
-    if let Err(e) = end_session(state, session, ip).await {
-        return e.into_response();
-    }
-    match checked.redirect {
-        Some(url) => Redirect::to(&url).into_response(),
-        None => signed_out_page(state, None),
-    }
+    let ended = match end_session(state, session, ip).await {
+        Ok(ended) => ended,
+        Err(e) => return e.into_response(),
+    };
+    // SAML SPs of this session are signed out first; then on to the client's redirect.
+    crate::saml::web::propagate_logout(state, ended.as_ref(), checked.redirect).await
 }
 
 /// Is the hint about the person signed in here (or is nobody signed in)?

@@ -41,11 +41,13 @@
 pub mod binding;
 pub mod dsig;
 pub mod encrypt;
+pub mod idp;
 pub mod logout;
 pub mod metadata;
 pub mod request;
 pub mod response;
 pub mod sp;
+pub mod web;
 pub(crate) mod writer;
 pub mod xml;
 
@@ -58,6 +60,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use binding::{encode_post, encode_redirect, Binding, BindingError, MessageKind};
 pub use dsig::{SignError, SignatureError, SigningMaterial};
+pub use idp::{SamlIdp, SpProblem};
 pub use logout::{
     build_logout_request, build_logout_response, parse_redirect_logout_request,
     read_logout_response, verify_post_logout_request, AcceptedLogoutRequest, BuiltMessage,

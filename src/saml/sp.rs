@@ -131,6 +131,8 @@ pub enum SpError {
     BadNameIdFormat(String),
     #[error("identifier {0:?} is not one of email, login")]
     BadIdentifier(String),
+    #[error("attribute_name_format {0:?} is not one of unspecified, uri, basic")]
+    BadAttributeNameFormat(String),
     #[error("service provider {0} is registered twice")]
     DuplicateEntityId(String),
 }
@@ -315,7 +317,12 @@ impl ServiceProvider {
                 Some("login") => Some(MatchOn::Login),
                 Some(other) => return Err(SpError::BadIdentifier(other.to_string())),
             },
-            attribute_name_format: AttributeNameFormat::Unspecified,
+            attribute_name_format: match config.attribute_name_format.as_deref().map(str::trim) {
+                None | Some("unspecified") => AttributeNameFormat::Unspecified,
+                Some("uri") => AttributeNameFormat::Uri,
+                Some("basic") => AttributeNameFormat::Basic,
+                Some(other) => return Err(SpError::BadAttributeNameFormat(other.to_string())),
+            },
         };
         if sp.settings.encrypt_assertion && sp.encryption_cert.is_none() {
             return Err(SpError::NoEncryptionCertificate(sp.entity_id));

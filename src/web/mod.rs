@@ -48,6 +48,8 @@ pub struct AppState {
     pub throttle: Arc<FailureThrottle>,
     pub templates: Arc<Templates>,
     pub oidc: Arc<crate::oidc::Provider>,
+    /// The SAML IdP: registered SPs (refreshed in place), intake policy, our URLs.
+    pub saml: Arc<crate::saml::SamlIdp>,
     pub upstreams: Arc<crate::login::upstream::Upstreams>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// `public_url` without a trailing slash.
@@ -102,6 +104,7 @@ pub fn router(state: AppState) -> Router {
         .route("/login/upstream/{name}/callback", get(crate::login::page::upstream_callback))
         .route("/logout", get(crate::login::page::logout_page).post(crate::login::page::logout))
         .merge(crate::oidc::browser_routes())
+        .merge(crate::saml::web::routes())
         .merge(crate::demo::routes(state.demo))
         .layer(axum::middleware::from_fn_with_state(state.clone(), errors::render_error_pages))
         .layer(sessions)

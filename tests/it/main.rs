@@ -8,4 +8,5 @@ mod claims;
 mod cli;
 mod jit;
 mod oidc;
+mod saml;
 mod web;
