@@ -9,8 +9,8 @@ use passerelle::config::KeysConfig;
 use passerelle::identity::Claims;
 use passerelle::keys::Keys;
 use passerelle::saml::{
-    attributes_from_claims, build_response, AttributeNameFormat, AuthnContextClass, Binding, NameIdFormat, ReplyTo,
-    ResponseParams, SigningMaterial,
+    attributes_from_claims, build_response, AttributeNameFormat, AuthnContextClass, Binding,
+    NameIdFormat, ReplyTo, ResponseParams, SigningMaterial,
 };
 
 fn responses(c: &mut Criterion) {
@@ -40,7 +40,10 @@ fn responses(c: &mut Criterion) {
     };
     let mut group = c.benchmark_group("saml_response");
     group.throughput(Throughput::Elements(1));
-    for (name, sign_response, sign_assertion) in [("assertion_signed", false, true), ("both_signed", true, true)] {
+    for (name, sign_response, sign_assertion) in [
+        ("assertion_signed", false, true),
+        ("both_signed", true, true),
+    ] {
         group.bench_function(name, |b| {
             b.iter(|| {
                 let params = ResponseParams {

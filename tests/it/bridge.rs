@@ -299,3 +299,78 @@ async fn entra_group_overage_is_reported_and_the_fallback_applied() {
         .unwrap()
         .starts_with("up-"));
 }
+
+#[tokio::test]
+async fn the_whole_chain_with_saml_downstream() {
+    use crate::saml::{
+        attributes, authn_request, name_id, new_request_id, posted, redirect_url, register_sp,
+        samael_sp, SP_ACS, SP_ENTITY,
+    };
+
+    let (ul, ubase) = bind().await;
+    let (bl, bbase) = bind().await;
+    let callback = format!("{bbase}/login/upstream/corp/callback");
+    let _upstream = start_bound(ul, ubase.clone(), |c| {
+        c.login.session_cookie = "upstream_session".into();
+        c.role_mapping.clear();
+        c.claims.unmapped_groups = UnmappedGroups::PassThrough;
+        c.oidc.clients.push(ClientConfig {
+            client_id: "bridge".into(),
+            client_secret: Some(Secret::new(BRIDGE_SECRET)),
+            redirect_uris: vec![callback.clone()],
+            ..Default::default()
+        });
+    })
+    .await;
+    let bridge = start_bound(bl, bbase.clone(), |c| {
+        c.directory.users.clear();
+        c.upstreams = vec![upstream_config("corp", &ubase)];
+        register_sp(c, false);
+    })
+    .await;
+
+    let browser = Browser::new();
+    let id = new_request_id();
+    let url = redirect_url(
+        &bbase,
+        &authn_request(&bbase, &id, SP_ENTITY, SP_ACS, ""),
+        None,
+        true,
+    );
+    let bases = [bbase.as_str(), ubase.as_str()];
+    let page = follow_across(&browser, &bases, &url).await;
+    assert!(
+        page.url().as_str().starts_with(&format!("{ubase}/login")),
+        "the upstream's sign-in page: {}",
+        page.url()
+    );
+    let signed_in = browser
+        .submit_login(&ubase, page, "alice@acme.test", ALICE_PASSWORD)
+        .await;
+    assert_eq!(signed_in.status(), 303);
+    let auto_post = follow_across(
+        &browser,
+        &bases,
+        &absolute(&ubase, &location(&signed_in).unwrap()),
+    )
+    .await;
+    let post = posted(auto_post).await;
+    assert_eq!(post.action, SP_ACS);
+
+    let sp = samael_sp(&bridge.base, SP_ACS, SP_ENTITY).await;
+    let assertion = sp
+        .parse_base64_response(&post.saml_response, Some(&[id.as_str()]))
+        .expect("the SP accepts the bridge's Response");
+    assert_eq!(name_id(&assertion), "alice@acme.test");
+    let attrs = attributes(&assertion);
+    assert_eq!(
+        attrs["department"],
+        vec!["Engineering"],
+        "from the upstream identity"
+    );
+    assert_eq!(
+        attrs["groups"],
+        vec!["validateur_n1", "collaborateur"],
+        "the bridge's table over the upstream's groups"
+    );
+}
