@@ -6,5 +6,6 @@ mod common;
 mod bridge;
 mod claims;
 mod cli;
+mod migrations;
 mod oidc;
 mod web;
