@@ -246,7 +246,11 @@ impl Runner<'_> {
                 planning.plan_creation(user);
             }
             let settled = matches!(plan, Plan::Settled(_));
-            let outcome = plan.outcome();
+            let mut outcome = plan.outcome().clone();
+            if settled {
+                credit_earlier_write(&p.record, &mut outcome);
+            }
+            let outcome = &outcome;
             let done = self.job.dry_run || settled;
             batch.push(row_outcome(p.record.row_no, outcome, done));
             if done {
@@ -351,24 +355,7 @@ impl Runner<'_> {
         let plan = classify(&p.person, p.identity.as_ref(), index, rules);
         let outcome = match plan {
             Plan::Settled(mut outcome) => {
-                // Our own write from before a restart: report it as ours.
-                if p.record.write_started_at.is_some() && outcome.class == Class::Ready {
-                    match p.record.class.as_deref() {
-                        Some("will_create") => {
-                            outcome.class = Class::Created;
-                            outcome
-                                .notes
-                                .push("created before the job was restarted".into());
-                        }
-                        Some("will_update") => {
-                            outcome.class = Class::Updated;
-                            outcome
-                                .notes
-                                .push("updated before the job was restarted".into());
-                        }
-                        _ => {}
-                    }
-                }
+                credit_earlier_write(&p.record, &mut outcome);
                 outcome
             }
             Plan::Create {
@@ -530,6 +517,21 @@ fn failed_write(e: LuccaError, mut outcome: Outcome) -> Result<Outcome, ApplyErr
     }
 }
 
+/// A row whose write was sent by a run that died before recording it, and which Lucca now
+/// shows as done: the write was this job's, so report it as such (not as `ready`).
+fn credit_earlier_write(record: &MigrationRowRecord, outcome: &mut Outcome) {
+    if record.write_started_at.is_none() || outcome.class != Class::Ready {
+        return;
+    }
+    let (class, note) = match record.class.as_deref() {
+        Some("will_create") => (Class::Created, "created before the job was restarted"),
+        Some("will_update") => (Class::Updated, "updated before the job was restarted"),
+        _ => return,
+    };
+    outcome.class = class;
+    outcome.notes.push(note.into());
+}
+
 fn row_outcome(row_no: i64, outcome: &Outcome, done: bool) -> MigrationRowOutcome {
     MigrationRowOutcome {
         row_no,
@@ -539,5 +541,54 @@ fn row_outcome(row_no: i64, outcome: &Outcome, done: bool) -> MigrationRowOutcom
         lucca_id: outcome.lucca_id.filter(|id| *id > 0),
         message: outcome.message(),
         done,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(class: &str, write_started: bool) -> MigrationRowRecord {
+        MigrationRowRecord {
+            row_no: 2,
+            seq: 0,
+            email: "a@acme.test".into(),
+            input: "{}".into(),
+            class: Some(class.into()),
+            fields: None,
+            lucca_id: None,
+            message: None,
+            done: false,
+            write_started_at: write_started.then_some(1),
+            notice: None,
+        }
+    }
+
+    fn ready() -> Outcome {
+        Outcome {
+            class: Class::Ready,
+            lucca_id: Some(9),
+            changes: vec![],
+            notes: vec![],
+            link_status: Some("active"),
+        }
+    }
+
+    #[test]
+    fn a_write_sent_before_a_restart_is_credited_to_the_job() {
+        let mut outcome = ready();
+        credit_earlier_write(&record("will_create", true), &mut outcome);
+        assert_eq!(outcome.class, Class::Created);
+        assert_eq!(
+            outcome.message().as_deref(),
+            Some("created before the job was restarted")
+        );
+        let mut outcome = ready();
+        credit_earlier_write(&record("will_update", true), &mut outcome);
+        assert_eq!(outcome.class, Class::Updated);
+        // Nothing was sent: someone else made the account ready.
+        let mut outcome = ready();
+        credit_earlier_write(&record("will_create", false), &mut outcome);
+        assert_eq!(outcome.class, Class::Ready);
     }
 }
