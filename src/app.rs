@@ -144,8 +144,8 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         source,
     })?;
     crate::web::spawn_housekeeping(state.clone());
-    crate::provisioning::migration::spawn_worker(state.clone());
     crate::web::spawn_reload_on_sighup(state.clone());
+    crate::provisioning::migration::spawn_worker(state.clone());
     let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
