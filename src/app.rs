@@ -186,6 +186,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         .map(crate::provisioning::spawn_outbox_worker);
     crate::web::spawn_reload_on_sighup(state.clone());
     crate::saml::idp::spawn_metadata_refresh(state.saml.clone());
+    crate::provisioning::migration::spawn_worker(state.clone());
     let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {

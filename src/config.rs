@@ -48,6 +48,8 @@ pub struct Config {
     pub role_mapping: Vec<RoleMappingRow>,
     pub claims: ClaimsConfig,
     pub upstreams: Vec<UpstreamConfig>,
+    pub migrations: MigrationsConfig,
+    pub smtp: SmtpConfig,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -519,6 +521,61 @@ pub struct UpstreamConfig {
     pub groups_overage_fallback: Vec<String>,
 }
 
+/// `[migrations]`: batch SSO migrations (`POST /admin/migrations`, `passerelle migrate`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MigrationsConfig {
+    /// Largest upload accepted, in bytes (5 MiB: about 50,000 people with every column).
+    pub max_upload_bytes: usize,
+    /// Most people in one file.
+    pub max_rows: usize,
+    /// Email each migrated person (through `[smtp]`) unless the request says `notify=false`.
+    pub notify_people: bool,
+}
+
+impl Default for MigrationsConfig {
+    fn default() -> Self {
+        MigrationsConfig {
+            max_upload_bytes: 5 * 1024 * 1024,
+            max_rows: 50_000,
+            notify_people: false,
+        }
+    }
+}
+
+/// `[smtp]`: the relay that sends the migration emails. Unset `host`: no email is sent.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmtpConfig {
+    pub host: Option<String>,
+    pub port: u16,
+    /// The sender, e.g. `"IT <it@acme.test>"`.
+    pub from: Option<String>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+    /// Upgrade the connection with STARTTLS (required when true); false speaks plain SMTP,
+    /// for a relay on the same host or network only.
+    pub starttls: bool,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for SmtpConfig {
+    fn default() -> Self {
+        SmtpConfig {
+            host: None,
+            port: 587,
+            from: None,
+            username: None,
+            password: None,
+            password_file: None,
+            starttls: true,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// Why a configuration could not be loaded at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -663,9 +720,13 @@ impl Config {
         fix(&mut self.server.data_dir);
         fix(&mut self.server.keys_dir);
         fix(&mut self.server.templates_dir);
-        for p in [&mut self.admin.token_file, &mut self.lucca.api_key_file]
-            .into_iter()
-            .flatten()
+        for p in [
+            &mut self.admin.token_file,
+            &mut self.lucca.api_key_file,
+            &mut self.smtp.password_file,
+        ]
+        .into_iter()
+        .flatten()
         {
             fix(p);
         }
@@ -713,6 +774,11 @@ impl Config {
             &mut self.lucca.api_key,
             &self.lucca.api_key_file,
         )?;
+        read(
+            "smtp.password_file".into(),
+            &mut self.smtp.password,
+            &self.smtp.password_file,
+        )?;
         for (i, c) in self.oidc.clients.iter_mut().enumerate() {
             read(
                 format!("oidc.clients[{i}].client_secret_file"),
@@ -747,6 +813,7 @@ impl Config {
         self.validate_lucca(&mut v);
         self.validate_saml(&mut v);
         self.validate_upstreams(&mut v);
+        self.validate_migrations(&mut v);
         v.problems
     }
 
@@ -1101,6 +1168,43 @@ impl Config {
             if u.client_id.is_empty() {
                 v.error(format!("{key}.client_id"), "is required");
             }
+        }
+    }
+}
+
+impl Config {
+    fn validate_migrations(&self, v: &mut Validator) {
+        let m = &self.migrations;
+        if m.max_upload_bytes == 0 {
+            v.error("migrations.max_upload_bytes", "must be at least 1");
+        }
+        if m.max_rows == 0 {
+            v.error("migrations.max_rows", "must be at least 1");
+        }
+        let smtp = &self.smtp;
+        match smtp.host.as_deref().map(str::trim) {
+            Some("") => v.error("smtp.host", "is empty (remove it to send no email)"),
+            Some(_) => {
+                match smtp.from.as_deref() {
+                    None => v.error("smtp.from", "is required when smtp.host is set"),
+                    Some(from) if from.parse::<lettre::message::Mailbox>().is_err() => v.error(
+                        "smtp.from",
+                        format!("`{from}` is not an address (e.g. \"IT <it@acme.test>\")"),
+                    ),
+                    Some(_) => {}
+                }
+                if smtp.port == 0 {
+                    v.error("smtp.port", "must be a port number");
+                }
+                if smtp.password.is_some() && smtp.username.is_none() {
+                    v.error("smtp.username", "is required with smtp.password");
+                }
+            }
+            None if m.notify_people => v.error(
+                "migrations.notify_people",
+                "needs [smtp] host and from to send the emails",
+            ),
+            None => {}
         }
     }
 }

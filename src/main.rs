@@ -58,6 +58,20 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Move the people of a CSV/JSON file to SSO through a running server; writes FILE.report.csv.
+    Migrate {
+        file: PathBuf,
+        /// Only report what would be done.
+        #[arg(long)]
+        dry_run: bool,
+        /// The server (default: server.public_url of the configuration).
+        #[arg(long)]
+        url: Option<String>,
+        #[arg(long, env = "PASSERELLE_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -221,6 +235,32 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
                 serde_json::to_string_pretty(&preview).unwrap_or_default()
             );
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate {
+            file,
+            dry_run,
+            url,
+            token,
+            config,
+        } => {
+            use passerelle::provisioning::migration::cli;
+            let config = load(default_config_path(config).as_deref())?;
+            let token =
+                token.or_else(|| config.admin.token.as_ref().map(|t| t.expose().to_string()));
+            let url = url.unwrap_or_else(|| config.server.base_url());
+            let done = cli::run(cli::MigrateArgs {
+                file,
+                dry_run,
+                url,
+                token,
+            })
+            .await
+            .map_err(|e| format!("error: {e}"))?;
+            Ok(if done.status == "done" {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::HashPassword => {
             let mut line = String::new();

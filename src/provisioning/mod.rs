@@ -3,10 +3,12 @@
 //!
 //! - [`decision`]: the pure rules (contract state, duplicates, owned-attribute diff);
 //! - [`Jit`]: the sign-in step, its records in `lucca_links` and the audit log, the preview;
-//! - the outbox worker ([`spawn_outbox_worker`]): deferred, retried attribute updates.
+//! - the outbox worker ([`spawn_outbox_worker`]): deferred, retried attribute updates;
+//! - [`migration`]: the batch SSO migration jobs (`/admin/migrations`, `passerelle migrate`).
 
 pub mod decision;
 mod jit;
+pub mod migration;
 mod outbox;
 
 pub use jit::{Denied, Granted, Jit};

@@ -3,6 +3,7 @@
 
 mod audit;
 mod lucca;
+pub mod migrations;
 mod oauth;
 mod outbox;
 mod requests;

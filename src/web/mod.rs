@@ -1,7 +1,7 @@
 //! The axum glue: shared state, router assembly, error pages, templates, CSRF, client IP,
 //! security headers, health and metrics.
 
-mod admin;
+pub(crate) mod admin;
 mod csrf;
 mod errors;
 mod health;
@@ -136,6 +136,7 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("no-referrer"),
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
+        .merge(crate::provisioning::migration::routes()) // after the 1 MiB limit: uploads have their own cap
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |req: &axum::http::Request<axum::body::Body>| {

@@ -7,6 +7,7 @@ mod bridge;
 mod claims;
 mod cli;
 mod jit;
+mod migrations;
 mod oidc;
 mod saml;
 mod web;
