@@ -127,15 +127,16 @@ pub struct Running {
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
-    /// The Lucca outbox worker, stopped with the server. Aborting it is safe: an update cut
-    /// short stays pending and is sent again by the next start.
-    outbox: Option<tokio::task::JoinHandle<()>>,
+    /// Background work (outbox, migrations, housekeeping, metadata refresh, SIGHUP), stopped with
+    /// the server so a stopped server never keeps writing. Aborting is safe: an outbox update or
+    /// a migration write cut short is found pending, and re-checked, by the next start.
+    workers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Running {
     /// Stop accepting, finish in-flight requests.
     pub async fn stop(mut self) {
-        self.stop_outbox();
+        self.stop_workers();
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -145,11 +146,11 @@ impl Running {
     /// Wait until the server ends (Ctrl-C or SIGTERM when started with [`serve_until_signal`]).
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
-        self.stop_outbox();
+        self.stop_workers();
     }
 
-    fn stop_outbox(&mut self) {
-        if let Some(worker) = self.outbox.take() {
+    fn stop_workers(&mut self) {
+        for worker in self.workers.drain(..) {
             worker.abort();
         }
     }
@@ -157,7 +158,7 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.stop_outbox();
+        self.stop_workers();
     }
 }
 
@@ -178,15 +179,19 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         addr: "listener".into(),
         source,
     })?;
-    crate::web::spawn_housekeeping(state.clone());
+    let mut workers = vec![
+        crate::web::spawn_housekeeping(state.clone()),
+        crate::web::spawn_reload_on_sighup(state.clone()),
+        crate::provisioning::migration::spawn_worker(state.clone()),
+    ];
     // Pending updates from before a restart are picked up by the worker's first pass.
-    let outbox = state
-        .provisioning
-        .clone()
-        .map(crate::provisioning::spawn_outbox_worker);
-    crate::web::spawn_reload_on_sighup(state.clone());
-    crate::saml::idp::spawn_metadata_refresh(state.saml.clone());
-    crate::provisioning::migration::spawn_worker(state.clone());
+    workers.extend(
+        state
+            .provisioning
+            .clone()
+            .map(crate::provisioning::spawn_outbox_worker),
+    );
+    workers.extend(crate::saml::idp::spawn_metadata_refresh(state.saml.clone()));
     let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -208,7 +213,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         state,
         shutdown: Some(tx),
         task,
-        outbox,
+        workers,
     })
 }
 

@@ -118,12 +118,12 @@ impl SamlIdp {
 }
 
 /// Refresh metadata given by URL every `saml.metadata_refresh`.
-pub fn spawn_metadata_refresh(idp: Arc<SamlIdp>) {
+pub fn spawn_metadata_refresh(idp: Arc<SamlIdp>) -> Option<tokio::task::JoinHandle<()>> {
     if !idp.has_metadata_urls() {
-        return;
+        return None;
     }
     let every = idp.config.metadata_refresh.max(Duration::from_secs(60));
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         let mut tick = tokio::time::interval(every);
         // The first tick fires at once; start-up has just fetched everything.
         tick.tick().await;
@@ -131,7 +131,7 @@ pub fn spawn_metadata_refresh(idp: Arc<SamlIdp>) {
             tick.tick().await;
             idp.refresh().await;
         }
-    });
+    }))
 }
 
 fn http_client() -> reqwest::Client {

@@ -196,25 +196,25 @@ pub async fn reload(state: &AppState) -> Result<Reloaded, Vec<String>> {
 }
 
 /// SIGHUP reloads the users and the role table, like `POST /admin/reload`.
-pub fn spawn_reload_on_sighup(state: AppState) {
-    #[cfg(unix)]
+pub fn spawn_reload_on_sighup(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
+        #[cfg(unix)]
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
             return;
         };
+        #[cfg(unix)]
         while hup.recv().await.is_some() {
             if let Err(errors) = reload(&state).await {
                 tracing::error!(problems = ?errors, "reload refused; keeping the running configuration");
             }
         }
-    });
-    #[cfg(not(unix))]
-    let _ = state;
+        #[cfg(not(unix))]
+        let _ = state;
+    })
 }
 
 /// Periodic housekeeping: purge expired rows, pick up keys rotated by the CLI.
-pub fn spawn_housekeeping(state: AppState) {
+pub fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
         loop {
@@ -226,5 +226,5 @@ pub fn spawn_housekeeping(state: AppState) {
                 tracing::warn!(error = %e, "reloading the key ring failed; keeping the loaded keys");
             }
         }
-    });
+    })
 }
