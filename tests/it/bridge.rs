@@ -48,8 +48,9 @@ fn upstream_config(name: &str, issuer: &str) -> UpstreamConfig {
     }
 }
 
-#[tokio::test]
-async fn the_whole_chain_rp_to_bridge_to_upstream_and_back() {
+/// Two servers: an upstream Passerelle (local directory, raw groups passed through) and a
+/// bridge with no local users whose only way in is that upstream. `tweak` adjusts the bridge.
+async fn chain(tweak: impl FnOnce(&mut passerelle::config::Config)) -> (TestServer, TestServer) {
     let (ul, ubase) = bind().await;
     let (bl, bbase) = bind().await;
     let callback = format!("{bbase}/login/upstream/corp/callback");
@@ -65,13 +66,21 @@ async fn the_whole_chain_rp_to_bridge_to_upstream_and_back() {
         });
     })
     .await;
-    let bridge = start_bound(bl, bbase.clone(), |c| {
+    let bridge = start_bound(bl, bbase, |c| {
         c.directory.users.clear();
         let mut upstream = upstream_config("corp", &ubase);
         upstream.use_userinfo = true;
         c.upstreams = vec![upstream];
+        tweak(c);
     })
     .await;
+    (upstream, bridge)
+}
+
+#[tokio::test]
+async fn the_whole_chain_rp_to_bridge_to_upstream_and_back() {
+    let (upstream, bridge) = chain(|_| {}).await;
+    let (ubase, bbase) = (upstream.base.clone(), bridge.base.clone());
 
     let browser = Browser::new();
     let (verifier, challenge) = {
@@ -307,27 +316,8 @@ async fn the_whole_chain_with_saml_downstream() {
         samael_sp, SP_ACS, SP_ENTITY,
     };
 
-    let (ul, ubase) = bind().await;
-    let (bl, bbase) = bind().await;
-    let callback = format!("{bbase}/login/upstream/corp/callback");
-    let _upstream = start_bound(ul, ubase.clone(), |c| {
-        c.login.session_cookie = "upstream_session".into();
-        c.role_mapping.clear();
-        c.claims.unmapped_groups = UnmappedGroups::PassThrough;
-        c.oidc.clients.push(ClientConfig {
-            client_id: "bridge".into(),
-            client_secret: Some(Secret::new(BRIDGE_SECRET)),
-            redirect_uris: vec![callback.clone()],
-            ..Default::default()
-        });
-    })
-    .await;
-    let bridge = start_bound(bl, bbase.clone(), |c| {
-        c.directory.users.clear();
-        c.upstreams = vec![upstream_config("corp", &ubase)];
-        register_sp(c, false);
-    })
-    .await;
+    let (upstream, bridge) = chain(|c| register_sp(c, false)).await;
+    let (ubase, bbase) = (upstream.base.clone(), bridge.base.clone());
 
     let browser = Browser::new();
     let id = new_request_id();
