@@ -352,6 +352,17 @@ impl LuccaClient {
         if let Some(list) = self.cached_departments() {
             return Ok(list);
         }
+        self.fetch_departments().await
+    }
+
+    /// All departments read now, whatever the cache holds (which they then replace): for a
+    /// migration, which must see a department created in Lucca a minute ago.
+    pub async fn reload_departments(&self) -> Result<Arc<Vec<Department>>, LuccaError> {
+        let _refreshing = self.inner.departments_refresh.lock().await;
+        self.fetch_departments().await
+    }
+
+    async fn fetch_departments(&self) -> Result<Arc<Vec<Department>>, LuccaError> {
         let mut departments = Vec::new();
         let mut offset = 0u32;
         for _ in 0..MAX_PAGES {

@@ -592,6 +592,12 @@ async fn departments_are_cached_and_matched_by_name() {
         Some("id,name")
     );
     assert_eq!(requests[0].query_param("paging").as_deref(), Some("0,1000"));
+
+    // A migration reads them again whatever the cache holds, and refreshes it for everyone.
+    assert_eq!(lucca.reload_departments().await.unwrap().len(), 3);
+    assert_eq!(sim.requests().len(), 2, "reloaded despite the cache");
+    lucca.departments().await.unwrap();
+    assert_eq!(sim.requests().len(), 2, "the reload refreshed the cache");
 }
 
 #[tokio::test]
