@@ -406,27 +406,6 @@ impl LuccaClient {
             .unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The id of the department called `name` (trimmed, case-insensitive). `None` when there
-    /// is no such department, or several (the caller falls back to its default then).
-    pub async fn department_id_by_name(&self, name: &str) -> Result<Option<i64>, LuccaError> {
-        let wanted = name.trim().to_lowercase();
-        if wanted.is_empty() {
-            return Ok(None);
-        }
-        let departments = self.departments().await?;
-        let mut matches = departments
-            .iter()
-            .filter(|d| d.name.trim().to_lowercase() == wanted);
-        match (matches.next(), matches.next()) {
-            (Some(found), None) => Ok(Some(found.id)),
-            (Some(_), Some(_)) => {
-                tracing::warn!(department = %name.trim(), "several Lucca departments have this name; not choosing one");
-                Ok(None)
-            }
-            _ => Ok(None),
-        }
-    }
-
     /// A cheap authenticated request, for `passerelle check`: proves the URL, the key and its
     /// right to read users.
     pub async fn ping(&self) -> Result<(), LuccaError> {

@@ -565,24 +565,15 @@ async fn a_sign_in_jumps_ahead_of_queued_batch_work() {
 }
 
 #[tokio::test]
-async fn departments_are_cached_and_matched_by_name() {
+async fn departments_are_read_in_pages_and_cached() {
     let sim = simulator().await;
     let lucca = client(&sim);
+    let departments = lucca.departments().await.unwrap();
     assert_eq!(
-        lucca.department_id_by_name("  engineering ").await.unwrap(),
-        Some(13)
+        departments.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [13, 14, 15]
     );
-    assert_eq!(
-        lucca
-            .department_id_by_name("HUMAN RESOURCES")
-            .await
-            .unwrap(),
-        Some(14)
-    );
-    assert_eq!(
-        lucca.department_id_by_name("Marketing").await.unwrap(),
-        None
-    );
+    assert_eq!(departments[1].name, "Human Resources");
     assert_eq!(lucca.departments().await.unwrap().len(), 3);
     let requests = sim.requests();
     assert_eq!(requests.len(), 1, "one request, then the cache");

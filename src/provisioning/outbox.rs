@@ -139,7 +139,7 @@ impl Jit {
         let client = self.client.with_priority(Priority::Batch);
         let department_id = match &update.department {
             Some(name) => {
-                let id = client.department_id_by_name(name).await?;
+                let id = super::jit::department_id(&client, name).await?;
                 if id.is_none() {
                     tracing::warn!(department = %name, "no single Lucca department has this name; department left as is");
                 }

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::classify::{classify, LuccaIndex, Outcome, Plan, Rules, BULK_FIELDS};
+use super::classify::{classify, identifier, LuccaIndex, Outcome, Plan, Rules, BULK_FIELDS};
 use super::context::MigrationContext;
 use super::model::{Class, JobStatus, PersonRow};
 use super::notify::{EmailContext, Mailer};
@@ -53,7 +53,7 @@ pub fn spawn_worker(ctx: Arc<MigrationContext>) -> tokio::task::JoinHandle<()> {
 }
 
 /// Run queued jobs, one at a time, until none is left or the database fails.
-pub(super) async fn run_queued(ctx: &MigrationContext) {
+pub(crate) async fn run_queued(ctx: &MigrationContext) {
     loop {
         match ctx.store.next_migration_job().await {
             Ok(Some(id)) => {
@@ -204,6 +204,7 @@ impl Runner<'_> {
             match_on: self.match_on,
             today: self.today,
             defaults: &self.ctx.lucca_config.defaults,
+            owned: &self.ctx.lucca_config.owned_attributes,
             departments: &departments,
             directory_is_complete: self.ctx.directory_is_complete,
         };
@@ -306,16 +307,7 @@ impl Runner<'_> {
     ) -> Result<(), ApplyError> {
         let store = &self.ctx.store;
         let id = self.job.id.as_str();
-        let email = p.person.email_key();
-        let identifier = match self.match_on {
-            MatchOn::Email => email.clone(),
-            MatchOn::Login => p
-                .person
-                .login
-                .clone()
-                .or_else(|| p.identity.as_ref().and_then(|i| i.login.clone()))
-                .unwrap_or_else(|| email.clone()),
-        };
+        let identifier = identifier(&p.person, p.identity.as_ref(), self.match_on);
         // The snapshot may be minutes old, and a run killed after its write but before
         // recording it must not write again: ask Lucca now.
         let fresh = match self.match_on {
