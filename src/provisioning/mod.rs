@@ -7,7 +7,7 @@
 //! - the outbox worker ([`spawn_outbox_worker`]): deferred, retried attribute updates;
 //! - [`migration`]: the batch SSO migration jobs (`/admin/migrations`, `passerelle migrate`).
 
-#[cfg(test)]
+#[cfg(all(test, feature = "simulator"))]
 mod agreement_tests;
 pub mod decision;
 mod jit;
