@@ -227,17 +227,6 @@ impl LuccaClient {
         Ok(envelope.data)
     }
 
-    /// One page of users with the default projection and the total count.
-    pub async fn list_users(
-        &self,
-        offset: u32,
-        limit: u32,
-        former_employees: bool,
-    ) -> Result<UserPage, LuccaError> {
-        self.list_users_with_fields(offset, limit, former_employees, DEFAULT_USER_FIELDS)
-            .await
-    }
-
     /// One page of users with a custom `fields=` projection (`collection.count` is added).
     pub async fn list_users_with_fields(
         &self,
@@ -258,15 +247,7 @@ impl LuccaClient {
         self.user_page("list users", query).await
     }
 
-    /// Every user, page after page, with the default projection.
-    pub async fn list_all_users(
-        &self,
-        former_employees: bool,
-    ) -> Result<Vec<LuccaUser>, LuccaError> {
-        self.list_all_users_with_fields(former_employees, DEFAULT_USER_FIELDS)
-            .await
-    }
-
+    /// Every user, page after page, with a custom `fields=` projection.
     pub async fn list_all_users_with_fields(
         &self,
         former_employees: bool,

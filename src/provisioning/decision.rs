@@ -56,21 +56,6 @@ pub enum Decision {
     },
 }
 
-impl Decision {
-    /// The audit outcome of this decision.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Decision::Leaver { .. } => "leaver",
-            Decision::NotStarted { .. } => "not_started",
-            Decision::Duplicate { .. } => "duplicate",
-            Decision::IdentifierDiffers { .. } | Decision::NoAccount => "no_account",
-            Decision::Create => "created",
-            Decision::Update { .. } => "updated_queued",
-            Decision::Unchanged { .. } => "unchanged",
-        }
-    }
-}
-
 /// The one place where a lookup becomes a decision.
 pub fn decide(
     lookup: &Lookup,
@@ -470,8 +455,8 @@ mod tests {
         let mut last_day = alice();
         last_day.dt_contract_end = parse_lucca_datetime("2025-06-02");
         assert_eq!(
-            decide_for(vec![last_day], JitMode::CreateAndUpdate).outcome(),
-            "unchanged",
+            decide_for(vec![last_day], JitMode::CreateAndUpdate),
+            Decision::Unchanged { lucca_id: 2 },
             "the last day is still worked"
         );
         let mut future = alice();
@@ -517,7 +502,10 @@ mod tests {
         assert_eq!(lookup(alice()), Decision::IdentifierDiffers { lucca_id: 2 });
         let mut leaver = alice();
         leaver.dt_contract_end = parse_lucca_datetime("2024-01-31");
-        assert_eq!(lookup(leaver).outcome(), "leaver");
+        assert!(matches!(
+            lookup(leaver),
+            Decision::Leaver { lucca_id: 2, .. }
+        ));
     }
 
     #[test]

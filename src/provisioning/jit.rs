@@ -109,10 +109,6 @@ impl Jit {
         &self.support_contact
     }
 
-    pub fn mode(&self) -> JitMode {
-        self.mode
-    }
-
     /// Make sure the person can use Lucca: called after authentication, before any answer
     /// goes back to the application.
     pub async fn at_sign_in(&self, claims: &Claims) -> Result<Granted, Denied> {
