@@ -95,10 +95,18 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
                     .join("\n"),
             )
         })?;
+    let live = Arc::new(ArcSwap::from_pointee(live));
+    let migrations = Arc::new(crate::provisioning::migration::MigrationContext::new(
+        &config,
+        store.clone(),
+        live.clone(),
+        base_url.clone(),
+        provisioning.as_deref(),
+    ));
     let state = AppState {
         store,
         keys: Arc::new(keys),
-        live: Arc::new(ArcSwap::from_pointee(live)),
+        live,
         throttle: Arc::new(FailureThrottle::new(
             config.login.failure_window,
             config.login.max_failures_per_account,
@@ -116,6 +124,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         demo: options.demo,
         config_path: options.config_path.clone(),
         provisioning,
+        migrations,
         config: Arc::new(config),
     };
     Ok(state)
@@ -182,7 +191,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
     let mut workers = vec![
         crate::web::spawn_housekeeping(state.clone()),
         crate::web::spawn_reload_on_sighup(state.clone()),
-        crate::provisioning::migration::spawn_worker(state.clone()),
+        crate::provisioning::migration::spawn_worker(state.migrations.clone()),
     ];
     // Pending updates from before a restart are picked up by the worker's first pass.
     workers.extend(

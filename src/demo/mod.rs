@@ -1,14 +1,14 @@
 //! `passerelle demo`: the landing page, a built-in relying party whose callback page shows
 //! the verified ID token claims, and an in-process Lucca simulator that JIT provisions into
-//! (listed at `/demo/lucca`).
-
-use std::sync::OnceLock;
+//! (listed at `/demo/lucca`). A build without the `simulator` cargo feature runs the demo with
+//! JIT off, and says so.
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use axum::Router;
 use tower_sessions::Session;
 
+#[cfg(feature = "simulator")]
 use crate::lucca::simulator::{self, SimulatorConfig, SimulatorHandle};
 
 mod rp;
@@ -71,10 +71,12 @@ pub fn routes(enabled: bool) -> Router<AppState> {
 }
 
 /// The demo's Lucca tenant, started on first use and kept for the life of the process.
-static SIMULATOR: OnceLock<Result<SimulatorHandle, String>> = OnceLock::new();
+#[cfg(feature = "simulator")]
+static SIMULATOR: std::sync::OnceLock<Result<SimulatorHandle, String>> = std::sync::OnceLock::new();
 
 /// Start the simulator (once) and return it. It runs on a thread and runtime of its own, so
 /// it can be started from synchronous code and outlives whichever runtime asked for it.
+#[cfg(feature = "simulator")]
 fn demo_lucca() -> Result<&'static SimulatorHandle, String> {
     SIMULATOR
         .get_or_init(start_simulator)
@@ -82,6 +84,7 @@ fn demo_lucca() -> Result<&'static SimulatorHandle, String> {
         .map_err(Clone::clone)
 }
 
+#[cfg(feature = "simulator")]
 fn start_simulator() -> Result<SimulatorHandle, String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::Builder::new()
@@ -117,13 +120,19 @@ fn start_simulator() -> Result<SimulatorHandle, String> {
 
 /// `/demo/lucca`: the simulator's users, so a visitor can watch JIT create and update them.
 async fn lucca_users(State(state): State<AppState>) -> Response {
-    let Some(Ok(sim)) = SIMULATOR.get() else {
-        return Html(state.templates.render(
-            "message.html",
-            minijinja::context! { title => "No Lucca simulator", message => "This process runs no Lucca simulator." },
-        ))
-        .into_response();
-    };
+    #[cfg(feature = "simulator")]
+    if let Some(Ok(sim)) = SIMULATOR.get() {
+        return simulator_users(&state, sim);
+    }
+    Html(state.templates.render(
+        "message.html",
+        minijinja::context! { title => "No Lucca simulator", message => "This process runs no Lucca simulator." },
+    ))
+    .into_response()
+}
+
+#[cfg(feature = "simulator")]
+fn simulator_users(state: &AppState, sim: &SimulatorHandle) -> Response {
     let text = |u: &serde_json::Value, k: &str| {
         u.get(k)
             .and_then(|v| v.as_str())
@@ -185,11 +194,11 @@ async fn lucca_users(State(state): State<AppState>) -> Response {
 }
 
 /// The demo's built-in configuration: three users (two already in Lucca, one JIT creates), a
-/// role table, a demo client served by this process, the Lucca simulator with JIT on, data
-/// under the system temp directory.
+/// role table, a demo client served by this process, the Lucca simulator with JIT on (when
+/// built with it), data under the system temp directory.
 pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, String> {
     use crate::config::{
-        ClientConfig, Config, DirectoryUser, JitMode, LuccaDefaults, RoleMappingRow, Secret,
+        ClientConfig, Config, DirectoryUser, LuccaDefaults, RoleMappingRow, Secret,
     };
     let mut config = Config::default();
     let listen = listen
@@ -256,10 +265,13 @@ pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, Stri
             &["corp-employees"],
         ),
     ];
-    let lucca = demo_lucca()?;
-    config.lucca.base_url = Some(lucca.base_url().to_string());
-    config.lucca.api_key = Some(Secret::new(lucca.api_key()));
-    config.lucca.jit = JitMode::CreateAndUpdate;
+    #[cfg(feature = "simulator")]
+    {
+        let lucca = demo_lucca()?;
+        config.lucca.base_url = Some(lucca.base_url().to_string());
+        config.lucca.api_key = Some(Secret::new(lucca.api_key()));
+        config.lucca.jit = crate::config::JitMode::CreateAndUpdate;
+    }
     config.lucca.support_contact = "your HR team (hr@acme.test)".into();
     config.lucca.defaults = LuccaDefaults {
         legal_entity_id: Some(1),
@@ -303,6 +315,9 @@ pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, Stri
     Ok(config)
 }
 
+/// The banner's line when this build has no Lucca simulator.
+const NO_SIMULATOR: &str = "\nNo Lucca simulator: this build leaves out the `simulator` cargo feature, so just-in-time\nprovisioning is off (sign-ins work; no Lucca account is looked up or created).\n";
+
 pub const DEMO_CLIENT_ID: &str = "demo";
 pub const DEMO_CLIENT_SECRET: &str = "demo-client-secret-not-for-production";
 
@@ -320,10 +335,11 @@ pub fn banner(config: &crate::config::Config) -> String {
             u.groups.join(", ")
         ));
     }
-    if let Some(lucca) = &config.lucca.base_url {
-        out.push_str(&format!(
+    match &config.lucca.base_url {
+        Some(lucca) => out.push_str(&format!(
             "\nLucca simulator {lucca}  (its users: {base}/demo/lucca)\n  Just-in-time provisioning is on: signing in as carol@acme.test creates her Lucca account.\n"
-        ));
+        )),
+        None => out.push_str(NO_SIMULATOR),
     }
     out.push_str(&format!(
         "\nData and keys: {}\nPress Ctrl-C to stop.\n",
@@ -335,4 +351,37 @@ pub fn banner(config: &crate::config::Config) -> String {
             .display()
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_banner_says_whether_lucca_is_simulated() {
+        let mut config = crate::config::Config::default();
+        assert!(banner(&config).contains(NO_SIMULATOR));
+        config.lucca.base_url = Some("http://127.0.0.1:9".into());
+        let text = banner(&config);
+        assert!(text.contains("Lucca simulator http://127.0.0.1:9  (its users: "));
+        assert!(!text.contains(NO_SIMULATOR));
+    }
+
+    #[cfg(feature = "simulator")]
+    #[test]
+    fn the_demo_provisions_into_its_own_lucca_simulator() {
+        let config = demo_config(Some("127.0.0.1:0".into())).unwrap();
+        assert_eq!(config.lucca.jit, crate::config::JitMode::CreateAndUpdate);
+        let lucca = config.lucca.base_url.as_deref().unwrap();
+        assert_eq!(lucca, demo_lucca().unwrap().base_url());
+    }
+
+    #[cfg(not(feature = "simulator"))]
+    #[test]
+    fn without_the_simulator_the_demo_runs_with_jit_off() {
+        let config = demo_config(Some("127.0.0.1:0".into())).unwrap();
+        assert_eq!(config.lucca.jit, crate::config::JitMode::Off);
+        assert_eq!(config.lucca.base_url, None);
+        assert!(banner(&config).contains(NO_SIMULATOR));
+    }
 }

@@ -227,17 +227,6 @@ impl LuccaClient {
         Ok(envelope.data)
     }
 
-    /// One page of users with the default projection and the total count.
-    pub async fn list_users(
-        &self,
-        offset: u32,
-        limit: u32,
-        former_employees: bool,
-    ) -> Result<UserPage, LuccaError> {
-        self.list_users_with_fields(offset, limit, former_employees, DEFAULT_USER_FIELDS)
-            .await
-    }
-
     /// One page of users with a custom `fields=` projection (`collection.count` is added).
     pub async fn list_users_with_fields(
         &self,
@@ -258,15 +247,7 @@ impl LuccaClient {
         self.user_page("list users", query).await
     }
 
-    /// Every user, page after page, with the default projection.
-    pub async fn list_all_users(
-        &self,
-        former_employees: bool,
-    ) -> Result<Vec<LuccaUser>, LuccaError> {
-        self.list_all_users_with_fields(former_employees, DEFAULT_USER_FIELDS)
-            .await
-    }
-
+    /// Every user, page after page, with a custom `fields=` projection.
     pub async fn list_all_users_with_fields(
         &self,
         former_employees: bool,
@@ -352,6 +333,17 @@ impl LuccaClient {
         if let Some(list) = self.cached_departments() {
             return Ok(list);
         }
+        self.fetch_departments().await
+    }
+
+    /// All departments read now, whatever the cache holds (which they then replace): for a
+    /// migration, which must see a department created in Lucca a minute ago.
+    pub async fn reload_departments(&self) -> Result<Arc<Vec<Department>>, LuccaError> {
+        let _refreshing = self.inner.departments_refresh.lock().await;
+        self.fetch_departments().await
+    }
+
+    async fn fetch_departments(&self) -> Result<Arc<Vec<Department>>, LuccaError> {
         let mut departments = Vec::new();
         let mut offset = 0u32;
         for _ in 0..MAX_PAGES {
@@ -393,27 +385,6 @@ impl LuccaClient {
             .departments
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The id of the department called `name` (trimmed, case-insensitive). `None` when there
-    /// is no such department, or several (the caller falls back to its default then).
-    pub async fn department_id_by_name(&self, name: &str) -> Result<Option<i64>, LuccaError> {
-        let wanted = name.trim().to_lowercase();
-        if wanted.is_empty() {
-            return Ok(None);
-        }
-        let departments = self.departments().await?;
-        let mut matches = departments
-            .iter()
-            .filter(|d| d.name.trim().to_lowercase() == wanted);
-        match (matches.next(), matches.next()) {
-            (Some(found), None) => Ok(Some(found.id)),
-            (Some(_), Some(_)) => {
-                tracing::warn!(department = %name.trim(), "several Lucca departments have this name; not choosing one");
-                Ok(None)
-            }
-            _ => Ok(None),
-        }
     }
 
     /// A cheap authenticated request, for `passerelle check`: proves the URL, the key and its

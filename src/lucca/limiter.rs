@@ -142,10 +142,6 @@ impl RateLimiter {
         self.changed.notify_waiters();
     }
 
-    pub fn window(&self) -> Duration {
-        self.window
-    }
-
     /// Wait for the right to start one request. Sign-ins go before batch work, each queue in
     /// arrival order. With a `deadline`, give up as soon as it is known that no slot will be
     /// free by then (so a person is told at once instead of after the wait).

@@ -1,6 +1,6 @@
-//! Lucca's legacy v3 directory API: a rate-limited client ([`LuccaClient`]) and a simulator of
-//! a tenant ([`simulator`]) for tests, `passerelle demo` and `cargo run --example
-//! lucca_simulator`.
+//! Lucca's legacy v3 directory API: a rate-limited client ([`LuccaClient`]) and, with the
+//! `simulator` cargo feature (on by default), a simulator of a tenant (`simulator`) for tests,
+//! `passerelle demo` and `cargo run --example lucca_simulator`.
 //!
 //! Every request of every client of one tenant goes through that tenant's [`RateLimiter`]
 //! (Lucca allows 50 requests/minute per tenant, shared by all integrations), where a person
@@ -10,9 +10,10 @@ mod client;
 mod error;
 mod limiter;
 mod model;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 
-#[cfg(test)]
+#[cfg(all(test, feature = "simulator"))]
 mod tests;
 
 pub use client::{LuccaClient, DEFAULT_SIGN_IN_MAX_WAIT, MAX_PAGE_SIZE};

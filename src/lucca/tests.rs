@@ -128,15 +128,18 @@ async fn finds_people_by_login_and_id() {
 async fn lists_page_by_page_and_hides_former_employees_by_default() {
     let sim = simulator().await;
     let lucca = client(&sim);
-    let current = lucca.list_users(0, 1000, false).await.unwrap();
+    let page = |offset, limit, former| {
+        lucca.list_users_with_fields(offset, limit, former, DEFAULT_USER_FIELDS)
+    };
+    let current = page(0, 1000, false).await.unwrap();
     assert_eq!(current.count, Some(7));
     assert!(
         current.items.iter().all(|u| u.id != 4),
         "the leaver is hidden"
     );
-    let everyone = lucca.list_users(0, 3, true).await.unwrap();
+    let everyone = page(0, 3, true).await.unwrap();
     assert_eq!((everyone.items.len(), everyone.count), (3, Some(8)));
-    let last = lucca.list_users(6, 3, true).await.unwrap();
+    let last = page(6, 3, true).await.unwrap();
     assert_eq!(last.items.iter().map(|u| u.id).collect::<Vec<_>>(), [7, 8]);
     assert_eq!(
         sim.requests()[2].query_param("paging").as_deref(),
@@ -149,7 +152,10 @@ async fn lists_page_by_page_and_hides_former_employees_by_default() {
         );
     }
     sim.clear_requests();
-    let all = lucca.list_all_users(true).await.unwrap();
+    let all = lucca
+        .list_all_users_with_fields(true, DEFAULT_USER_FIELDS)
+        .await
+        .unwrap();
     assert_eq!(all.len(), 1208);
     let pagings: Vec<_> = sim
         .requests()
@@ -531,7 +537,10 @@ async fn a_sign_in_jumps_ahead_of_queued_batch_work() {
         RateLimiter::with_window(1, Duration::from_millis(250)),
         Duration::from_secs(4),
     );
-    lucca.list_users(0, 10, false).await.unwrap();
+    lucca
+        .list_users_with_fields(0, 10, false, DEFAULT_USER_FIELDS)
+        .await
+        .unwrap();
     let done = Arc::new(Mutex::new(Vec::new()));
     let mut tasks = Vec::new();
     for login in ["cbernard", "fhaddad", "sroux"] {
@@ -565,24 +574,15 @@ async fn a_sign_in_jumps_ahead_of_queued_batch_work() {
 }
 
 #[tokio::test]
-async fn departments_are_cached_and_matched_by_name() {
+async fn departments_are_read_in_pages_and_cached() {
     let sim = simulator().await;
     let lucca = client(&sim);
+    let departments = lucca.departments().await.unwrap();
     assert_eq!(
-        lucca.department_id_by_name("  engineering ").await.unwrap(),
-        Some(13)
+        departments.iter().map(|d| d.id).collect::<Vec<_>>(),
+        [13, 14, 15]
     );
-    assert_eq!(
-        lucca
-            .department_id_by_name("HUMAN RESOURCES")
-            .await
-            .unwrap(),
-        Some(14)
-    );
-    assert_eq!(
-        lucca.department_id_by_name("Marketing").await.unwrap(),
-        None
-    );
+    assert_eq!(departments[1].name, "Human Resources");
     assert_eq!(lucca.departments().await.unwrap().len(), 3);
     let requests = sim.requests();
     assert_eq!(requests.len(), 1, "one request, then the cache");
@@ -592,6 +592,12 @@ async fn departments_are_cached_and_matched_by_name() {
         Some("id,name")
     );
     assert_eq!(requests[0].query_param("paging").as_deref(), Some("0,1000"));
+
+    // A migration reads them again whatever the cache holds, and refreshes it for everyone.
+    assert_eq!(lucca.reload_departments().await.unwrap().len(), 3);
+    assert_eq!(sim.requests().len(), 2, "reloaded despite the cache");
+    lucca.departments().await.unwrap();
+    assert_eq!(sim.requests().len(), 2, "the reload refreshed the cache");
 }
 
 #[tokio::test]

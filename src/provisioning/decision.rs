@@ -1,12 +1,14 @@
-//! The pure part of JIT: given what Lucca answered, what to do with a person. No I/O here, so
-//! every rule is unit-tested without a server.
+//! The one rule set for Lucca decisions: given what Lucca answered, what to do with a person —
+//! refuse, create (with which values), update (which fields), or leave alone. JIT at sign-in,
+//! its outbox worker and batch migrations all decide here, so they cannot disagree. No I/O
+//! here, so every rule is unit-tested without a server.
 
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{JitMode, LuccaDefaults, MatchOn, OwnedAttribute};
 use crate::identity::Claims;
-use crate::lucca::{ContractStatus, LuccaUser, NewUser, UserChanges};
+use crate::lucca::{ContractStatus, Department, LuccaUser, NewUser, UserChanges};
 
 /// What the lookup of a person in Lucca found.
 #[derive(Debug, Clone, PartialEq)]
@@ -52,21 +54,6 @@ pub enum Decision {
     Unchanged {
         lucca_id: i64,
     },
-}
-
-impl Decision {
-    /// The audit outcome of this decision.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Decision::Leaver { .. } => "leaver",
-            Decision::NotStarted { .. } => "not_started",
-            Decision::Duplicate { .. } => "duplicate",
-            Decision::IdentifierDiffers { .. } | Decision::NoAccount => "no_account",
-            Decision::Create => "created",
-            Decision::Update { .. } => "updated_queued",
-            Decision::Unchanged { .. } => "unchanged",
-        }
-    }
 }
 
 /// The one place where a lookup becomes a decision.
@@ -272,6 +259,27 @@ pub enum CannotCreate {
     MissingDefault(&'static str),
 }
 
+/// The `[lucca.defaults]` keys a creation needs that are not set, in the order they are checked.
+/// `department_id` is the person's resolved department, which the default stands in for.
+pub fn missing_defaults(defaults: &LuccaDefaults, department_id: Option<i64>) -> Vec<&'static str> {
+    [
+        ("lucca.defaults.legal_entity_id", defaults.legal_entity_id),
+        (
+            "lucca.defaults.department_id",
+            department_id.or(defaults.department_id),
+        ),
+        (
+            "lucca.defaults.role_principal_id",
+            defaults.role_principal_id,
+        ),
+        ("lucca.defaults.culture_id", defaults.culture_id),
+    ]
+    .into_iter()
+    .filter(|(_, value)| value.is_none())
+    .map(|(key, _)| key)
+    .collect()
+}
+
 /// The account to create for a person nobody in Lucca matches. `department_id` and
 /// `manager_id` are already resolved (department falls back to `lucca.defaults`).
 pub fn new_user(
@@ -282,46 +290,93 @@ pub fn new_user(
     owned: &[OwnedAttribute],
     today: NaiveDate,
 ) -> Result<NewUser, CannotCreate> {
-    let default =
-        |value: Option<i64>, key: &'static str| value.ok_or(CannotCreate::MissingDefault(key));
+    let first_name = claims
+        .given_name
+        .clone()
+        .ok_or(CannotCreate::MissingAttribute("first name"))?;
+    let last_name = claims
+        .family_name
+        .clone()
+        .ok_or(CannotCreate::MissingAttribute("last name"))?;
+    let (Some(legal_entity_id), Some(department_id), Some(role_principal_id), Some(culture_id)) = (
+        defaults.legal_entity_id,
+        department_id.or(defaults.department_id),
+        defaults.role_principal_id,
+        defaults.culture_id,
+    ) else {
+        let missing = missing_defaults(defaults, department_id);
+        return Err(CannotCreate::MissingDefault(
+            missing.first().copied().unwrap_or("lucca.defaults"),
+        ));
+    };
     let optional = |attribute: OwnedAttribute, value: &Option<String>| {
         value.clone().filter(|_| owned.contains(&attribute))
     };
     Ok(NewUser {
         login: claims.login.clone().unwrap_or_else(|| claims.email.clone()),
-        first_name: claims
-            .given_name
-            .clone()
-            .ok_or(CannotCreate::MissingAttribute("first name"))?,
-        last_name: claims
-            .family_name
-            .clone()
-            .ok_or(CannotCreate::MissingAttribute("last name"))?,
+        first_name,
+        last_name,
         mail: claims.email.clone(),
         dt_contract_start: today,
-        legal_entity_id: default(defaults.legal_entity_id, "lucca.defaults.legal_entity_id")?,
-        department_id: default(
-            department_id.or(defaults.department_id),
-            "lucca.defaults.department_id",
-        )?,
-        role_principal_id: default(
-            defaults.role_principal_id,
-            "lucca.defaults.role_principal_id",
-        )?,
-        culture_id: default(defaults.culture_id, "lucca.defaults.culture_id")?,
+        legal_entity_id,
+        department_id,
+        role_principal_id,
+        culture_id,
         manager_id,
         employee_number: optional(OwnedAttribute::EmployeeNumber, &claims.employee_number),
         job_title: optional(OwnedAttribute::JobTitle, &claims.job_title),
     })
 }
 
-/// The one account among `candidates` that may be someone's manager: the single one with a
-/// running contract (a leaver or a future hire cannot manage anybody yet).
-pub fn pick_manager(candidates: &[LuccaUser], today: NaiveDate) -> Option<i64> {
+/// What a department name or a manager's email comes to among Lucca's departments or accounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolution {
+    Found(i64),
+    /// No department has the name, no account the email.
+    NotFound,
+    /// Several departments have the name, or several active accounts the email: Passerelle
+    /// does not choose.
+    Ambiguous,
+    /// Accounts have the email, but none has a running contract (a leaver or a future hire
+    /// cannot manage anybody yet).
+    NotActive,
+}
+
+impl Resolution {
+    pub fn id(self) -> Option<i64> {
+        match self {
+            Resolution::Found(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// The department called `name` (trimmed, case-insensitive), when exactly one has that name.
+pub fn department_named(departments: &[Department], name: &str) -> Resolution {
+    if name.trim().is_empty() {
+        return Resolution::NotFound;
+    }
+    let mut matches = departments.iter().filter(|d| same_name(&d.name, name));
+    match (matches.next(), matches.next()) {
+        (Some(only), None) => Resolution::Found(only.id),
+        (Some(_), Some(_)) => Resolution::Ambiguous,
+        _ => Resolution::NotFound,
+    }
+}
+
+/// The one account among `candidates` (the accounts holding the manager's email) that may be
+/// someone's manager: the single one with a running contract.
+pub fn manager_among<'a>(
+    candidates: impl IntoIterator<Item = &'a LuccaUser>,
+    today: NaiveDate,
+) -> Resolution {
+    let candidates: Vec<&LuccaUser> = candidates.into_iter().collect();
     let mut active = candidates.iter().filter(|u| u.is_active(today));
     match (active.next(), active.next()) {
-        (Some(only), None) => Some(only.id),
-        _ => None,
+        (Some(only), None) => Resolution::Found(only.id),
+        (Some(_), Some(_)) => Resolution::Ambiguous,
+        _ if candidates.is_empty() => Resolution::NotFound,
+        _ => Resolution::NotActive,
     }
 }
 
@@ -400,8 +455,8 @@ mod tests {
         let mut last_day = alice();
         last_day.dt_contract_end = parse_lucca_datetime("2025-06-02");
         assert_eq!(
-            decide_for(vec![last_day], JitMode::CreateAndUpdate).outcome(),
-            "unchanged",
+            decide_for(vec![last_day], JitMode::CreateAndUpdate),
+            Decision::Unchanged { lucca_id: 2 },
             "the last day is still worked"
         );
         let mut future = alice();
@@ -447,7 +502,10 @@ mod tests {
         assert_eq!(lookup(alice()), Decision::IdentifierDiffers { lucca_id: 2 });
         let mut leaver = alice();
         leaver.dt_contract_end = parse_lucca_datetime("2024-01-31");
-        assert_eq!(lookup(leaver).outcome(), "leaver");
+        assert!(matches!(
+            lookup(leaver),
+            Decision::Leaver { lucca_id: 2, .. }
+        ));
     }
 
     #[test]
@@ -567,11 +625,61 @@ mod tests {
         };
         let mut gone = LuccaUser::with_id(4);
         gone.dt_contract_end = parse_lucca_datetime("2022-12-31");
-        assert_eq!(pick_manager(&[bob.clone(), gone], today()), Some(1));
+        let mut future = LuccaUser::with_id(5);
+        future.dt_contract_start = parse_lucca_datetime("2030-09-02");
+        assert_eq!(
+            manager_among(&[bob.clone(), gone.clone()], today()),
+            Resolution::Found(1)
+        );
         let mut twin = bob.clone();
         twin.id = 7;
-        assert_eq!(pick_manager(&[bob, twin], today()), None);
-        assert_eq!(pick_manager(&[], today()), None);
+        assert_eq!(manager_among(&[bob, twin], today()), Resolution::Ambiguous);
+        assert_eq!(
+            manager_among(&[gone, future], today()),
+            Resolution::NotActive,
+            "a leaver or a future hire manages nobody"
+        );
+        assert_eq!(manager_among(&[], today()), Resolution::NotFound);
+        assert_eq!(Resolution::NotActive.id(), None);
+    }
+
+    #[test]
+    fn a_department_is_found_by_its_one_name() {
+        let department = |id: i64, name: &str| Department {
+            id,
+            name: name.into(),
+        };
+        let departments = [
+            department(13, "Engineering"),
+            department(14, "Human Resources"),
+            department(20, "Sales"),
+            department(21, " sales "),
+        ];
+        let find = |name: &str| department_named(&departments, name);
+        assert_eq!(find("  engineering "), Resolution::Found(13));
+        assert_eq!(find("HUMAN RESOURCES"), Resolution::Found(14));
+        assert_eq!(find("Sales"), Resolution::Ambiguous);
+        assert_eq!(find("Marketing"), Resolution::NotFound);
+        assert_eq!(find(" "), Resolution::NotFound);
+    }
+
+    #[test]
+    fn missing_defaults_are_all_named() {
+        let none = LuccaDefaults::default();
+        assert_eq!(
+            missing_defaults(&none, None),
+            [
+                "lucca.defaults.legal_entity_id",
+                "lucca.defaults.department_id",
+                "lucca.defaults.role_principal_id",
+                "lucca.defaults.culture_id"
+            ]
+        );
+        assert_eq!(
+            missing_defaults(&none, Some(15)).len(),
+            3,
+            "a department found by name needs no default"
+        );
     }
 
     #[test]

@@ -109,10 +109,6 @@ impl Jit {
         &self.support_contact
     }
 
-    pub fn mode(&self) -> JitMode {
-        self.mode
-    }
-
     /// Make sure the person can use Lucca: called after authentication, before any answer
     /// goes back to the application.
     pub async fn at_sign_in(&self, claims: &Claims) -> Result<Granted, Denied> {
@@ -350,12 +346,12 @@ impl Jit {
         claims: &Claims,
     ) -> Result<Result<crate::lucca::NewUser, CannotCreate>, LuccaError> {
         let department_id = match &claims.department {
-            Some(name) => client.department_id_by_name(name).await?,
+            Some(name) => department_id(client, name).await?,
             None => None,
         };
         if department_id.is_none() {
             if let Some(name) = &claims.department {
-                tracing::warn!(department = %name, "no Lucca department has this name; using lucca.defaults.department_id");
+                tracing::warn!(department = %name, "no single Lucca department has this name; using lucca.defaults.department_id");
             }
         }
         let manager_id = match &claims.manager_email {
@@ -379,11 +375,11 @@ impl Jit {
         mail: &str,
     ) -> Result<Option<i64>, LuccaError> {
         let candidates = client.find_by_mail(mail).await?;
-        let id = decision::pick_manager(&candidates, today());
-        if id.is_none() {
-            tracing::warn!(manager = %mail, found = candidates.len(), "no single active Lucca account for this manager; manager left unset");
+        let found = decision::manager_among(&candidates, today());
+        if found.id().is_none() {
+            tracing::warn!(manager = %mail, found = candidates.len(), outcome = ?found, "no single active Lucca account for this manager; manager left unset");
         }
-        Ok(id)
+        Ok(found.id())
     }
 
     async fn enqueue(
@@ -512,6 +508,15 @@ impl Jit {
         extend(&mut out, described);
         out
     }
+}
+
+/// The id of the one department called `name` (Lucca's department list is cached).
+pub(super) async fn department_id(
+    client: &LuccaClient,
+    name: &str,
+) -> Result<Option<i64>, LuccaError> {
+    let departments = client.departments().await?;
+    Ok(decision::department_named(&departments, name).id())
 }
 
 /// The day contracts are judged against. Lucca's dates are local calendar dates.

@@ -139,7 +139,7 @@ impl Jit {
         let client = self.client.with_priority(Priority::Batch);
         let department_id = match &update.department {
             Some(name) => {
-                let id = client.department_id_by_name(name).await?;
+                let id = super::jit::department_id(&client, name).await?;
                 if id.is_none() {
                     tracing::warn!(department = %name, "no single Lucca department has this name; department left as is");
                 }
@@ -160,13 +160,15 @@ impl Jit {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{JitMode, LuccaConfig, Secret};
-    use crate::lucca::simulator::{spawn, SimulatorConfig};
-    use crate::lucca::LuccaClient;
-    use crate::store::Store;
 
+    #[cfg(feature = "simulator")]
     #[tokio::test]
     async fn transient_failures_are_retried_after_a_backoff_and_permanent_ones_abandoned() {
+        use crate::config::{JitMode, LuccaConfig, Secret};
+        use crate::lucca::simulator::{spawn, SimulatorConfig};
+        use crate::lucca::LuccaClient;
+        use crate::store::Store;
+
         let sim = spawn(SimulatorConfig::default()).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();

@@ -58,6 +58,8 @@ pub struct AppState {
     pub config_path: Option<std::path::PathBuf>,
     /// Just-in-time Lucca provisioning; `None` when `[lucca] jit` is off or Lucca unset.
     pub provisioning: Option<Arc<crate::provisioning::Jit>>,
+    /// What migration jobs need; shared with their worker.
+    pub migrations: Arc<crate::provisioning::migration::MigrationContext>,
 }
 
 impl AppState {

@@ -589,3 +589,60 @@ async fn check_pings_lucca_and_names_the_key_at_fault() {
     assert_eq!(down[0].0, "lucca.base_url");
     assert!(down[0].1.contains("cannot connect"), "{down:?}");
 }
+
+/// `passerelle demo` provisions into its own in-process Lucca simulator (CONTRACT.md): the
+/// banner names it, and `/demo/lucca` lists the simulated tenant's people.
+#[tokio::test]
+async fn the_demo_runs_an_in_process_lucca_simulator() {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    for var in passerelle::config::ENV_OVERRIDES {
+        command.env_remove(var);
+    }
+    let mut child = command
+        .args(["demo", "--listen", &format!("127.0.0.1:{port}")])
+        .env("PASSERELLE_DATA_DIR", dir.path())
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut banner = String::new();
+    let read = async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            banner.push_str(&line);
+            banner.push('\n');
+            if line.starts_with("Press Ctrl-C") {
+                break;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("the demo prints its banner");
+    assert!(
+        banner.contains("Lucca simulator http://127.0.0.1:"),
+        "{banner}"
+    );
+    assert!(
+        banner.contains("Just-in-time provisioning is on"),
+        "{banner}"
+    );
+    let page = reqwest::get(format!("http://127.0.0.1:{port}/demo/lucca"))
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let text = page.text().await.unwrap();
+    assert!(text.contains("Lucca simulator: users"), "{text}");
+    assert!(text.contains("alice@acme.test"), "{text}");
+    child.kill().await.unwrap();
+}

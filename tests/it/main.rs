@@ -6,7 +6,10 @@ mod common;
 mod bridge;
 mod claims;
 mod cli;
+// These two drive the in-process Lucca simulator (the default `simulator` feature).
+#[cfg(feature = "simulator")]
 mod jit;
+#[cfg(feature = "simulator")]
 mod migrations;
 mod oidc;
 mod saml;

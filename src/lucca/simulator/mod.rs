@@ -312,15 +312,6 @@ impl SimulatorHandle {
         self.lock().log.len()
     }
 
-    /// How many answers had this status.
-    pub fn count_status(&self, status: u16) -> usize {
-        self.lock()
-            .log
-            .iter()
-            .filter(|r| r.status == Some(status))
-            .count()
-    }
-
     pub fn clear_requests(&self) {
         self.lock().log.clear();
     }
@@ -353,14 +344,6 @@ impl SimulatorHandle {
 
     pub fn set_rate_window(&self, window: Duration) {
         self.lock().rate_window = window;
-    }
-
-    pub fn set_api_key(&self, key: &str) {
-        self.lock().api_key = key.into();
-    }
-
-    pub fn set_today(&self, today: Option<NaiveDate>) {
-        self.lock().today = today;
     }
 
     /// Stop accepting requests; in-flight ones are dropped.

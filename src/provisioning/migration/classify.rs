@@ -1,21 +1,26 @@
 //! The decision for one person, as a pure function of the row, what the local directory knows
-//! of them, and a snapshot of Lucca's users read in bulk. No I/O here: the worker reads Lucca,
-//! calls [`classify`], and writes only what the returned [`Plan`] says.
+//! of them, and a snapshot of Lucca's users read in bulk. What to refuse, create or change is
+//! [`decision`]'s (JIT's rules); this file adds the migration's own checks and the report's
+//! wording. No I/O here: the worker reads Lucca, calls [`classify`], and writes only what the
+//! returned [`Plan`] says.
 
 use std::collections::HashMap;
 
 use chrono::NaiveDate;
 
+use super::super::decision::{
+    self, decide, CannotCreate, Decision, Lookup, PendingUpdate, Resolution,
+};
 use super::model::{Class, FieldChange, PersonRow};
-use crate::config::{LuccaDefaults, MatchOn};
-use crate::identity::Identity;
+use crate::config::{ClaimsConfig, JitMode, LuccaDefaults, MatchOn, OwnedAttribute};
+use crate::identity::{map_claims, Claims, Identity, Source};
 use crate::lucca::{ContractStatus, Department, LuccaUser, NewUser, UserChanges};
 
 /// The projection read in bulk: what matching, contract checks and owned-field comparison
 /// need, and nothing more (Lucca computes every extra field for every one of thousands of
 /// people).
-pub const BULK_FIELDS: &str = "id,login,mail,firstName,lastName,employeeNumber,dtContractStart,\
-dtContractEnd,departmentId,department[id,name],managerId,manager[id,name,mail]";
+pub const BULK_FIELDS: &str = "id,login,mail,firstName,lastName,employeeNumber,jobTitle,\
+dtContractStart,dtContractEnd,departmentId,department[id,name],managerId,manager[id,name,mail]";
 
 /// Lucca's users by id, email and login (both case-insensitive, as Lucca matches them).
 #[derive(Debug, Clone, Default)]
@@ -41,14 +46,6 @@ impl LuccaIndex {
             index.upsert(user);
         }
         index
-    }
-
-    pub fn len(&self) -> usize {
-        self.users.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.users.is_empty()
     }
 
     fn lookup(&self, ids: Option<&Vec<i64>>) -> Vec<&LuccaUser> {
@@ -134,6 +131,8 @@ pub struct Rules<'a> {
     pub match_on: MatchOn,
     pub today: NaiveDate,
     pub defaults: &'a LuccaDefaults,
+    /// `lucca.owned_attributes`: what Passerelle may write, as at sign-in.
+    pub owned: &'a [OwnedAttribute],
     /// Lucca's departments (empty when no row names one).
     pub departments: &'a [Department],
     /// True when the local directory is the only way to sign in (no upstream IdP), so a
@@ -170,6 +169,13 @@ impl Outcome {
         o
     }
 
+    fn account(class: Class, lucca_id: i64, status: ContractStatus) -> Outcome {
+        let mut o = Outcome::new(class);
+        o.lucca_id = Some(lucca_id);
+        o.link_status = Some(decision::link_status(status));
+        o
+    }
+
     pub fn message(&self) -> Option<String> {
         (!self.notes.is_empty()).then(|| self.notes.join("; "))
     }
@@ -200,37 +206,51 @@ impl Plan {
     }
 }
 
-enum Match<'a> {
-    None,
-    One(&'a LuccaUser),
-    Several(Vec<&'a LuccaUser>),
-    Mismatch(String),
-}
-
 /// Decide what to do for one person. `identity` is the local directory's entry, if any.
+///
+/// What to refuse, create or change is decided by [`decision`], the rules JIT applies at
+/// sign-in, so a migration and the person's next sign-in always agree. What is the
+/// migration's own: the person is the file's row (an existing account gets the values the file
+/// gives, and only those; a new one is completed from the directory), the accounts come from a
+/// snapshot, a row whose email and login point at two different people is stopped, and the
+/// outcome is worded for the report.
 pub fn classify(
     row: &PersonRow,
     identity: Option<&Identity>,
     index: &LuccaIndex,
     rules: &Rules<'_>,
 ) -> Plan {
-    let email = row.email_key();
     if identity.is_none() && rules.directory_is_complete {
         return Plan::Settled(Outcome::of(
             Class::NotInDirectory,
             "not in the directory, and no upstream identity provider is configured: this person could not sign in through Passerelle",
         ));
     }
-    let login = row
-        .login
-        .clone()
-        .or_else(|| identity.and_then(|i| i.login.clone()));
+    let person = person(row, identity, false);
+    let identifier = decision::identifier(&person, rules.match_on);
     let found = match rules.match_on {
-        MatchOn::Email => match_on_email(&email, row.login.as_deref(), login.as_deref(), index),
-        MatchOn::Login => match_on_login(&email, login.as_deref(), index),
+        MatchOn::Email => match_on_email(
+            &identifier,
+            row.login.as_deref(),
+            &decision::identifier(&person, MatchOn::Login),
+            index,
+        ),
+        MatchOn::Login => match_on_login(&identifier, &person.email, index),
     };
-    match found {
-        Match::Several(users) => Plan::Settled(Outcome::of(
+    let users = match found {
+        Ok(users) => users,
+        Err(message) => return Plan::Settled(Outcome::of(Class::IdentifierMismatch, message)),
+    };
+    let lookup = Lookup::Matches(users.iter().map(|u| (*u).clone()).collect());
+    let today = rules.today;
+    match decide(
+        &lookup,
+        &person,
+        JitMode::CreateAndUpdate,
+        rules.owned,
+        today,
+    ) {
+        Decision::Duplicate { .. } => Plan::Settled(Outcome::of(
             Class::Duplicate,
             format!(
                 "{} Lucca accounts share this {}: {} (Lucca refuses SSO sign-in until one remains)",
@@ -238,15 +258,88 @@ pub fn classify(
                 identifier_name(rules.match_on),
                 users
                     .iter()
-                    .map(|u| describe(u, rules.today))
+                    .map(|u| describe(u, today))
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
         )),
-        Match::Mismatch(message) => Plan::Settled(Outcome::of(Class::IdentifierMismatch, message)),
-        Match::One(user) => plan_existing(row, user, index, rules),
-        Match::None => plan_creation(row, &email, login, identity, index, rules),
+        Decision::Leaver { lucca_id, ended_on } => {
+            let mut o = Outcome::account(Class::Leaver, lucca_id, ContractStatus::Ended(ended_on));
+            o.notes.push(format!(
+                "contract ended on {ended_on}: the account is left as it is"
+            ));
+            Plan::Settled(o)
+        }
+        Decision::NotStarted {
+            lucca_id,
+            starts_on,
+        } => {
+            let status = ContractStatus::NotStarted(starts_on);
+            let mut o = Outcome::account(Class::NotStarted, lucca_id, status);
+            o.notes.push(format!(
+                "contract starts on {starts_on}: Lucca refuses SSO sign-in until then"
+            ));
+            Plan::Settled(o)
+        }
+        // A migration always may create, and follows no link of an earlier sign-in: neither
+        // comes out of `decide` here.
+        Decision::NoAccount | Decision::IdentifierDiffers { .. } => Plan::Settled(Outcome::of(
+            Class::IdentifierMismatch,
+            format!(
+                "Lucca would not find this person by their {}",
+                identifier_name(rules.match_on)
+            ),
+        )),
+        Decision::Create => plan_creation(row, identity, index, rules),
+        Decision::Unchanged { lucca_id } => Plan::Settled(Outcome::account(
+            Class::Ready,
+            lucca_id,
+            ContractStatus::Active,
+        )),
+        Decision::Update { lucca_id, changes } => match users.iter().find(|u| u.id == lucca_id) {
+            Some(user) => plan_update(user, &changes, index, rules),
+            None => Plan::Settled(Outcome::account(
+                Class::Ready,
+                lucca_id,
+                ContractStatus::Active,
+            )),
+        },
     }
+}
+
+/// What Lucca is asked for this person: their email, or their login (`match_on`).
+pub fn identifier(row: &PersonRow, identity: Option<&Identity>, match_on: MatchOn) -> String {
+    decision::identifier(&person(row, identity, false), match_on)
+}
+
+/// The person as JIT would see them, normalised like sign-in claims: the file's values and
+/// the directory's login (the identifier with `match_on = "login"`); with `complete`, for a
+/// creation, the directory's other values where the file gives none.
+fn person(row: &PersonRow, identity: Option<&Identity>, complete: bool) -> Claims {
+    let directory = |value: fn(&Identity) -> &Option<String>| {
+        identity.filter(|_| complete).and_then(|i| value(i).clone())
+    };
+    let either = |given: &Option<String>, value: fn(&Identity) -> &Option<String>| {
+        given.clone().or_else(|| directory(value))
+    };
+    let merged = Identity {
+        subject: row.email_key(),
+        email: row.email.clone(),
+        email_verified: true,
+        login: row
+            .login
+            .clone()
+            .or_else(|| identity.and_then(|i| i.login.clone())),
+        given_name: either(&row.given_name, |i| &i.given_name),
+        family_name: either(&row.family_name, |i| &i.family_name),
+        employee_number: either(&row.employee_number, |i| &i.employee_number),
+        department: either(&row.department, |i| &i.department),
+        manager_email: either(&row.manager_email, |i| &i.manager_email),
+        job_title: either(&row.job_title, |i| &i.job_title),
+        groups: Vec::new(),
+        source: Source::Local,
+    };
+    map_claims(&merged, &[], &ClaimsConfig::default()).claims
 }
 
 fn identifier_name(match_on: MatchOn) -> &'static str {
@@ -265,12 +358,15 @@ fn describe(user: &LuccaUser, today: NaiveDate) -> String {
     format!("#{} ({state})", user.id)
 }
 
+/// The accounts with this email, unless the row's identifiers point at two people: its login
+/// belongs to another account, or — nobody having the email — the login the new account would
+/// get is taken.
 fn match_on_email<'a>(
     email: &str,
     row_login: Option<&str>,
-    login: Option<&str>,
+    new_login: &str,
     index: &'a LuccaIndex,
-) -> Match<'a> {
+) -> Result<Vec<&'a LuccaUser>, String> {
     let by_mail = index.with_mail(email);
     match by_mail.as_slice() {
         [] => {}
@@ -282,7 +378,7 @@ fn match_on_email<'a>(
                     .into_iter()
                     .find(|o| o.id != user.id)
                 {
-                    return Match::Mismatch(format!(
+                    return Err(format!(
                         "the login `{row_login}` belongs to Lucca account #{} ({}), not to #{} which has this email",
                         other.id,
                         other.mail.as_deref().unwrap_or("no email"),
@@ -290,319 +386,225 @@ fn match_on_email<'a>(
                     ));
                 }
             }
-            return Match::One(user);
+            return Ok(by_mail);
         }
-        _ => return Match::Several(by_mail),
+        _ => return Ok(by_mail),
     }
     // Nobody has the email: creating would clash with an account holding the login.
-    let login = login.unwrap_or(email);
-    if let Some(other) = index.with_login(login).first() {
-        return Match::Mismatch(format!(
-            "no Lucca account has this email, but the login `{login}` belongs to account #{} whose email is {}: correct the email in Lucca or in the file",
+    if let Some(other) = index.with_login(new_login).first() {
+        return Err(format!(
+            "no Lucca account has this email, but the login `{new_login}` belongs to account #{} whose email is {}: correct the email in Lucca or in the file",
             other.id,
             other.mail.as_deref().unwrap_or("empty")
         ));
     }
-    Match::None
+    Ok(Vec::new())
 }
 
-fn match_on_login<'a>(email: &str, login: Option<&str>, index: &'a LuccaIndex) -> Match<'a> {
-    let login = login.unwrap_or(email);
+/// The accounts with this login, unless the one found has another email, or — nobody having
+/// the login — an account has the email (Lucca would not find that person by login).
+fn match_on_login<'a>(
+    login: &str,
+    email: &str,
+    index: &'a LuccaIndex,
+) -> Result<Vec<&'a LuccaUser>, String> {
     let by_login = index.with_login(login);
     match by_login.as_slice() {
         [] => {}
         [user] => {
             return match user.mail.as_deref() {
-                Some(mail) if !mail.trim().eq_ignore_ascii_case(email) => {
-                    Match::Mismatch(format!(
-                        "the login `{login}` belongs to Lucca account #{} whose email is {mail}, not {email}",
-                        user.id
-                    ))
-                }
-                _ => Match::One(user),
+                Some(mail) if !mail.trim().eq_ignore_ascii_case(email) => Err(format!(
+                    "the login `{login}` belongs to Lucca account #{} whose email is {mail}, not {email}",
+                    user.id
+                )),
+                _ => Ok(by_login),
             };
         }
-        _ => return Match::Several(by_login),
+        _ => return Ok(by_login),
     }
     if let Some(other) = index.with_mail(email).first() {
-        return Match::Mismatch(format!(
+        return Err(format!(
             "no Lucca account has the login `{login}`, but account #{} (login `{}`) has this email: Lucca would not find this person by login",
             other.id,
             other.login.as_deref().unwrap_or("")
         ));
     }
-    Match::None
+    Ok(Vec::new())
 }
 
-fn plan_existing(row: &PersonRow, user: &LuccaUser, index: &LuccaIndex, rules: &Rules<'_>) -> Plan {
-    let mut outcome = Outcome::new(Class::Ready);
-    outcome.lucca_id = Some(user.id);
-    match user.contract_status(rules.today) {
-        ContractStatus::Ended(end) => {
-            outcome.class = Class::Leaver;
-            outcome.link_status = Some("ended");
-            outcome.notes.push(format!(
-                "contract ended on {end}: the account is left as it is"
-            ));
-            return Plan::Settled(outcome);
-        }
-        ContractStatus::NotStarted(start) => {
-            outcome.class = Class::NotStarted;
-            outcome.link_status = Some("not_started");
-            outcome.notes.push(format!(
-                "contract starts on {start}: Lucca refuses SSO sign-in until then"
-            ));
-            return Plan::Settled(outcome);
-        }
-        ContractStatus::Active => outcome.link_status = Some("active"),
-    }
-    let mut changes = UserChanges::default();
-    let text_fields = [
-        ("given_name", &row.given_name, &user.first_name),
-        ("family_name", &row.family_name, &user.last_name),
-        (
-            "employee_number",
-            &row.employee_number,
-            &user.employee_number,
-        ),
-    ];
-    for (field, wanted, current) in text_fields {
-        let Some(wanted) = wanted else { continue };
-        if current.as_deref().map(str::trim) == Some(wanted.as_str()) {
-            continue;
-        }
-        let slot = match field {
-            "given_name" => &mut changes.first_name,
-            "family_name" => &mut changes.last_name,
-            _ => &mut changes.employee_number,
-        };
-        *slot = Some(wanted.clone());
-        outcome
-            .changes
-            .push(FieldChange::new(field, current.as_deref(), wanted.as_str()));
-    }
-    if let Some(name) = &row.department {
-        let current = user.department.as_ref().and_then(|d| d.name.as_deref());
-        if !current.is_some_and(|c| c.trim().eq_ignore_ascii_case(name)) {
-            match department_id(name, rules.departments) {
-                Ok(id) if Some(id) != user.effective_department_id() => {
-                    changes.department_id = Some(id);
-                    outcome
-                        .changes
-                        .push(FieldChange::new("department", current, name.as_str()));
-                }
-                Ok(_) => {}
-                Err(note) => outcome.notes.push(note),
-            }
-        }
-    }
-    if let Some(manager) = &row.manager_email {
-        match manager_id(manager, index, rules.today) {
-            Ok(id) if Some(id) != user.effective_manager_id() => {
-                changes.manager_id = Some(Some(id));
-                let current = user
-                    .manager
-                    .as_ref()
-                    .and_then(|m| m.mail.clone())
-                    .or_else(|| user.effective_manager_id().map(|id| format!("#{id}")));
-                outcome.changes.push(FieldChange::new(
-                    "manager",
-                    current.as_deref(),
-                    manager.trim().to_lowercase(),
-                ));
-            }
-            Ok(_) => {}
-            Err(note) => outcome.notes.push(note),
-        }
-    }
-    if changes.is_empty() {
-        Plan::Settled(outcome)
-    } else {
-        outcome.class = Class::WillUpdate;
-        Plan::Update {
-            lucca_id: user.id,
-            changes,
-            outcome,
-        }
-    }
-}
-
-fn plan_creation(
-    row: &PersonRow,
-    email: &str,
-    login: Option<String>,
-    identity: Option<&Identity>,
+/// An active account whose owned attributes differ: resolve the department and the manager
+/// against the snapshot, as the outbox worker does against Lucca, and send what still differs.
+fn plan_update(
+    user: &LuccaUser,
+    pending: &PendingUpdate,
     index: &LuccaIndex,
     rules: &Rules<'_>,
 ) -> Plan {
-    // A new account needs more than the row may give: the directory fills the gaps.
-    let from_directory = |f: fn(&Identity) -> &Option<String>| identity.and_then(|i| f(i).clone());
-    let given = row
-        .given_name
-        .clone()
-        .or_else(|| from_directory(|i| &i.given_name));
-    let family = row
-        .family_name
-        .clone()
-        .or_else(|| from_directory(|i| &i.family_name));
-    let (Some(given), Some(family)) = (given, family) else {
-        return Plan::Settled(Outcome::of(
-            Class::InvalidRow,
-            "no Lucca account yet, and creating one needs given_name and family_name (in the file or the directory)",
-        ));
-    };
-    let d = rules.defaults;
-    let missing: Vec<&str> = [
-        ("lucca.defaults.legal_entity_id", d.legal_entity_id),
-        ("lucca.defaults.role_principal_id", d.role_principal_id),
-        ("lucca.defaults.culture_id", d.culture_id),
-    ]
-    .into_iter()
-    .filter(|(_, v)| v.is_none())
-    .map(|(k, _)| k)
-    .collect();
-    let mut outcome = Outcome::new(Class::WillCreate);
-    let department = row
-        .department
-        .clone()
-        .or_else(|| from_directory(|i| &i.department));
-    let mut department_found = false;
-    let department_id = match &department {
-        Some(name) => match department_id(name, rules.departments) {
-            Ok(id) => {
-                department_found = true;
-                Some(id)
-            }
-            Err(note) => {
-                if d.department_id.is_some() {
-                    outcome.notes.push(format!(
-                        "{note}; using lucca.defaults.department_id instead"
-                    ));
-                }
-                d.department_id
-            }
-        },
-        None => d.department_id,
-    };
-    let (Some(legal_entity_id), Some(role_principal_id), Some(culture_id), Some(department_id)) = (
-        d.legal_entity_id,
-        d.role_principal_id,
-        d.culture_id,
-        department_id,
-    ) else {
-        let mut missing = missing;
-        if department_id.is_none() {
-            missing.push("lucca.defaults.department_id");
+    let mut outcome = Outcome::account(Class::Ready, user.id, ContractStatus::Active);
+    let department_id = pending.department.as_deref().and_then(|name| {
+        let found = decision::department_named(rules.departments, name);
+        if found.id().is_none() {
+            outcome.notes.push(department_note(name, found));
         }
-        return Plan::Settled(Outcome::of(
-            Class::Failed,
-            format!(
-                "no Lucca account yet, and creating one needs {} in the configuration",
-                missing.join(", ")
-            ),
-        ));
-    };
-    let manager_email = row
-        .manager_email
-        .clone()
-        .or_else(|| from_directory(|i| &i.manager_email));
-    let manager_id = match &manager_email {
-        Some(m) => match manager_id(m, index, rules.today) {
-            Ok(id) => Some(id),
-            Err(note) => {
-                outcome.notes.push(note);
-                None
-            }
-        },
-        None => None,
-    };
-    let employee_number = row
-        .employee_number
-        .clone()
-        .or_else(|| from_directory(|i| &i.employee_number));
-    let login = login.unwrap_or_else(|| email.to_string());
-    outcome
-        .changes
-        .push(FieldChange::new("login", None, login.as_str()));
-    outcome
-        .changes
-        .push(FieldChange::new("given_name", None, given.as_str()));
-    outcome
-        .changes
-        .push(FieldChange::new("family_name", None, family.as_str()));
-    if let Some(name) = department.filter(|_| department_found) {
-        outcome
-            .changes
-            .push(FieldChange::new("department", None, name));
+        found.id()
+    });
+    let manager_id = pending.manager_email.as_deref().and_then(|email| {
+        let found = decision::manager_among(index.with_mail(email), rules.today);
+        if found.id().is_none() {
+            outcome.notes.push(manager_note(email, found));
+        }
+        found.id()
+    });
+    let changes = pending.to_changes(user.id, department_id, manager_id);
+    outcome.changes = field_changes(&changes, user, pending);
+    if changes.is_empty() {
+        return Plan::Settled(outcome);
     }
-    if let (Some(m), Some(_)) = (&manager_email, manager_id) {
-        outcome
-            .changes
-            .push(FieldChange::new("manager", None, m.trim().to_lowercase()));
-    }
-    if let Some(n) = &employee_number {
-        outcome
-            .changes
-            .push(FieldChange::new("employee_number", None, n.as_str()));
-    }
-    outcome.link_status = Some("active");
-    Plan::Create {
-        user: NewUser {
-            login,
-            first_name: given,
-            last_name: family,
-            mail: email.to_string(),
-            // SSO works from the first day of the contract: today, so the person can sign in now.
-            dt_contract_start: rules.today,
-            legal_entity_id,
-            department_id,
-            role_principal_id,
-            culture_id,
-            manager_id,
-            employee_number,
-            job_title: None,
-        },
+    outcome.class = Class::WillUpdate;
+    Plan::Update {
+        lucca_id: user.id,
+        changes,
         outcome,
     }
 }
 
-/// The department called `name` (trimmed, case-insensitive), when exactly one has that name.
-fn department_id(name: &str, departments: &[Department]) -> Result<i64, String> {
-    let wanted = name.trim().to_lowercase();
-    let mut matches = departments
-        .iter()
-        .filter(|d| d.name.trim().to_lowercase() == wanted);
-    match (matches.next(), matches.next()) {
-        (Some(d), None) => Ok(d.id),
-        (Some(_), Some(_)) => Err(format!(
-            "several Lucca departments are named `{}`: department left unchanged",
-            name.trim()
-        )),
-        _ => Err(format!(
-            "no Lucca department is named `{}`: department left unchanged",
-            name.trim()
-        )),
+/// The report's view of an update: each field with what Lucca holds and what it gets.
+fn field_changes(
+    changes: &UserChanges,
+    user: &LuccaUser,
+    pending: &PendingUpdate,
+) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    for (field, from, to) in [
+        ("given_name", &user.first_name, &changes.first_name),
+        ("family_name", &user.last_name, &changes.last_name),
+        (
+            "employee_number",
+            &user.employee_number,
+            &changes.employee_number,
+        ),
+        ("job_title", &user.job_title, &changes.job_title),
+    ] {
+        if let Some(to) = to {
+            out.push(FieldChange::new(field, from.as_deref(), to.as_str()));
+        }
+    }
+    if let (Some(_), Some(name)) = (changes.department_id, &pending.department) {
+        let from = user.department.as_ref().and_then(|d| d.name.as_deref());
+        out.push(FieldChange::new("department", from, name.as_str()));
+    }
+    if let (Some(Some(_)), Some(email)) = (changes.manager_id, &pending.manager_email) {
+        let from = user
+            .manager
+            .as_ref()
+            .and_then(|m| m.mail.clone())
+            .or_else(|| user.effective_manager_id().map(|id| format!("#{id}")));
+        out.push(FieldChange::new("manager", from.as_deref(), email.as_str()));
+    }
+    out
+}
+
+fn plan_creation(
+    row: &PersonRow,
+    identity: Option<&Identity>,
+    index: &LuccaIndex,
+    rules: &Rules<'_>,
+) -> Plan {
+    // A new account needs more than the row may give: the directory fills the gaps, as the
+    // person's first sign-in would.
+    let person = person(row, identity, true);
+    let mut notes = Vec::new();
+    let department_id = person.department.as_deref().and_then(|name| {
+        let found = decision::department_named(rules.departments, name);
+        if found.id().is_none() && rules.defaults.department_id.is_some() {
+            notes.push(format!(
+                "{}; using lucca.defaults.department_id instead",
+                department_note(name, found)
+            ));
+        }
+        found.id()
+    });
+    let manager_id = person.manager_email.as_deref().and_then(|email| {
+        let found = decision::manager_among(index.with_mail(email), rules.today);
+        if found.id().is_none() {
+            notes.push(manager_note(email, found));
+        }
+        found.id()
+    });
+    let user = match decision::new_user(
+        &person,
+        department_id,
+        manager_id,
+        rules.defaults,
+        rules.owned,
+        rules.today,
+    ) {
+        Ok(user) => user,
+        Err(CannotCreate::MissingAttribute(_)) => {
+            return Plan::Settled(Outcome::of(
+                Class::InvalidRow,
+                "no Lucca account yet, and creating one needs given_name and family_name (in the file or the directory)",
+            ))
+        }
+        Err(CannotCreate::MissingDefault(_)) => {
+            return Plan::Settled(Outcome::of(
+                Class::Failed,
+                format!(
+                    "no Lucca account yet, and creating one needs {} in the configuration",
+                    decision::missing_defaults(rules.defaults, department_id).join(", ")
+                ),
+            ))
+        }
+    };
+    let mut outcome = Outcome::new(Class::WillCreate);
+    outcome.notes = notes;
+    let mut change = |field: &str, to: Option<&str>| {
+        if let Some(to) = to {
+            outcome.changes.push(FieldChange::new(field, None, to));
+        }
+    };
+    change("login", Some(&user.login));
+    change("given_name", Some(&user.first_name));
+    change("family_name", Some(&user.last_name));
+    change(
+        "department",
+        person
+            .department
+            .as_deref()
+            .filter(|_| department_id.is_some()),
+    );
+    change(
+        "manager",
+        person
+            .manager_email
+            .as_deref()
+            .filter(|_| manager_id.is_some()),
+    );
+    change("employee_number", user.employee_number.as_deref());
+    change("job_title", user.job_title.as_deref());
+    outcome.link_status = Some("active");
+    Plan::Create { user, outcome }
+}
+
+fn department_note(name: &str, found: Resolution) -> String {
+    let name = name.trim();
+    match found {
+        Resolution::Ambiguous => {
+            format!("several Lucca departments are named `{name}`: department left unchanged")
+        }
+        _ => format!("no Lucca department is named `{name}`: department left unchanged"),
     }
 }
 
-/// The manager's account: the only one with that email, or the only active one among several.
-fn manager_id(email: &str, index: &LuccaIndex, today: NaiveDate) -> Result<i64, String> {
-    let email = email.trim().to_lowercase();
-    let found = index.with_mail(&email);
-    match found.as_slice() {
-        [one] => Ok(one.id),
-        [] => Err(format!(
-            "the manager {email} has no Lucca account: manager left unchanged"
-        )),
-        several => {
-            let active: Vec<_> = several.iter().filter(|u| u.is_active(today)).collect();
-            match active.as_slice() {
-                [one] => Ok(one.id),
-                _ => Err(format!(
-                    "several Lucca accounts have the manager's email {email}: manager left unchanged"
-                )),
-            }
-        }
+fn manager_note(email: &str, found: Resolution) -> String {
+    match found {
+        Resolution::Ambiguous => format!(
+            "several Lucca accounts have the manager's email {email}: manager left unchanged"
+        ),
+        Resolution::NotActive => format!(
+            "the manager {email} has no active Lucca account (the contract has ended or not started): manager left unchanged"
+        ),
+        _ => format!("the manager {email} has no Lucca account: manager left unchanged"),
     }
 }
 
@@ -698,16 +700,22 @@ mod tests {
     }
 
     fn run(row: &PersonRow, match_on: MatchOn) -> Plan {
+        run_owning(row, match_on, &OwnedAttribute::ALL)
+    }
+
+    fn run_owning(row: &PersonRow, match_on: MatchOn, owned: &[OwnedAttribute]) -> Plan {
         let d = defaults();
         let deps = departments();
         let rules = Rules {
             match_on,
             today: today(),
             defaults: &d,
+            owned,
             departments: &deps,
             directory_is_complete: true,
         };
-        let id = identity(&row.email_key());
+        let mut id = identity(&row.email_key());
+        id.job_title = Some("Directory Title".into());
         classify(row, Some(&id), &index(), &rules)
     }
 
@@ -807,6 +815,7 @@ mod tests {
             match_on: MatchOn::Email,
             today: today(),
             defaults: &d,
+            owned: &OwnedAttribute::ALL,
             departments: &[],
             directory_is_complete: false,
         };
@@ -814,10 +823,114 @@ mod tests {
         assert_eq!(class(&plan), Class::Failed);
         assert_eq!(
             plan.outcome().message().unwrap(),
-            "no Lucca account yet, and creating one needs lucca.defaults.legal_entity_id, lucca.defaults.culture_id, lucca.defaults.department_id in the configuration"
+            "no Lucca account yet, and creating one needs lucca.defaults.legal_entity_id, lucca.defaults.department_id, lucca.defaults.culture_id in the configuration"
         );
         let plan = classify(&r, None, &index(), &rules);
         assert_eq!(class(&plan), Class::InvalidRow, "no names anywhere");
+    }
+
+    #[test]
+    fn only_owned_attributes_are_written() {
+        // Was: names and employee number compared whatever lucca.owned_attributes said.
+        let mut r = row("alice@acme.test");
+        r.given_name = Some("Alicia".into());
+        r.family_name = Some("Martin-Leroy".into());
+        r.employee_number = Some("00043".into());
+        r.department = Some("Sales".into());
+        let plan = run_owning(&r, MatchOn::Email, &[OwnedAttribute::Department]);
+        let Plan::Update {
+            changes, outcome, ..
+        } = plan
+        else {
+            panic!("expected an update: {plan:?}")
+        };
+        assert_eq!(
+            changes,
+            UserChanges {
+                department_id: Some(15),
+                ..Default::default()
+            }
+        );
+        assert_eq!(outcome.changes.len(), 1);
+        assert_eq!(outcome.changes[0].field, "department");
+        let plan = run_owning(&r, MatchOn::Email, &[]);
+        assert_eq!(class(&plan), Class::Ready, "nothing owned: {plan:?}");
+
+        // A creation always carries the names Lucca requires, the rest only when owned.
+        let mut new = row("new@acme.test");
+        new.employee_number = Some("00999".into());
+        let Plan::Create { user, outcome } = run_owning(&new, MatchOn::Email, &[]) else {
+            panic!("expected a creation")
+        };
+        assert_eq!(
+            (user.first_name.as_str(), user.last_name.as_str()),
+            ("Dir", "Ectory")
+        );
+        assert_eq!((user.employee_number, user.job_title), (None, None));
+        assert!(!outcome.changes.iter().any(|c| c.field == "employee_number"));
+    }
+
+    #[test]
+    fn the_job_title_is_compared_and_written() {
+        // Was: ignored, in the file and in the directory.
+        let mut r = row("alice@acme.test");
+        r.job_title = Some("Staff Engineer".into());
+        let Plan::Update {
+            changes, outcome, ..
+        } = run(&r, MatchOn::Email)
+        else {
+            panic!("expected an update")
+        };
+        assert_eq!(changes.job_title.as_deref(), Some("Staff Engineer"));
+        assert_eq!(
+            outcome.changes,
+            [FieldChange::new("job_title", None, "Staff Engineer")]
+        );
+        let Plan::Create { user, outcome } = run(&row("new@acme.test"), MatchOn::Email) else {
+            panic!("expected a creation")
+        };
+        assert_eq!(
+            user.job_title.as_deref(),
+            Some("Directory Title"),
+            "from the directory"
+        );
+        assert_eq!(outcome.changes.last().unwrap().field, "job_title");
+    }
+
+    #[test]
+    fn an_inactive_manager_is_never_set() {
+        // Was: the only account with the manager's email, leaver or not.
+        let mut r = row("alice@acme.test");
+        r.manager_email = Some("david@acme.test".into());
+        let plan = run(&r, MatchOn::Email);
+        assert_eq!(class(&plan), Class::Ready, "{plan:?}");
+        assert_eq!(
+            plan.outcome().message().unwrap(),
+            "the manager david@acme.test has no active Lucca account (the contract has ended or not started): manager left unchanged"
+        );
+        let mut new = row("new@acme.test");
+        new.manager_email = Some("emma@acme.test".into());
+        let Plan::Create { user, outcome } = run(&new, MatchOn::Email) else {
+            panic!("expected a creation")
+        };
+        assert_eq!(user.manager_id, None, "a future hire manages nobody yet");
+        assert!(outcome
+            .message()
+            .unwrap()
+            .contains("no active Lucca account"));
+        // An active one is set.
+        new.manager_email = Some("bob@acme.test".into());
+        let Plan::Create { user, .. } = run(&new, MatchOn::Email) else {
+            panic!("expected a creation")
+        };
+        assert_eq!(user.manager_id, Some(1));
+    }
+
+    #[test]
+    fn a_person_is_not_made_their_own_manager() {
+        let mut r = row("alice@acme.test");
+        r.manager_email = Some("Alice@acme.test".into());
+        assert_eq!(class(&run(&r, MatchOn::Email)), Class::Ready);
     }
 
     #[test]
@@ -886,6 +999,7 @@ mod tests {
             match_on: MatchOn::Email,
             today: today(),
             defaults: &d,
+            owned: &OwnedAttribute::ALL,
             departments: &[],
             directory_is_complete: true,
         };
@@ -906,6 +1020,7 @@ mod tests {
             match_on: MatchOn::Email,
             today: today(),
             defaults: &d,
+            owned: &OwnedAttribute::ALL,
             departments: &[],
             directory_is_complete: false,
         };
@@ -935,6 +1050,6 @@ mod tests {
         idx.upsert(moved);
         assert_eq!(idx.with_mail("SAM.ROUX@acme.test")[0].id, 6);
         assert_eq!(idx.with_login("sroux")[0].id, 6);
-        assert_eq!(idx.len(), 5);
+        assert!(idx.with_login("sroux2").is_empty(), "#7 no longer has it");
     }
 }

@@ -85,7 +85,7 @@ async fn submit(
         dry_run: flag("dry_run", q.dry_run.as_deref())?.unwrap_or(false),
         notify: flag("notify", q.notify.as_deref())?,
     };
-    let limit = state.config.migrations.max_upload_bytes;
+    let limit = state.migrations.settings.max_upload_bytes;
     // Read one byte past the limit, so "too large" is told apart from "exactly the limit".
     let bytes = axum::body::to_bytes(body, limit.saturating_add(1))
         .await
@@ -93,7 +93,7 @@ async fn submit(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let accepted = super::submit(&state, content_type, &bytes, options).await?;
+    let accepted = super::submit(&state.migrations, content_type, &bytes, options).await?;
     let location = format!("/admin/migrations/{}", accepted.id);
     let mut response = (StatusCode::ACCEPTED, Json(&accepted)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
@@ -112,7 +112,7 @@ async fn list(
     State(state): State<AppState>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, AdminError> {
-    let jobs = super::list(&state, q.limit.unwrap_or(20)).await?;
+    let jobs = super::list(&state.migrations, q.limit.unwrap_or(20)).await?;
     Ok(Json(json!({ "jobs": jobs })).into_response())
 }
 
@@ -121,7 +121,7 @@ async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    Ok(Json(super::status(&state, &id).await?).into_response())
+    Ok(Json(super::status(&state.migrations, &id).await?).into_response())
 }
 
 async fn cancel(
@@ -129,7 +129,7 @@ async fn cancel(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    Ok(Json(super::cancel(&state, &id).await?).into_response())
+    Ok(Json(super::cancel(&state.migrations, &id).await?).into_response())
 }
 
 fn wants_csv(headers: &HeaderMap) -> bool {
@@ -149,7 +149,7 @@ async fn report_of(
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let (job, rows) = super::report(&state, &id).await?;
+    let (job, rows) = super::report(&state.migrations, &id).await?;
     if !wants_csv(&headers) {
         return Ok(Json(json!({
             "id": job.id,

@@ -135,6 +135,7 @@ enum Column {
     Department,
     ManagerEmail,
     EmployeeNumber,
+    JobTitle,
 }
 
 /// Our column for a header (case, spaces and dashes ignored; a few common spellings accepted).
@@ -148,6 +149,7 @@ fn column_for(header: &str) -> Option<Column> {
         "department" => Column::Department,
         "manager_email" | "manager_mail" => Column::ManagerEmail,
         "employee_number" | "employeenumber" => Column::EmployeeNumber,
+        "job_title" | "jobtitle" => Column::JobTitle,
         _ => return None,
     })
 }
@@ -164,6 +166,7 @@ fn set(person: &mut PersonRow, column: Column, value: Option<String>) {
         Column::Department => person.department = value,
         Column::ManagerEmail => person.manager_email = value,
         Column::EmployeeNumber => person.employee_number = value,
+        Column::JobTitle => person.job_title = value,
     }
 }
 
@@ -374,6 +377,7 @@ pub fn check_person(p: &PersonRow) -> Option<String> {
         ("family_name", &p.family_name),
         ("department", &p.department),
         ("employee_number", &p.employee_number),
+        ("job_title", &p.job_title),
     ] {
         if value
             .as_deref()

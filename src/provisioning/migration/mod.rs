@@ -15,6 +15,7 @@
 
 pub mod classify;
 pub mod cli;
+mod context;
 mod http;
 pub mod input;
 pub mod model;
@@ -24,13 +25,13 @@ pub mod worker;
 
 use serde::Serialize;
 
+pub use context::MigrationContext;
 pub use http::routes;
 pub use model::{Class, FieldChange, JobStatus, PersonRow};
 pub use worker::spawn_worker;
 
 use crate::store::migrations::{MigrationJobRecord, NewMigrationRow};
 use crate::store::StoreError;
-use crate::web::AppState;
 use input::{Limits, UploadError};
 use report::{JobView, ReportRow};
 
@@ -73,18 +74,17 @@ pub struct Accepted {
 
 /// Check an upload and queue a job for it.
 pub async fn submit(
-    state: &AppState,
+    ctx: &MigrationContext,
     content_type: Option<&str>,
     body: &[u8],
     options: SubmitOptions,
 ) -> Result<Accepted, MigrationError> {
-    let config = &state.config;
     let limits = Limits {
-        max_bytes: config.migrations.max_upload_bytes,
-        max_rows: config.migrations.max_rows,
+        max_bytes: ctx.settings.max_upload_bytes,
+        max_rows: ctx.settings.max_rows,
     };
-    let notify = !options.dry_run && options.notify.unwrap_or(config.migrations.notify_people);
-    if notify && (config.smtp.host.is_none() || config.smtp.from.is_none()) {
+    let notify = !options.dry_run && options.notify.unwrap_or(ctx.settings.notify_people);
+    if notify && (ctx.smtp.host.is_none() || ctx.smtp.from.is_none()) {
         return Err(MigrationError::NotifyWithoutSmtp);
     }
     let upload = input::parse_upload(content_type, body, &limits)?;
@@ -111,12 +111,11 @@ pub async fn submit(
         })
         .collect();
     let id = crate::web::random_token(12);
-    state
-        .store
+    ctx.store
         .create_migration_job(&id, options.dry_run, notify, &rows)
         .await?;
     tracing::info!(job = %id, rows = rows.len(), invalid, dry_run = options.dry_run, "migration job queued");
-    worker::wake(&config.server.data_dir);
+    ctx.wake();
     Ok(Accepted {
         status_url: format!("/admin/migrations/{id}"),
         report_url: format!("/admin/migrations/{id}/report"),
@@ -130,60 +129,59 @@ pub async fn submit(
     })
 }
 
-async fn job(state: &AppState, id: &str) -> Result<MigrationJobRecord, MigrationError> {
-    state
-        .store
+async fn job(ctx: &MigrationContext, id: &str) -> Result<MigrationJobRecord, MigrationError> {
+    ctx.store
         .migration_job(id)
         .await?
         .ok_or_else(|| MigrationError::NotFound(id.to_string()))
 }
 
-async fn view(state: &AppState, job: &MigrationJobRecord) -> Result<JobView, MigrationError> {
-    let counts = state.store.migration_counts(&job.id).await?;
+async fn view(ctx: &MigrationContext, job: &MigrationJobRecord) -> Result<JobView, MigrationError> {
+    let counts = ctx.store.migration_counts(&job.id).await?;
     Ok(report::job_view(
         job,
         &counts,
-        state.config.lucca.requests_per_minute,
+        ctx.lucca_config.requests_per_minute,
         format!("/admin/migrations/{}/report", job.id),
     ))
 }
 
-pub async fn status(state: &AppState, id: &str) -> Result<JobView, MigrationError> {
-    let job = job(state, id).await?;
-    view(state, &job).await
+pub async fn status(ctx: &MigrationContext, id: &str) -> Result<JobView, MigrationError> {
+    let job = job(ctx, id).await?;
+    view(ctx, &job).await
 }
 
-pub async fn list(state: &AppState, limit: i64) -> Result<Vec<JobView>, MigrationError> {
+pub async fn list(ctx: &MigrationContext, limit: i64) -> Result<Vec<JobView>, MigrationError> {
     let mut views = Vec::new();
-    for job in state.store.migration_jobs(limit).await? {
-        views.push(view(state, &job).await?);
+    for job in ctx.store.migration_jobs(limit).await? {
+        views.push(view(ctx, &job).await?);
     }
     Ok(views)
 }
 
 /// Stop a job that has not finished; what is done stays done (and in the report).
-pub async fn cancel(state: &AppState, id: &str) -> Result<JobView, MigrationError> {
-    let before = job(state, id).await?;
+pub async fn cancel(ctx: &MigrationContext, id: &str) -> Result<JobView, MigrationError> {
+    let before = job(ctx, id).await?;
     if JobStatus::parse(&before.status).is_some_and(JobStatus::is_finished) {
         return Err(MigrationError::AlreadyFinished {
             status: before.status,
         });
     }
-    let after = state
+    let after = ctx
         .store
         .cancel_migration_job(id)
         .await?
         .ok_or_else(|| MigrationError::NotFound(id.to_string()))?;
-    worker::wake(&state.config.server.data_dir);
-    view(state, &after).await
+    ctx.wake();
+    view(ctx, &after).await
 }
 
 pub async fn report(
-    state: &AppState,
+    ctx: &MigrationContext,
     id: &str,
 ) -> Result<(MigrationJobRecord, Vec<ReportRow>), MigrationError> {
-    let job = job(state, id).await?;
+    let job = job(ctx, id).await?;
     let status = JobStatus::parse(&job.status).unwrap_or(JobStatus::Failed);
-    let rows = state.store.migration_report(id).await?;
+    let rows = ctx.store.migration_report(id).await?;
     Ok((job, report::report_rows(&rows, status)))
 }

@@ -19,6 +19,8 @@ pub struct PersonRow {
     pub manager_email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub employee_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_title: Option<String>,
 }
 
 impl PersonRow {

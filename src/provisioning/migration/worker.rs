@@ -13,14 +13,11 @@
 //! Lucca requests go through the shared client at `Priority::Batch`, so people signing in
 //! always get the tenant's budget first.
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
-use super::classify::{classify, LuccaIndex, Outcome, Plan, Rules, BULK_FIELDS};
+use super::classify::{classify, identifier, LuccaIndex, Outcome, Plan, Rules, BULK_FIELDS};
+use super::context::MigrationContext;
 use super::model::{Class, JobStatus, PersonRow};
 use super::notify::{EmailContext, Mailer};
 use crate::config::MatchOn;
@@ -28,7 +25,6 @@ use crate::identity::Identity;
 use crate::lucca::{LuccaClient, LuccaError, Priority};
 use crate::store::migrations::{MigrationJobRecord, MigrationRowOutcome, MigrationRowRecord};
 use crate::store::StoreError;
-use crate::web::AppState;
 
 /// How often the worker looks for work when nobody wakes it (a job queued by another process
 /// sharing the data directory, or a wake-up lost to a restart).
@@ -43,55 +39,38 @@ const TRANSIENT_BACKOFF: [Duration; 3] = [
     Duration::from_secs(30),
 ];
 
-/// One wake-up signal per data directory, so the HTTP handler that queues a job can start the
-/// worker of the same server without a field in `AppState`.
-fn wakers() -> &'static Mutex<HashMap<PathBuf, Weak<Notify>>> {
-    static WAKERS: OnceLock<Mutex<HashMap<PathBuf, Weak<Notify>>>> = OnceLock::new();
-    WAKERS.get_or_init(Default::default)
-}
-
-fn waker_for(data_dir: &Path) -> Arc<Notify> {
-    let mut map = wakers().lock().unwrap_or_else(|e| e.into_inner());
-    map.retain(|_, w| w.strong_count() > 0);
-    if let Some(existing) = map.get(data_dir).and_then(Weak::upgrade) {
-        return existing;
-    }
-    let notify = Arc::new(Notify::new());
-    map.insert(data_dir.to_path_buf(), Arc::downgrade(&notify));
-    notify
-}
-
-/// Tell the worker of this data directory that a job is waiting (or was cancelled).
-pub fn wake(data_dir: &Path) {
-    let map = wakers().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(notify) = map.get(data_dir).and_then(Weak::upgrade) {
-        notify.notify_one();
-    }
-}
-
 /// Start the worker. Jobs left `running` or `queued` by a previous process are picked up first.
-pub fn spawn_worker(state: AppState) -> tokio::task::JoinHandle<()> {
-    let wake = waker_for(&state.config.server.data_dir);
+pub fn spawn_worker(ctx: Arc<MigrationContext>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
-            match state.store.next_migration_job().await {
-                Ok(Some(id)) => match run_job(&state, &id).await {
-                    Ok(()) => continue,
-                    Err(e) => {
-                        // The database failed under us: the job stays as it is and is resumed
-                        // once the database answers again.
-                        tracing::error!(job = %id, error = %e, "migration job interrupted; will resume");
-                    }
-                },
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "cannot look for migration jobs"),
-            }
+            run_queued(&ctx).await;
             tokio::select! {
-                _ = wake.notified() => {}
+                _ = ctx.wake.notified() => {}
                 _ = tokio::time::sleep(POLL_INTERVAL) => {}
             }
         }
     })
+}
+
+/// Run queued jobs, one at a time, until none is left or the database fails.
+pub(crate) async fn run_queued(ctx: &MigrationContext) {
+    loop {
+        match ctx.store.next_migration_job().await {
+            Ok(Some(id)) => {
+                if let Err(e) = run_job(ctx, &id).await {
+                    // The database failed under us: the job stays as it is and is resumed
+                    // once the database answers again.
+                    tracing::error!(job = %id, error = %e, "migration job interrupted; will resume");
+                    return;
+                }
+            }
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for migration jobs");
+                return;
+            }
+        }
+    }
 }
 
 /// Why a job stopped before its end.
@@ -108,41 +87,35 @@ impl From<StoreError> for Stop {
     }
 }
 
-async fn run_job(state: &AppState, id: &str) -> Result<(), StoreError> {
-    let Some(job) = state.store.migration_job(id).await? else {
+async fn run_job(ctx: &MigrationContext, id: &str) -> Result<(), StoreError> {
+    let Some(job) = ctx.store.migration_job(id).await? else {
         return Ok(());
     };
-    if !state.store.start_migration_job(id).await? {
+    if !ctx.store.start_migration_job(id).await? {
         return Ok(());
     }
     tracing::info!(job = %id, dry_run = job.dry_run, rows = job.total, "migration job running");
-    let client = match LuccaClient::from_config(&state.config.lucca) {
-        Ok(Some(client)) => client.with_priority(Priority::Batch),
-        Ok(None) => {
-            return finish(
-                state,
-                id,
-                Err(Stop::Fatal(
-                    "lucca.base_url is not configured: set [lucca] base_url and api_key to run migrations".into(),
-                )),
-            )
-            .await
-        }
-        Err(e) => return finish(state, id, Err(Stop::Fatal(e.to_string()))).await,
+    let client = match &ctx.lucca {
+        Ok(client) => client.with_priority(Priority::Batch),
+        Err(message) => return finish(ctx, id, Err(Stop::Fatal(message.clone()))).await,
     };
     let runner = Runner {
-        state,
+        ctx,
         job: &job,
         client,
-        match_on: state.config.lucca.match_on,
+        match_on: ctx.lucca_config.match_on,
         today: chrono::Local::now().date_naive(),
     };
     let result = runner.run().await;
-    finish(state, id, result).await
+    finish(ctx, id, result).await
 }
 
-async fn finish(state: &AppState, id: &str, result: Result<(), Stop>) -> Result<(), StoreError> {
-    let store = &state.store;
+async fn finish(
+    ctx: &MigrationContext,
+    id: &str,
+    result: Result<(), Stop>,
+) -> Result<(), StoreError> {
+    let store = &ctx.store;
     match result {
         Ok(()) => {
             store
@@ -170,7 +143,7 @@ struct Pending {
 }
 
 struct Runner<'a> {
-    state: &'a AppState,
+    ctx: &'a MigrationContext,
     job: &'a MigrationJobRecord,
     client: LuccaClient,
     match_on: MatchOn,
@@ -179,10 +152,10 @@ struct Runner<'a> {
 
 impl Runner<'_> {
     async fn run(&self) -> Result<(), Stop> {
-        let store = &self.state.store;
+        let store = &self.ctx.store;
         let id = self.job.id.as_str();
         let rows = store.migration_rows(id, true).await?;
-        let directory = self.state.live().directory.clone();
+        let directory = self.ctx.directory();
         let mut pending = Vec::with_capacity(rows.len());
         for record in rows {
             match serde_json::from_str::<PersonRow>(&record.input) {
@@ -221,19 +194,19 @@ impl Runner<'_> {
         });
         let departments = if wants_departments {
             self.client
-                .departments()
+                .reload_departments()
                 .await
                 .map_err(|e| Stop::Fatal(format!("cannot read Lucca's departments: {e}")))?
         } else {
             Arc::new(Vec::new())
         };
-        let defaults = &self.state.config.lucca.defaults;
         let rules = Rules {
             match_on: self.match_on,
             today: self.today,
-            defaults,
+            defaults: &self.ctx.lucca_config.defaults,
+            owned: &self.ctx.lucca_config.owned_attributes,
             departments: &departments,
-            directory_is_complete: self.state.config.upstreams.is_empty(),
+            directory_is_complete: self.ctx.directory_is_complete,
         };
 
         // 1. Plan against the snapshot; settle whatever needs no write.
@@ -286,7 +259,7 @@ impl Runner<'_> {
 
     async fn check_cancelled(&self) -> Result<(), Stop> {
         match self
-            .state
+            .ctx
             .store
             .migration_job_status(&self.job.id)
             .await?
@@ -332,18 +305,9 @@ impl Runner<'_> {
         rules: &Rules<'_>,
         p: &Pending,
     ) -> Result<(), ApplyError> {
-        let store = &self.state.store;
+        let store = &self.ctx.store;
         let id = self.job.id.as_str();
-        let email = p.person.email_key();
-        let identifier = match self.match_on {
-            MatchOn::Email => email.clone(),
-            MatchOn::Login => p
-                .person
-                .login
-                .clone()
-                .or_else(|| p.identity.as_ref().and_then(|i| i.login.clone()))
-                .unwrap_or_else(|| email.clone()),
-        };
+        let identifier = identifier(&p.person, p.identity.as_ref(), self.match_on);
         // The snapshot may be minutes old, and a run killed after its write but before
         // recording it must not write again: ask Lucca now.
         let fresh = match self.match_on {
@@ -426,20 +390,20 @@ impl Runner<'_> {
             .as_ref()
             .map(|i| i.subject.clone())
             .unwrap_or_else(|| email.clone());
-        self.state
+        self.ctx
             .store
             .put_lucca_link(&subject, lucca_id, Some(&email), status)
             .await
     }
 
     async fn notify_all(&self) -> Result<(), Stop> {
-        let config = &self.state.config;
-        let mailer = match Mailer::from_config(&config.smtp, &config.server.templates_dir) {
+        let ctx = self.ctx;
+        let mailer = match Mailer::from_config(&ctx.smtp, &ctx.templates_dir) {
             Ok(m) => m,
             Err(e) => return Err(Stop::Fatal(format!("cannot send the emails: {e}"))),
         };
-        let directory = self.state.live().directory.clone();
-        let rows = self.state.store.migration_report(&self.job.id).await?;
+        let directory = ctx.directory();
+        let rows = ctx.store.migration_report(&self.job.id).await?;
         for r in rows {
             let migrated = r.done
                 && r.class
@@ -465,8 +429,8 @@ impl Runner<'_> {
                     .as_deref()
                     .and_then(Class::parse)
                     .map_or("ready", Class::as_str),
-                lucca_url: config.lucca.base_url.clone(),
-                signin_url: Some(format!("{}/login", self.state.base_url)),
+                lucca_url: ctx.lucca_config.base_url.clone(),
+                signin_url: Some(format!("{}/login", ctx.base_url)),
             };
             let notice = match mailer.send(&context).await {
                 Ok(()) => "sent".to_string(),
@@ -475,8 +439,7 @@ impl Runner<'_> {
                     format!("not sent: {e}")
                 }
             };
-            self.state
-                .store
+            ctx.store
                 .set_migration_notice(&self.job.id, r.row_no, &notice)
                 .await?;
         }

@@ -1,0 +1,91 @@
+//! What migration jobs need, built once at start-up: the store, the tenant's Lucca client, the
+//! settings a job reads, the live directory, and the signal that wakes the worker. The worker
+//! and the admin handlers that queue or cancel jobs share one `Arc<MigrationContext>`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use tokio::sync::Notify;
+
+use super::super::Jit;
+use crate::config::{Config, LuccaConfig, MigrationsConfig, SmtpConfig};
+use crate::login::Directory;
+use crate::lucca::LuccaClient;
+use crate::store::Store;
+use crate::web::Live;
+
+/// What a job fails with when there is no Lucca to talk to.
+const NO_LUCCA: &str =
+    "lucca.base_url is not configured: set [lucca] base_url and api_key to run migrations";
+
+pub struct MigrationContext {
+    pub(super) store: Store,
+    /// The tenant's client (JIT's own when JIT is on, so both share its connection pool and
+    /// department cache), or the message a job fails with when there is none.
+    pub(super) lucca: Result<LuccaClient, String>,
+    /// `match_on`, `owned_attributes`, `defaults`, `requests_per_minute`, `base_url`.
+    pub(super) lucca_config: LuccaConfig,
+    pub(super) settings: MigrationsConfig,
+    pub(super) smtp: SmtpConfig,
+    pub(super) templates_dir: PathBuf,
+    /// True when the local directory is the only way to sign in (no upstream IdP).
+    pub(super) directory_is_complete: bool,
+    /// Swapped by a configuration reload: a job reads the directory of its own time.
+    live: Arc<ArcSwap<Live>>,
+    /// `public_url` without a trailing slash.
+    pub(super) base_url: Arc<str>,
+    /// Wakes the worker when a job is queued or cancelled.
+    pub(super) wake: Notify,
+}
+
+impl std::fmt::Debug for MigrationContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MigrationContext")
+            .field("lucca", &self.lucca.as_ref().map(|c| c.base_url().as_str()))
+            .field("base_url", &self.base_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MigrationContext {
+    /// Built once by the server; `jit` lends its Lucca client when JIT is on.
+    pub fn new(
+        config: &Config,
+        store: Store,
+        live: Arc<ArcSwap<Live>>,
+        base_url: Arc<str>,
+        jit: Option<&Jit>,
+    ) -> MigrationContext {
+        let lucca = match jit {
+            Some(jit) => Ok(jit.client.clone()),
+            None => match LuccaClient::from_config(&config.lucca) {
+                Ok(Some(client)) => Ok(client),
+                Ok(None) => Err(NO_LUCCA.to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+        };
+        MigrationContext {
+            store,
+            lucca,
+            lucca_config: config.lucca.clone(),
+            settings: config.migrations.clone(),
+            smtp: config.smtp.clone(),
+            templates_dir: config.server.templates_dir.clone(),
+            directory_is_complete: config.upstreams.is_empty(),
+            live,
+            base_url,
+            wake: Notify::new(),
+        }
+    }
+
+    /// The local directory as it stands now.
+    pub(super) fn directory(&self) -> Arc<Directory> {
+        self.live.load().directory.clone()
+    }
+
+    /// Tell the worker a job is waiting (or was cancelled).
+    pub(super) fn wake(&self) {
+        self.wake.notify_one();
+    }
+}
