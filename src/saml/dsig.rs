@@ -220,8 +220,13 @@ pub fn has_signature(root: &Element) -> bool {
     found
 }
 
-/// The anti-wrapping checks, on our own tree, before any cryptography.
-fn check_signature_structure(root: &Element, allow_rsa_sha1: bool) -> Result<(), SignatureError> {
+/// The anti-wrapping checks on a message's tree (from [`super::xml::parse_message`]), before
+/// any cryptography: `Ok` names nothing about validity, only that the one signature is where it
+/// must be and uses what SAML uses. Public for the fuzz targets; [`verify_enveloped`] runs it.
+pub fn check_signature_structure(
+    root: &Element,
+    allow_rsa_sha1: bool,
+) -> Result<(), SignatureError> {
     let mut signatures: Vec<(usize, &Element)> = Vec::new();
     // The element holding a signature that is not a child of the root (for the message).
     let mut misplaced_in: Option<String> = None;

@@ -53,6 +53,8 @@ pub(crate) mod writer;
 pub mod xml;
 
 #[cfg(test)]
+mod fuzz_seeds;
+#[cfg(test)]
 mod testkit;
 
 use std::fmt;
