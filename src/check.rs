@@ -42,8 +42,13 @@ pub async fn check(config: &Config) -> Vec<Problem> {
         .build()
         .unwrap_or_default();
     for (i, sp) in config.saml.service_providers.iter().enumerate() {
-        if let Err(problem) = crate::saml::idp::load_one(&http, i, sp).await {
-            push(Severity::Error, &problem.key, problem.message);
+        match crate::saml::idp::load_one(&http, i, sp).await {
+            Ok(loaded) => {
+                for warning in crate::saml::idp::sp_warnings(i, sp, &loaded) {
+                    push(Severity::Warning, &warning.key, warning.message);
+                }
+            }
+            Err(problem) => push(Severity::Error, &problem.key, problem.message),
         }
     }
 

@@ -290,6 +290,9 @@ pub struct ServiceProviderConfig {
     pub encrypt_assertion: bool,
     /// Override `saml.want_authn_requests_signed` for this SP.
     pub require_signed_requests: Option<bool>,
+    /// Accept this SP's single-logout messages unsigned (default false: they must be signed
+    /// with its registered certificate, whatever `require_signed_requests` says).
+    pub allow_unsigned_logout: bool,
     /// `email` (default), `persistent` or `unspecified`.
     pub name_id_format: Option<String>,
     /// Override `[lucca] match_on` for this SP: `email` or `login`.
@@ -312,6 +315,7 @@ impl Default for ServiceProviderConfig {
             sign_assertion: true,
             encrypt_assertion: false,
             require_signed_requests: None,
+            allow_unsigned_logout: false,
             name_id_format: None,
             identifier: None,
             attribute_name_format: None,

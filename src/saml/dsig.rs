@@ -5,12 +5,19 @@
 //! `SignedInfo` is itself written canonically and signed with RSA-SHA256 straight from the
 //! in-memory `PKey`: no re-parsing of the key, no XML parse, no xmlsec per signature.
 //!
-//! Accepting: xmlsec (through samael's `Crypto::verify_signed_xml`) does the cryptography, with
-//! the SP certificate we registered (never the one the message carries). Before it runs we check
-//! the structure on our own tree, because a valid signature is worthless if it signs something
-//! other than the message we then read (signature wrapping): exactly one `ds:Signature` in the
-//! whole document, a child of the root, one Reference whose URI is `#<root ID>`, that ID carried
-//! by no other element, and only the transforms and algorithms SAML uses (no XPath, no XSLT).
+//! Accepting: xmlsec does the cryptography, with the SP certificate we registered (never the one
+//! the message carries). A valid signature is worthless if it signs something other than the
+//! message we then read (signature wrapping), so [`verify_enveloped`] ties the two together:
+//! 1. the tree it is given is libxml2's own tree of the document ([`super::xml::parse_message`]),
+//!    i.e. the document xmlsec verifies, not a second parser's idea of it;
+//! 2. on that tree, the structure: exactly one `ds:Signature` in the whole document, a child of
+//!    the root, one Reference whose URI is `#<root ID>`, that ID an NCName carried by no other
+//!    element (under any ID-like attribute), and only the transforms and algorithms SAML uses
+//!    (no XPath, no XSLT);
+//! 3. xmlsec verifies every signature libxml2 sees in the document (so exactly the one just
+//!    inspected) and hands back the octets its one Reference digested;
+//! 4. those octets, read back, must be the very message tree minus its signature: what was
+//!    signed is what the readers read, whatever a parser may have made of the document.
 
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
@@ -18,11 +25,11 @@ use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::{Id, PKey, Private};
 use openssl::sign::{Signer, Verifier};
 use openssl::x509::X509;
-use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
 
 use super::ns;
 use super::writer::{El, Ns};
-use super::xml::Element;
+use super::xml::{first_difference, parse_strict, Element};
 
 pub const ALG_RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
 pub const ALG_RSA_SHA384: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384";
@@ -141,6 +148,11 @@ pub(crate) fn key_info(cert: &X509) -> Result<El, openssl::error::ErrorStack> {
 pub enum SignatureError {
     #[error("the message is not signed, and this service provider must sign its requests")]
     Missing,
+    #[error(
+        "the logout message is not signed; single logout messages must be signed by the \
+         service provider"
+    )]
+    LogoutUnsigned,
     #[error("the message carries {0} signatures; exactly one, on the message itself, is accepted")]
     Multiple(usize),
     #[error("the signature is not on the message itself (it sits inside <{0}>)")]
@@ -153,6 +165,10 @@ pub enum SignatureError {
     ReferenceCount(usize),
     #[error("the ID {0:?} appears on more than one element")]
     DuplicateId(String),
+    #[error("the message ID {0:?} is not a valid XML ID")]
+    InvalidId(String),
+    #[error("what the signature covers is not the message that was read ({0})")]
+    SignedContentMismatch(String),
     #[error("signature algorithm {0:?} is not accepted (RSA-SHA256 is expected)")]
     UnsupportedAlgorithm(String),
     #[error("digest algorithm {0:?} is not accepted (SHA-256 is expected)")]
@@ -167,7 +183,8 @@ pub enum SignatureError {
     Invalid,
 }
 
-/// Verify the enveloped signature of a parsed inbound message (`root` is the tree of `xml`).
+/// Verify the enveloped signature of an inbound message. `root` must be the tree
+/// [`super::xml::parse_message`] returned for `xml` (libxml2's tree of that very text).
 pub fn verify_enveloped(
     xml: &str,
     root: &Element,
@@ -178,14 +195,22 @@ pub fn verify_enveloped(
     if certs.is_empty() {
         return Err(SignatureError::NoCertificate);
     }
-    for cert in certs {
-        let Ok(der) = cert.to_der() else { continue };
-        if Crypto::verify_signed_xml(xml.as_bytes(), &CertificateDer::from(der), Some("ID")).is_ok()
-        {
-            return Ok(());
-        }
+    let certs: Vec<CertificateDer> = certs
+        .iter()
+        .filter_map(|c| c.to_der().ok())
+        .map(CertificateDer::from)
+        .collect();
+    // xmlsec verifies each signature libxml2 finds (the structure check saw exactly one, in the
+    // same tree) with each certificate in turn, and returns what its one Reference digested.
+    let signed = Crypto::reduce_xml_to_signed(xml, &certs, ReduceMode::PreDigest)
+        .map_err(|_| SignatureError::Invalid)?;
+    let signed = parse_strict(&signed, xml.len().saturating_mul(2).saturating_add(1024))
+        .map_err(|e| SignatureError::SignedContentMismatch(e.to_string()))?;
+    let read = root.without_children(&|e| e.is(ns::DSIG, "Signature"));
+    match first_difference(&signed, &read) {
+        None => Ok(()),
+        Some(difference) => Err(SignatureError::SignedContentMismatch(difference)),
     }
-    Err(SignatureError::Invalid)
 }
 
 /// Does the message carry any `ds:Signature` at all (anywhere)?
@@ -195,13 +220,19 @@ pub fn has_signature(root: &Element) -> bool {
     found
 }
 
-/// The anti-wrapping checks, on our own tree, before any cryptography.
-fn check_signature_structure(root: &Element, allow_rsa_sha1: bool) -> Result<(), SignatureError> {
+/// The anti-wrapping checks on a message's tree (from [`super::xml::parse_message`]), before
+/// any cryptography: `Ok` names nothing about validity, only that the one signature is where it
+/// must be and uses what SAML uses. Public for the fuzz targets; [`verify_enveloped`] runs it.
+pub fn check_signature_structure(
+    root: &Element,
+    allow_rsa_sha1: bool,
+) -> Result<(), SignatureError> {
     let mut signatures: Vec<(usize, &Element)> = Vec::new();
     // The element holding a signature that is not a child of the root (for the message).
     let mut misplaced_in: Option<String> = None;
-    // Every ID-like value: `ID` (which xmlsec registers) and `xml:id` (which libxml2 registers
-    // by itself, so a reference could resolve to it).
+    // Every ID-like value: `ID` in any namespace (xmlsec registers attributes by local name),
+    // `xml:id` (libxml2 registers it by itself) and the `Id`/`id` other specs use, so that no
+    // reference can resolve to anything but the root.
     let mut ids: Vec<&str> = Vec::new();
     walk_with_parent(root, None, 0, &mut |e, parent, depth| {
         if e.is(ns::DSIG, "Signature") {
@@ -212,9 +243,8 @@ fn check_signature_structure(root: &Element, allow_rsa_sha1: bool) -> Result<(),
         }
         for attr in &e.attrs {
             let is_id = match attr.ns.as_deref() {
-                None => attr.local == "ID",
                 Some(XML_NS) => attr.local == "id",
-                Some(_) => false,
+                _ => matches!(attr.local.as_str(), "ID" | "Id" | "id"),
             };
             if is_id {
                 ids.push(attr.value.trim());
@@ -231,7 +261,10 @@ fn check_signature_structure(root: &Element, allow_rsa_sha1: bool) -> Result<(),
         }
         more => return Err(SignatureError::Multiple(more.len())),
     };
-    let root_id = root.attr("ID").ok_or(SignatureError::RootWithoutId)?.trim();
+    let root_id = root.attr("ID").ok_or(SignatureError::RootWithoutId)?;
+    if !is_ncname(root_id) {
+        return Err(SignatureError::InvalidId(root_id.to_string()));
+    }
     if ids.iter().filter(|id| **id == root_id).count() > 1 {
         return Err(SignatureError::DuplicateId(root_id.to_string()));
     }
@@ -307,6 +340,13 @@ fn walk_with_parent<'a>(
     }
 }
 
+/// An xs:ID: an NCName (no colon, no whitespace, not starting with a digit, `-` or `.`).
+fn is_ncname(value: &str) -> bool {
+    let mut chars = value.chars();
+    let start_ok = chars.next().is_some_and(|c| c == '_' || c.is_alphabetic());
+    start_ok && chars.all(|c| c == '_' || c == '-' || c == '.' || c.is_alphanumeric())
+}
+
 fn is_canonicalization(uri: &str) -> bool {
     matches!(
         uri,
@@ -359,7 +399,7 @@ pub fn verify_detached(
 mod tests {
     use super::*;
     use crate::saml::testkit;
-    use crate::saml::xml::parse_strict;
+    use crate::saml::xml::parse_message;
 
     fn signed_request(id: &str) -> String {
         let idp = testkit::sp_signing();
@@ -375,19 +415,19 @@ mod tests {
     #[test]
     fn our_signature_verifies_with_xmlsec_and_fails_when_tampered() {
         let xml = signed_request("_abc");
-        let root = parse_strict(&xml, 1 << 20).unwrap();
+        let root = parse_message(&xml, 1 << 20).unwrap();
         let certs = [testkit::sp_signing().cert.clone()];
         assert_eq!(verify_enveloped(&xml, &root, &certs, false), Ok(()));
 
         let tampered = xml.replace("https://sp.test", "https://evil.test");
-        let root = parse_strict(&tampered, 1 << 20).unwrap();
+        let root = parse_message(&tampered, 1 << 20).unwrap();
         assert_eq!(
             verify_enveloped(&tampered, &root, &certs, false),
             Err(SignatureError::Invalid)
         );
 
         let other = [testkit::idp().cert.clone()];
-        let root = parse_strict(&xml, 1 << 20).unwrap();
+        let root = parse_message(&xml, 1 << 20).unwrap();
         assert_eq!(
             verify_enveloped(&xml, &root, &other, false),
             Err(SignatureError::Invalid)
@@ -403,7 +443,7 @@ mod tests {
         let xml = signed_request("_abc");
         let certs = [testkit::sp_signing().cert.clone()];
         let check = |xml: &str| {
-            let root = parse_strict(xml, 1 << 20).unwrap();
+            let root = parse_message(xml, 1 << 20).unwrap();
             verify_enveloped(xml, &root, &certs, false)
         };
         // Reference to something other than the root.
@@ -437,6 +477,82 @@ mod tests {
         let unsigned =
             r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_a"/>"#;
         assert_eq!(check(unsigned), Err(SignatureError::Missing));
+    }
+
+    /// The signature check holds without the gate's namespace rule: handed libxml2's tree of
+    /// the namespace-differential forgery, it sees the hidden genuine signature as well.
+    #[test]
+    fn forgery_is_refused_by_the_signature_check_alone() {
+        let mut genuine = El::new(Ns::Protocol, "LogoutRequest")
+            .attr("ID", "_genuine")
+            .attr("Version", "2.0")
+            .attr("IssueInstant", "2024-01-01T00:00:00Z")
+            .child(El::new(Ns::Assertion, "Issuer").text("https://sp.test"));
+        sign_enveloped(&mut genuine, 1, &testkit::sp_signing().material()).unwrap();
+        let forged = El::new(Ns::Protocol, "AuthnRequest")
+            .attr("ID", "_forged")
+            .attr("Version", "2.0")
+            .attr("IssueInstant", "2024-01-01T00:00:00Z")
+            .child(El::new(Ns::Assertion, "Issuer").text("https://sp.test"));
+        let certs = [testkit::sp_signing().cert.clone()];
+        for spelling in testkit::DSIG_NS_SPELLINGS {
+            let xml = testkit::namespace_differential_forgery(
+                &genuine.to_canonical(),
+                spelling,
+                forged.clone(),
+            );
+            let libxml2_tree = crate::saml::libxml2::parse(&xml).unwrap();
+            assert_eq!(
+                verify_enveloped(&xml, &libxml2_tree, &certs, false),
+                Err(SignatureError::Multiple(2)),
+                "{spelling}"
+            );
+        }
+    }
+
+    /// What the signature covers must be the tree the readers read: a tree that is not the
+    /// signed document's is refused even though the document's signature is valid.
+    #[test]
+    fn signed_content_must_be_the_tree_that_is_read() {
+        let xml = signed_request("_abc");
+        let certs = [testkit::sp_signing().cert.clone()];
+        let other = signed_request("_abc").replace("https://sp.test", "https://evil.test");
+        let other_tree = parse_message(&other, 1 << 20).unwrap();
+        assert!(matches!(
+            verify_enveloped(&xml, &other_tree, &certs, false),
+            Err(SignatureError::SignedContentMismatch(_))
+        ));
+    }
+
+    #[test]
+    fn ids_that_could_resolve_elsewhere_are_refused() {
+        let xml = signed_request("_abc");
+        let certs = [testkit::sp_signing().cert.clone()];
+        let check = |xml: &str| {
+            let root = parse_message(xml, 1 << 20).unwrap();
+            verify_enveloped(xml, &root, &certs, false)
+        };
+        // xmlsec registers `ID` attributes by local name, whatever their namespace.
+        for shadow in [
+            r#"<samlp:Extensions xmlns:x="urn:x" x:ID="_abc"></samlp:Extensions>"#,
+            r#"<samlp:Extensions Id="_abc"></samlp:Extensions>"#,
+            r#"<samlp:Extensions ID=" _abc "></samlp:Extensions>"#,
+        ] {
+            let doc = xml.replace("<saml:Issuer", &format!("{shadow}<saml:Issuer"));
+            assert_eq!(
+                check(&doc),
+                Err(SignatureError::DuplicateId("_abc".into())),
+                "{shadow}"
+            );
+        }
+        for bad in ["1abc", "a b", "_a:b", ""] {
+            let doc = signed_request(bad);
+            assert_eq!(
+                check(&doc),
+                Err(SignatureError::InvalidId(bad.into())),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -47,9 +47,14 @@ impl SamlIdp {
         let http = http_client();
         let mut sps = Vec::new();
         let mut problems = Vec::new();
-        for (i, sp) in config.service_providers.iter().enumerate() {
-            match load_one(&http, i, sp).await {
-                Ok(sp) => sps.push(sp),
+        for (i, sp_config) in config.service_providers.iter().enumerate() {
+            match load_one(&http, i, sp_config).await {
+                Ok(sp) => {
+                    for warning in sp_warnings(i, sp_config, &sp) {
+                        tracing::warn!(key = %warning.key, "{}", warning.message);
+                    }
+                    sps.push(sp)
+                }
                 Err(problem) => problems.push(problem),
             }
         }
@@ -187,6 +192,30 @@ pub async fn load_one(
         key: problem_key(&base, config, &e),
         message: e.to_string(),
     })
+}
+
+/// What is legal but will not work as the admin probably expects, for `passerelle check` (as
+/// warnings) and the start-up log.
+pub fn sp_warnings(
+    i: usize,
+    config: &ServiceProviderConfig,
+    sp: &ServiceProvider,
+) -> Vec<SpProblem> {
+    let base = format!("saml.service_providers[{i}]");
+    let mut out = Vec::new();
+    if sp.signing_certs.is_empty() && sp.slo_endpoint().is_some() && !config.allow_unsigned_logout {
+        out.push(SpProblem {
+            key: format!("{base}.allow_unsigned_logout"),
+            message: format!(
+                "{} has a single logout endpoint but no signing certificate: its LogoutRequests \
+                 and LogoutResponses cannot be verified and will be refused. Register its \
+                 certificate (metadata or `certificate`), or set allow_unsigned_logout = true \
+                 to accept unsigned logout from it",
+                sp.entity_id
+            ),
+        });
+    }
+    out
 }
 
 /// The most specific key an [`SpError`] is about.

@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use super::binding::{self, Binding, Decoded, MessageKind};
 use super::dsig::{sign_enveloped, SignError, SigningMaterial};
 use super::request::{
-    authenticate, check_issue_instant, read_instant, required_attr, IntakePolicy, Rejected,
-    RequestError,
+    authenticate, check_issue_instant, read_instant, required_attr, Inbound, IntakePolicy,
+    Rejected, RequestError,
 };
 use super::response::status_element;
 use super::sp::{ReplyTo, ServiceProvider, ServiceProviderLookup};
@@ -104,7 +104,7 @@ fn accept_logout_request(
     sps: &impl ServiceProviderLookup,
     now: DateTime<Utc>,
 ) -> Result<AcceptedLogoutRequest, Rejected> {
-    let inbound = authenticate(decoded, "LogoutRequest", policy, sps)?;
+    let inbound = authenticate(decoded, Inbound::LogoutRequest, policy, sps)?;
     let root = &inbound.root;
     let sp = inbound.sp;
     let id = required_attr(root, "ID")?;
@@ -197,7 +197,7 @@ pub fn read_logout_response(
         } => binding::decode_post(saml_response, relay_state, MessageKind::Response, &limits),
     }
     .map_err(Rejected::page_only)?;
-    let inbound = authenticate(decoded, "LogoutResponse", policy, sps)?;
+    let inbound = authenticate(decoded, Inbound::LogoutResponse, policy, sps)?;
     let root = &inbound.root;
     let issue_instant = read_instant(root, "IssueInstant")?;
     check_issue_instant(issue_instant, policy.clock_skew, now)?;
@@ -331,9 +331,10 @@ pub fn build_logout_request(
 mod tests {
     use super::*;
     use crate::saml::binding::encode_redirect;
+    use crate::saml::dsig::SignatureError;
     use crate::saml::request::tests::{now, policy, registry, signed_post};
     use crate::saml::testkit::{self, SP_ENTITY_ID, SP_SLO};
-    use crate::saml::xml::parse_strict;
+    use crate::saml::xml::{parse_strict, XmlError};
     use crate::saml::SubStatus;
     use base64::engine::general_purpose::STANDARD as B64;
     use base64::Engine as _;
@@ -507,6 +508,230 @@ mod tests {
         )
         .unwrap();
         assert!(url.contains("&SigAlg=") && url.contains("&Signature="));
+    }
+
+    fn sp_with(settings: impl FnOnce(&mut ServiceProvider)) -> impl ServiceProviderLookup {
+        let mut sp = (*testkit::service_provider()).clone();
+        settings(&mut sp);
+        let sp = Arc::new(sp);
+        move |id: &str| (id == SP_ENTITY_ID).then(|| sp.clone())
+    }
+
+    fn sp_logout_response(id: &str) -> El {
+        El::new(Ns::Protocol, "LogoutResponse")
+            .attr("ID", id)
+            .attr("Version", "2.0")
+            .attr("IssueInstant", "2025-06-01T10:00:01Z")
+            .attr("InResponseTo", "_ours")
+            .attr("Destination", "https://sso.acme.test/saml/slo")
+            .child(El::new(Ns::Assertion, "Issuer").text(SP_ENTITY_ID))
+            .child(status_element(SamlStatus::SUCCESS, None))
+    }
+
+    /// The four ways a logout message arrives (request/response × Redirect/POST), signed with
+    /// `key` (or not at all), each read with `sps`.
+    fn logout_intakes(
+        key: Option<&testkit::Keypair>,
+        sps: &impl ServiceProviderLookup,
+    ) -> Vec<(&'static str, Result<(), Rejected>)> {
+        let redirect = |kind, el: El| {
+            let url = encode_redirect(
+                "https://sso.acme.test/saml/slo",
+                kind,
+                &el.to_canonical(),
+                Some("rs"),
+                key.map(|k| k.material()).as_ref(),
+            )
+            .unwrap();
+            url.split_once('?').unwrap().1.to_string()
+        };
+        let post = |mut el: El| {
+            if let Some(key) = key {
+                crate::saml::dsig::sign_enveloped(&mut el, 1, &key.material()).unwrap();
+            }
+            B64.encode(el.to_document())
+        };
+        let request_query = redirect(MessageKind::Request, sp_logout_request("_lq"));
+        let response_query = redirect(MessageKind::Response, sp_logout_response("_rq"));
+        let request_form = post(sp_logout_request("_lp"));
+        let response_form = post(sp_logout_response("_rp"));
+        vec![
+            (
+                "LogoutRequest, Redirect",
+                parse_redirect_logout_request(&request_query, &policy(), sps, now()).map(|_| ()),
+            ),
+            (
+                "LogoutRequest, POST",
+                verify_post_logout_request(&request_form, None, &policy(), sps, now()).map(|_| ()),
+            ),
+            (
+                "LogoutResponse, Redirect",
+                read_logout_response(
+                    InboundResponse::Redirect {
+                        raw_query: &response_query,
+                    },
+                    &policy(),
+                    sps,
+                    now(),
+                )
+                .map(|_| ()),
+            ),
+            (
+                "LogoutResponse, POST",
+                read_logout_response(
+                    InboundResponse::Post {
+                        saml_response: &response_form,
+                        relay_state: None,
+                    },
+                    &policy(),
+                    sps,
+                    now(),
+                )
+                .map(|_| ()),
+            ),
+        ]
+    }
+
+    /// Finding 6 of the security review: logout messages must be signed by the SP whatever its
+    /// AuthnRequest policy, on either binding, unless the admin allowed unsigned logout.
+    #[test]
+    fn logout_messages_must_be_signed_whatever_the_request_policy() {
+        let lenient = sp_with(|sp| {
+            sp.authn_requests_signed = false;
+            sp.settings.require_signed_requests = Some(false);
+        });
+        for (what, outcome) in logout_intakes(None, &lenient) {
+            let err = outcome.expect_err(what);
+            assert_eq!(
+                err.error,
+                RequestError::Signature(SignatureError::LogoutUnsigned),
+                "{what}"
+            );
+            assert!(err.reply.is_none(), "{what}: nothing is sent back");
+        }
+        // Signed by someone else: refused too.
+        for (what, outcome) in logout_intakes(Some(testkit::idp_next()), &lenient) {
+            let err = outcome.expect_err(what);
+            assert_eq!(
+                err.error,
+                RequestError::Signature(SignatureError::Invalid),
+                "{what}"
+            );
+        }
+        // Signed by the SP: accepted.
+        for (what, outcome) in logout_intakes(Some(testkit::sp_signing()), &lenient) {
+            outcome.unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+        // The admin's explicit choice.
+        let allowed = sp_with(|sp| sp.settings.allow_unsigned_logout = true);
+        for (what, outcome) in logout_intakes(None, &allowed) {
+            outcome.unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+    }
+
+    /// An SP registered without a signing certificate can only do single logout unsigned, and
+    /// only when the admin allows it.
+    #[test]
+    fn sp_without_certificate_needs_allow_unsigned_logout() {
+        let no_cert = sp_with(|sp| {
+            sp.signing_certs.clear();
+            sp.authn_requests_signed = false;
+            sp.settings.require_signed_requests = Some(false);
+        });
+        for (what, outcome) in logout_intakes(None, &no_cert) {
+            assert_eq!(
+                outcome.expect_err(what).error,
+                RequestError::Signature(SignatureError::LogoutUnsigned),
+                "{what}"
+            );
+        }
+        for (what, outcome) in logout_intakes(Some(testkit::sp_signing()), &no_cert) {
+            assert_eq!(
+                outcome.expect_err(what).error,
+                RequestError::Signature(SignatureError::NoCertificate),
+                "{what}"
+            );
+        }
+        let allowed = sp_with(|sp| {
+            sp.signing_certs.clear();
+            sp.settings.allow_unsigned_logout = true;
+        });
+        for (what, outcome) in logout_intakes(None, &allowed) {
+            outcome.unwrap_or_else(|e| panic!("{what}: {e}"));
+        }
+    }
+
+    /// Finding 1 of the security review: from one LogoutRequest the SP really signed, an attacker
+    /// must not be able to forge a LogoutRequest (signing someone else out) or a "signed"
+    /// AuthnRequest for that SP, whatever spelling of the XML-DSig namespace hides the genuine
+    /// signature from one parser.
+    #[test]
+    fn namespace_differential_forgeries_are_refused() {
+        use samael::crypto::{CertificateDer, Crypto, CryptoProvider};
+        let mut genuine = sp_logout_request("_genuine");
+        crate::saml::dsig::sign_enveloped(&mut genuine, 1, &testkit::sp_signing().material())
+            .unwrap();
+        let genuine = genuine.to_canonical();
+        assert!(verify_post_logout_request(
+            &B64.encode(&genuine),
+            None,
+            &policy(),
+            &registry(),
+            now()
+        )
+        .is_ok());
+        let sp_cert = CertificateDer::from(testkit::sp_signing().cert.to_der().unwrap());
+        for spelling in testkit::DSIG_NS_SPELLINGS {
+            let forged_logout = El::new(Ns::Protocol, "LogoutRequest")
+                .attr("ID", "_forged")
+                .attr("Version", "2.0")
+                .attr("IssueInstant", "2025-06-01T10:00:05Z")
+                .attr("Destination", "https://sso.acme.test/saml/slo")
+                .child(El::new(Ns::Assertion, "Issuer").text(SP_ENTITY_ID))
+                .child(
+                    El::new(Ns::Assertion, "NameID")
+                        .attr("Format", ns::NAMEID_EMAIL)
+                        .text("victim@acme.test"),
+                );
+            let forged_authn = crate::saml::request::tests::authn_request("_forged_authn", |e| {
+                e.attr("ForceAuthn", "false")
+            });
+            for (forged, what) in [
+                (forged_logout, "LogoutRequest"),
+                (forged_authn, "AuthnRequest"),
+            ] {
+                let xml = testkit::namespace_differential_forgery(&genuine, spelling, forged);
+                // The forgery is real: xmlsec alone finds and accepts the genuine signature.
+                assert!(
+                    Crypto::verify_signed_xml(xml.as_bytes(), &sp_cert, Some("ID")).is_ok(),
+                    "{spelling}: the hidden signature no longer verifies, the test proves nothing"
+                );
+                let b64 = B64.encode(&xml);
+                let refused = if what == "LogoutRequest" {
+                    verify_post_logout_request(&b64, None, &policy(), &registry(), now())
+                        .map(|_| ())
+                        .unwrap_err()
+                } else {
+                    crate::saml::request::verify_post_request(
+                        &b64,
+                        None,
+                        &policy(),
+                        &registry(),
+                        now(),
+                    )
+                    .map(|_| ())
+                    .unwrap_err()
+                };
+                assert!(refused.reply.is_none(), "{spelling} {what}: {refused}");
+                assert!(
+                    matches!(
+                        refused.error,
+                        RequestError::Xml(XmlError::NamespaceReference { .. })
+                    ),
+                    "{spelling} {what}: {refused}"
+                );
+            }
+        }
     }
 
     #[test]

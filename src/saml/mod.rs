@@ -42,6 +42,7 @@ pub mod binding;
 pub mod dsig;
 pub mod encrypt;
 pub mod idp;
+pub(crate) mod libxml2;
 pub mod logout;
 pub mod metadata;
 pub mod request;
@@ -51,6 +52,8 @@ pub mod web;
 pub(crate) mod writer;
 pub mod xml;
 
+#[cfg(test)]
+mod fuzz_seeds;
 #[cfg(test)]
 mod testkit;
 
@@ -77,7 +80,7 @@ pub use response::{
     SamlAttribute,
 };
 pub use sp::{ReplyTo, ServiceProvider, ServiceProviderLookup, SpError, SpRegistry, SpSettings};
-pub use xml::{check_strict_xml, XmlError};
+pub use xml::{check_strict_xml, parse_message, XmlError};
 
 /// Namespace and algorithm identifiers used across the modules.
 pub mod ns {

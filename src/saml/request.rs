@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use super::binding::{self, Binding, BindingError, BindingLimits, Decoded, MessageKind};
 use super::dsig::{has_signature, verify_detached, verify_enveloped, SignatureError};
 use super::sp::{ReplyTo, ServiceProvider, ServiceProviderLookup};
-use super::xml::{parse_strict, Element, XmlError};
+use super::xml::{parse_message, Element, XmlError};
 use super::{ns, parse_saml_time, IdpUrls, NameIdFormat, SamlStatus, SubStatus, TopStatus};
 use crate::config::SamlConfig;
 
@@ -261,7 +261,7 @@ fn accept_authn_request(
     sps: &impl ServiceProviderLookup,
     now: DateTime<Utc>,
 ) -> Result<AcceptedAuthnRequest, Rejected> {
-    let inbound = authenticate(decoded, "AuthnRequest", policy, sps)?;
+    let inbound = authenticate(decoded, Inbound::AuthnRequest, policy, sps)?;
     let root = &inbound.root;
     let request = read_authn_request(root, inbound.issuer.clone())?;
     let sp = inbound.sp;
@@ -308,8 +308,45 @@ fn accept_authn_request(
     })
 }
 
+/// The messages an SP sends us, each with its signature rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inbound {
+    AuthnRequest,
+    LogoutRequest,
+    LogoutResponse,
+}
+
+impl Inbound {
+    fn root(self) -> &'static str {
+        match self {
+            Inbound::AuthnRequest => "AuthnRequest",
+            Inbound::LogoutRequest => "LogoutRequest",
+            Inbound::LogoutResponse => "LogoutResponse",
+        }
+    }
+
+    /// AuthnRequests follow the SP's request policy. Logout messages are always signed (SAML
+    /// Profiles §4.4.4: the front-channel bindings have no other way to authenticate the
+    /// requester; an unsigned one is a link anybody can make a victim follow), unless the admin
+    /// chose `allow_unsigned_logout` for this SP.
+    fn must_be_signed(self, sp: &ServiceProvider, policy: &IntakePolicy) -> bool {
+        match self {
+            Inbound::AuthnRequest => sp.requires_signed_requests(policy.want_authn_requests_signed),
+            Inbound::LogoutRequest | Inbound::LogoutResponse => !sp.settings.allow_unsigned_logout,
+        }
+    }
+
+    fn unsigned_error(self) -> SignatureError {
+        match self {
+            Inbound::AuthnRequest => SignatureError::Missing,
+            Inbound::LogoutRequest | Inbound::LogoutResponse => SignatureError::LogoutUnsigned,
+        }
+    }
+}
+
 /// An inbound message whose issuer is a registered SP and whose signature (if any, and if
-/// required) verified.
+/// required) verified. `root` is libxml2's tree of the message, the one any XML signature was
+/// verified in.
 pub(crate) struct Authenticated {
     pub root: Element,
     pub issuer: String,
@@ -322,14 +359,14 @@ pub(crate) struct Authenticated {
 /// The part of intake shared by every SP→IdP message.
 pub(crate) fn authenticate(
     decoded: Decoded,
-    expected_root: &'static str,
+    expected: Inbound,
     policy: &IntakePolicy,
     sps: &impl ServiceProviderLookup,
 ) -> Result<Authenticated, Rejected> {
-    let root = parse_strict(&decoded.xml, policy.max_xml_bytes).map_err(Rejected::page_only)?;
-    if !root.is(ns::PROTOCOL, expected_root) {
+    let root = parse_message(&decoded.xml, policy.max_xml_bytes).map_err(Rejected::page_only)?;
+    if !root.is(ns::PROTOCOL, expected.root()) {
         return Err(Rejected::page_only(RequestError::WrongMessage {
-            expected: expected_root,
+            expected: expected.root(),
             found: root.local.clone(),
         }));
     }
@@ -380,8 +417,8 @@ pub(crate) fn authenticate(
             }
         }
     };
-    if !signed && sp.requires_signed_requests(policy.want_authn_requests_signed) {
-        return Err(Rejected::page_only(SignatureError::Missing));
+    if !signed && expected.must_be_signed(&sp, policy) {
+        return Err(Rejected::page_only(expected.unsigned_error()));
     }
     Ok(Authenticated {
         root,
@@ -683,6 +720,13 @@ pub(crate) mod tests {
         );
         let signed = B64.encode(&out.stdout);
         let accepted = verify_post_request(&signed, None, &policy(), &registry(), now()).unwrap();
+        assert!(accepted.signed);
+        // Sent with Windows line ends, it is the same document to every XML parser.
+        let crlf = String::from_utf8(out.stdout.clone())
+            .unwrap()
+            .replace('\n', "\r\n");
+        let accepted =
+            verify_post_request(&B64.encode(crlf), None, &policy(), &registry(), now()).unwrap();
         assert!(accepted.signed);
         assert_eq!(accepted.reply.destination, SP_ACS);
         assert_eq!(accepted.name_id_format, NameIdFormat::Persistent);

@@ -50,6 +50,9 @@ pub struct SpSettings {
     pub encrypt_assertion: bool,
     /// Overrides `saml.want_authn_requests_signed` for this SP.
     pub require_signed_requests: Option<bool>,
+    /// Accept this SP's LogoutRequests/LogoutResponses unsigned (off: they must be signed
+    /// whatever `require_signed_requests` says).
+    pub allow_unsigned_logout: bool,
     pub name_id_format: NameIdFormat,
     /// Overrides `[lucca] match_on`: what the NameID carries (email or login).
     pub identifier: Option<MatchOn>,
@@ -64,6 +67,7 @@ impl Default for SpSettings {
             sign_assertion: true,
             encrypt_assertion: false,
             require_signed_requests: None,
+            allow_unsigned_logout: false,
             name_id_format: NameIdFormat::EmailAddress,
             identifier: None,
             attribute_name_format: AttributeNameFormat::Unspecified,
@@ -306,6 +310,7 @@ impl ServiceProvider {
             sign_assertion: config.sign_assertion,
             encrypt_assertion: config.encrypt_assertion,
             require_signed_requests: config.require_signed_requests,
+            allow_unsigned_logout: config.allow_unsigned_logout,
             name_id_format: match &config.name_id_format {
                 Some(f) => NameIdFormat::from_config(f)
                     .ok_or_else(|| SpError::BadNameIdFormat(f.clone()))?,

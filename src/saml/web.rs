@@ -624,10 +624,10 @@ pub async fn slo_redirect(
             registry.as_ref(),
             now,
         );
-        return logout_response_arrived(&state, read).await;
+        return logout_response_arrived(&state, &ip, read).await;
     }
     let intake = parse_redirect_logout_request(&query, &state.saml.policy, registry.as_ref(), now);
-    match accept_logout(&state, intake) {
+    match accept_logout(&state, &ip, intake).await {
         Ok(inbound) => logout_request_arrived(&state, &session, &ip, inbound).await,
         Err(response) => response,
     }
@@ -636,10 +636,11 @@ pub async fn slo_redirect(
 /// `POST /saml/slo`: the same with the HTTP-POST binding.
 pub async fn slo_post(
     State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     form: Result<Form<PostMessage>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return bad_message("The sign-out message could not be read.").into_response();
+        return bad_logout("The sign-out message could not be read.").into_response();
     };
     let registry = state.saml.registry();
     let now = Utc::now();
@@ -653,10 +654,10 @@ pub async fn slo_post(
             registry.as_ref(),
             now,
         );
-        return logout_response_arrived(&state, read).await;
+        return logout_response_arrived(&state, &ip, read).await;
     }
     let Some(request) = form.saml_request.as_deref() else {
-        return bad_message("The sign-out message carries neither SAMLRequest nor SAMLResponse.")
+        return bad_logout("The sign-out message carries neither SAMLRequest nor SAMLResponse.")
             .into_response();
     };
     let intake = verify_post_logout_request(
@@ -666,7 +667,7 @@ pub async fn slo_post(
         registry.as_ref(),
         now,
     );
-    let inbound = match accept_logout(&state, intake) {
+    let inbound = match accept_logout(&state, &ip, intake).await {
         Ok(i) => i,
         Err(response) => return response,
     };
@@ -717,8 +718,9 @@ struct InboundLogout {
 
 // The error is the finished HTTP answer, used once at the edge; boxing it buys nothing.
 #[allow(clippy::result_large_err)]
-fn accept_logout(
+async fn accept_logout(
     state: &AppState,
+    ip: &str,
     intake: Result<super::AcceptedLogoutRequest, Rejected>,
 ) -> Result<InboundLogout, Response> {
     match intake {
@@ -729,10 +731,22 @@ fn accept_logout(
             reply: a.reply.map(StoredReply::from),
         }),
         Err(rejected) => {
+            // Nothing is signed out: the message is answered (an error LogoutResponse to a
+            // registered SLO endpoint, when the SP is established) or shown as refused.
             tracing::info!(error = %rejected.error, "SAML LogoutRequest refused");
+            let sp = rejected.reply.as_ref().map(|r| r.sp_entity_id.clone());
+            audit_slo(
+                state,
+                "refused",
+                sp.as_deref(),
+                None,
+                ip,
+                Some(&rejected.error.to_string()),
+            )
+            .await;
             Err(match rejected.reply {
                 Some(reply) => send_logout_response(state, &reply, rejected.error.status()),
-                None => bad_message(&rejected.error.message()).into_response(),
+                None => bad_logout(&rejected.error.message()).into_response(),
             })
         }
     }
@@ -766,7 +780,15 @@ async fn logout_request_arrived(
                     .filter(|(sp, _)| sp != &sp_id)
                     .cloned()
                     .collect();
-                audit_slo(state, "success", &sp_id, Some(&ended.identity.subject), ip).await;
+                audit_slo(
+                    state,
+                    "success",
+                    Some(&sp_id),
+                    Some(&ended.identity.subject),
+                    ip,
+                    None,
+                )
+                .await;
                 if !others.is_empty() {
                     let chain = SloChain {
                         sid: ended.sid.clone(),
@@ -781,7 +803,7 @@ async fn logout_request_arrived(
             Err(e) => return e.into_response(),
         }
     } else {
-        audit_slo(state, "no_matching_session", &sp_id, None, ip).await;
+        audit_slo(state, "no_matching_session", Some(&sp_id), None, ip, None).await;
     }
     match accepted.reply {
         Some(reply) => send_logout_response(state, &reply.into(), SamlStatus::SUCCESS),
@@ -1026,15 +1048,25 @@ pub async fn slo_propagate(
 /// An SP answered our LogoutRequest: on to the next SP of the chain (named by RelayState).
 async fn logout_response_arrived(
     state: &AppState,
+    ip: &str,
     read: Result<super::LogoutResponse, Rejected>,
 ) -> Response {
     let response = match read {
         Ok(r) => r,
         Err(rejected) => {
-            // The session is already ended here; a bad answer from one SP must not strand the
-            // person, but without a trustworthy RelayState there is no chain to continue.
+            // Without a trustworthy message there is no chain to continue (its RelayState is
+            // not believed either); the logout chain stays where it was.
             tracing::warn!(error = %rejected.error, "SAML LogoutResponse refused");
-            return signed_out_page(state, None);
+            audit_slo(
+                state,
+                "refused",
+                None,
+                None,
+                ip,
+                Some(&rejected.error.to_string()),
+            )
+            .await;
+            return bad_logout(&rejected.error.message()).into_response();
         }
     };
     if !response.is_success() {
@@ -1064,6 +1096,13 @@ async fn logout_response_arrived(
 
 fn bad_message(message: &str) -> PageError {
     PageError::bad_request("This sign-in request is not valid", message)
+}
+
+fn bad_logout(message: &str) -> PageError {
+    PageError::bad_request(
+        "This sign-out request is not valid",
+        format!("{message} Nobody was signed out."),
+    )
 }
 
 fn unknown_sp() -> PageError {
@@ -1110,16 +1149,23 @@ async fn audit(
     }
 }
 
-async fn audit_slo(state: &AppState, outcome: &str, sp: &str, subject: Option<&str>, ip: &str) {
+async fn audit_slo(
+    state: &AppState,
+    outcome: &str,
+    sp: Option<&str>,
+    subject: Option<&str>,
+    ip: &str,
+    reason: Option<&str>,
+) {
     if let Err(e) = state
         .store
         .audit(AuditEvent {
             event: "saml.slo",
             outcome,
             subject,
-            client: Some(sp),
+            client: sp,
             ip: Some(ip),
-            detail: None,
+            detail: reason.map(|r| serde_json::json!({ "reason": r })),
         })
         .await
     {

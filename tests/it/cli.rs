@@ -191,3 +191,49 @@ module = "figgo"
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no user"));
 }
+
+#[test]
+fn check_warns_about_an_sp_whose_logout_cannot_be_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passerelle.toml");
+    let config = |extra: &str| {
+        format!(
+            r#"
+[server]
+data_dir = "{d}/data"
+keys_dir = "{d}/keys"
+
+[[saml.service_providers]]
+entity_id = "https://sp.example/saml"
+acs_url = "https://sp.example/saml/acs"
+slo_url = "https://sp.example/saml/slo"
+require_signed_requests = false
+{extra}
+"#,
+            d = dir.path().display()
+        )
+    };
+    let key = "saml.service_providers[0].allow_unsigned_logout";
+    std::fs::write(&path, config("")).unwrap();
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "a warning, not an error:\n{text}");
+    assert!(
+        text.contains(&format!("warning: {key}:")) && text.contains("no signing certificate"),
+        "{text}"
+    );
+
+    std::fs::write(&path, config("allow_unsigned_logout = true")).unwrap();
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains(key), "the admin chose it:\n{text}");
+}

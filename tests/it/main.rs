@@ -6,6 +6,7 @@ mod common;
 mod bridge;
 mod claims;
 mod cli;
+mod hostile;
 // These two drive the in-process Lucca simulator (the default `simulator` feature).
 #[cfg(feature = "simulator")]
 mod jit;
