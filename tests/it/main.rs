@@ -6,6 +6,7 @@ mod common;
 mod bridge;
 mod claims;
 mod cli;
+mod hostile;
 mod jit;
 mod migrations;
 mod oidc;

@@ -1,0 +1,7 @@
+//! The hostile-input corpus: per protocol, the attacks a pentester tries against a running
+//! server, each asserting the refusal and that nothing changed.
+//!
+//! (The SAML part of the corpus lives beside these modules; merge their `mod` lines here.)
+
+mod login;
+mod web_support;
