@@ -153,7 +153,10 @@ fn validate(
         Some(other) => {
             return Err((
                 "unsupported_response_type",
-                format!("response_type `{other}` is not supported; use `code`"),
+                format!(
+                    "response_type `{}` is not supported; use `code`",
+                    super::quoted(other)
+                ),
             ))
         }
     }
@@ -162,7 +165,7 @@ fn validate(
         Some(other) => {
             return Err((
                 "invalid_request",
-                format!("response_mode `{other}` is not supported"),
+                format!("response_mode `{}` is not supported", super::quoted(other)),
             ))
         }
     }
@@ -204,7 +207,10 @@ fn validate(
         (Some(_), Some(m)) if m != "S256" => {
             return Err((
                 "invalid_request",
-                format!("PKCE method `{m}` is not supported; use S256"),
+                format!(
+                    "PKCE method `{}` is not supported; use S256",
+                    super::quoted(m)
+                ),
             ))
         }
         (Some(c), Some(_)) => {
@@ -240,7 +246,7 @@ fn validate(
     {
         return Err((
             "invalid_request",
-            format!("unknown prompt value `{unknown}`"),
+            format!("unknown prompt value `{}`", super::quoted(unknown)),
         ));
     }
     let max_age = match p.max_age.as_deref().filter(|m| !m.is_empty()) {

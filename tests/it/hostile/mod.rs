@@ -4,4 +4,5 @@
 //! (The SAML part of the corpus lives beside these modules; merge their `mod` lines here.)
 
 mod login;
+mod oidc;
 mod web_support;
