@@ -204,7 +204,10 @@ pub async fn exchange(
 }
 
 /// RFC 7636: S256 only. A verifier without a challenge is refused too (downgrade protection).
-fn verify_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAuthError> {
+pub(crate) fn verify_pkce(
+    challenge: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
     match (challenge, verifier) {
         (None, None) => Ok(()),
         (None, Some(_)) => Err(OAuthError::invalid_grant(

@@ -5,6 +5,8 @@ mod authorization_code;
 mod authorize;
 mod clients;
 mod discovery;
+#[doc(hidden)]
+pub mod fuzz;
 mod id_token;
 mod logout;
 mod refresh_token;
