@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, Severity};
 use crate::keys::Keys;
-use crate::login::{Directory, FailureThrottle};
+use crate::login::{Directory, MemoryThrottle};
 use crate::store::Store;
 use crate::web::{AppState, Live, Templates};
 
@@ -107,7 +107,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         store,
         keys: Arc::new(keys),
         live,
-        throttle: Arc::new(FailureThrottle::new(
+        throttle: Arc::new(MemoryThrottle::new(
             config.login.failure_window,
             config.login.max_failures_per_account,
             config.login.max_failures_per_ip,
@@ -133,6 +133,8 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
 /// A server running in this process.
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where `/metrics` is served when `[server] metrics_listen` is set.
+    pub metrics_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: Option<oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<()>,
@@ -201,6 +203,23 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
             .map(crate::provisioning::spawn_outbox_worker),
     );
     workers.extend(crate::saml::idp::spawn_metadata_refresh(state.saml.clone()));
+    let mut metrics_addr = None;
+    if let Some(listen) = state.config.server.metrics_listen.as_deref() {
+        let listener = TcpListener::bind(listen)
+            .await
+            .map_err(|source| StartError::Listen {
+                addr: listen.to_string(),
+                source,
+            })?;
+        metrics_addr = listener.local_addr().ok();
+        let app = crate::web::metrics_router(state.clone());
+        // A worker: it stops with the server.
+        workers.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "metrics listener stopped with an error");
+            }
+        }));
+    }
     let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
@@ -219,6 +238,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
     });
     Ok(Running {
         addr,
+        metrics_addr,
         state,
         shutdown: Some(tx),
         task,

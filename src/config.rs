@@ -34,6 +34,63 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// An IP network written as a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a single address
+/// (`10.0.0.5`, a /32 or /128). Host bits are cleared: `10.1.2.3/8` means `10.0.0.0/8`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network(pub ipnet::IpNet);
+
+impl Network {
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        self.0.contains(&ip)
+    }
+}
+
+impl std::str::FromStr for Network {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        let net = match s.parse::<ipnet::IpNet>() {
+            Ok(net) => net.trunc(),
+            Err(_) => match s.parse::<std::net::IpAddr>() {
+                Ok(ip) => ipnet::IpNet::from(ip),
+                Err(_) => {
+                    return Err(format!(
+                        "`{s}` is not an IP address or CIDR network (e.g. \"10.0.0.5\", \"10.0.0.0/8\", \"2001:db8::/32\")"
+                    ))
+                }
+            },
+        };
+        // Client addresses are compared in their canonical form (an IPv4-mapped IPv6 address
+        // is the IPv4 address), so a mapped network would never match anything.
+        if let ipnet::IpNet::V6(v6) = net {
+            if v6.addr().to_ipv4_mapped().is_some() && v6.prefix_len() >= 96 {
+                return Err(format!(
+                    "`{s}` is an IPv4-mapped IPv6 network: write it as IPv4 (e.g. \"{}/{}\")",
+                    v6.addr()
+                        .to_ipv4_mapped()
+                        .map(|a| a.to_string())
+                        .unwrap_or_default(),
+                    v6.prefix_len() - 96
+                ));
+            }
+        }
+        Ok(Network(net))
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Network {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
@@ -71,8 +128,16 @@ pub struct ServerConfig {
     /// any file that is not there.
     pub templates_dir: PathBuf,
     pub log_format: LogFormat,
-    /// Take the client IP from `X-Forwarded-For` (only behind a reverse proxy you control).
-    pub trust_forwarded_for: bool,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (addresses or CIDR networks). The
+    /// client is the rightmost hop that is not one of them; empty = the peer address.
+    pub trusted_proxies: Vec<Network>,
+    /// Serve `/metrics` only on this separate address (for a private interface, no auth there);
+    /// unset = `/metrics` on the main listener behind the admin bearer token.
+    pub metrics_listen: Option<String>,
+    /// The old, unsafe switch (it believed the leftmost, client-chosen hop). Still read so that
+    /// `check` and `serve` can explain its replacement instead of a bare "unknown field".
+    #[serde(rename = "trust_forwarded_for")]
+    pub legacy_trust_forwarded_for: Option<serde::de::IgnoredAny>,
 }
 
 impl Default for ServerConfig {
@@ -84,7 +149,9 @@ impl Default for ServerConfig {
             keys_dir: "keys".into(),
             templates_dir: "templates".into(),
             log_format: LogFormat::Text,
-            trust_forwarded_for: false,
+            trusted_proxies: Vec::new(),
+            metrics_listen: None,
+            legacy_trust_forwarded_for: None,
         }
     }
 }
@@ -152,6 +219,8 @@ pub struct LoginConfig {
     pub request_ttl: Duration,
     /// Name of the session cookie (change it when several instances share a host name).
     pub session_cookie: String,
+    /// Sign-in (and the token endpoint) only for clients in these networks; unset = everyone.
+    pub allowed_networks: Option<Vec<Network>>,
 }
 
 impl Default for LoginConfig {
@@ -164,6 +233,7 @@ impl Default for LoginConfig {
             max_failures_per_ip: 20,
             failure_window: Duration::from_secs(15 * 60),
             request_ttl: Duration::from_secs(30 * 60),
+            allowed_networks: None,
         }
     }
 }
@@ -230,6 +300,9 @@ pub struct ClientConfig {
     /// Release only these claims (besides the protocol ones: sub, iss, aud…); empty = every
     /// claim of the granted scopes. Lucca gets what it needs and nothing more.
     pub release_claims: Vec<String>,
+    /// Let this client call the token endpoint from outside `[login] allowed_networks` (a web
+    /// application whose servers redeem the code; the person's network was checked at sign-in).
+    pub token_from_any_network: bool,
 }
 
 impl ClientConfig {
@@ -840,6 +913,42 @@ impl Config {
             Ok(_) => v.error("server.public_url", "must be an http(s) URL"),
             Err(e) => v.error("server.public_url", format!("not a URL: {e}")),
         }
+        if self.server.legacy_trust_forwarded_for.is_some() {
+            v.error(
+                "server.trust_forwarded_for",
+                "replaced by server.trusted_proxies: list your reverse proxies' addresses (e.g. trusted_proxies = [\"10.0.0.5\"] or [\"10.0.0.0/8\"]) and remove trust_forwarded_for. X-Forwarded-For is then read from the right and only from those proxies; the old switch believed the leftmost hop, which the client chooses",
+            );
+        }
+        if let Some(addr) = &self.server.metrics_listen {
+            match addr.parse::<SocketAddr>() {
+                Err(e) => v.error(
+                    "server.metrics_listen",
+                    format!("`{addr}` is not an address:port ({e})"),
+                ),
+                Ok(m) if self.listen_addr().is_ok_and(|l| l == m && m.port() != 0) => v.error(
+                    "server.metrics_listen",
+                    "must differ from server.listen (it is a second listener for /metrics only)",
+                ),
+                Ok(_) => {}
+            }
+        }
+        if let Some(networks) = &self.login.allowed_networks {
+            if networks.is_empty() {
+                v.error(
+                    "login.allowed_networks",
+                    "is empty: nobody could sign in; remove the key to allow every network",
+                );
+            } else {
+                for (i, c) in self.oidc.clients.iter().enumerate() {
+                    if !c.is_public() && !c.token_from_any_network {
+                        v.warning(
+                            format!("oidc.clients[{i}].token_from_any_network"),
+                            format!("login.allowed_networks also applies to the token endpoint, and `{}` is a confidential client whose servers redeem codes: add their addresses to allowed_networks or set token_from_any_network = true for it", c.client_id),
+                        );
+                    }
+                }
+            }
+        }
         let admin = &self.admin;
         if admin.token.as_ref().is_some_and(|t| t.expose().len() < 16) {
             v.error(
@@ -1421,6 +1530,98 @@ jit = "create_and_update"
             Path::new("p.toml")
         )
         .is_err());
+    }
+
+    #[test]
+    fn network_lists_parse_addresses_and_cidrs_and_name_a_bad_entry() {
+        let config = Config::from_toml(
+            "[server]\ntrusted_proxies = [\"10.0.0.5\", \"10.1.2.3/8\", \"2001:db8::/32\", \"::1\"]\n[login]\nallowed_networks = [\"192.0.2.0/24\"]\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let shown: Vec<String> = config
+            .server
+            .trusted_proxies
+            .iter()
+            .map(|n| n.to_string())
+            .collect();
+        assert_eq!(
+            shown,
+            ["10.0.0.5/32", "10.0.0.0/8", "2001:db8::/32", "::1/128"]
+        );
+        assert!(config.login.allowed_networks.unwrap()[0].contains("192.0.2.77".parse().unwrap()));
+        for bad in [
+            "10.0.0/8",
+            "localhost",
+            "10.0.0.0/33",
+            "::ffff:10.0.0.0/104",
+            "",
+        ] {
+            let err = Config::from_toml(
+                &format!("[server]\ntrusted_proxies = [\"10.0.0.1\", \"{bad}\"]\n"),
+                Path::new("p.toml"),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(err.contains("server.trusted_proxies[1]"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_old_forwarded_for_switch_is_refused_with_its_replacement() {
+        for value in ["true", "false"] {
+            let config = Config::from_toml(
+                &format!("[server]\ntrust_forwarded_for = {value}\n"),
+                Path::new("p.toml"),
+            )
+            .unwrap();
+            let problem = config
+                .validate()
+                .into_iter()
+                .find(|p| p.key == "server.trust_forwarded_for")
+                .expect("refused");
+            assert_eq!(problem.severity, Severity::Error);
+            assert!(
+                problem
+                    .message
+                    .contains("replaced by server.trusted_proxies"),
+                "{problem}"
+            );
+        }
+    }
+
+    #[test]
+    fn allowed_networks_and_metrics_listen_are_checked() {
+        let config = Config::from_toml(
+            "[server]\nlisten = \"127.0.0.1:8080\"\nmetrics_listen = \"127.0.0.1:8080\"\n[login]\nallowed_networks = []\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let problems = config.validate();
+        let find = |key: &str| problems.iter().find(|p| p.key == key).map(|p| p.severity);
+        assert_eq!(find("login.allowed_networks"), Some(Severity::Error));
+        assert_eq!(find("server.metrics_listen"), Some(Severity::Error));
+
+        let mut config = Config::from_toml(
+            "[server]\nmetrics_listen = \"127.0.0.1:9100\"\n[login]\nallowed_networks = [\"10.0.0.0/8\"]\n[[oidc.clients]]\nclient_id = \"lucca\"\nclient_secret = \"0123456789abcdef0123\"\nredirect_uris = [\"https://a.example/cb\"]\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let warned = |c: &Config| {
+            c.validate()
+                .iter()
+                .any(|p| p.key == "oidc.clients[0].token_from_any_network")
+        };
+        assert!(
+            warned(&config),
+            "a confidential client's servers call the token endpoint"
+        );
+        assert!(!config
+            .validate()
+            .iter()
+            .any(|p| p.key == "server.metrics_listen"));
+        config.oidc.clients[0].token_from_any_network = true;
+        assert!(!warned(&config));
     }
 
     #[test]

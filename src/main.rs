@@ -292,6 +292,9 @@ async fn serve(
         .await
         .map_err(|e| format!("error: {e}"))?;
     tracing::info!(addr = %running.addr, public_url = %running.state.base_url, "passerelle is listening");
+    if let Some(metrics) = running.metrics_addr {
+        tracing::info!(addr = %metrics, "/metrics is served on its own listener");
+    }
     if let Some(banner) = banner {
         println!("{banner}");
     }

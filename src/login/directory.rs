@@ -96,6 +96,16 @@ impl Directory {
         self.users.is_empty()
     }
 
+    /// The throttle's key for a typed name: the account's, whether its email or its login was
+    /// typed, or the name's own when no account has it (so probing unknown names is throttled
+    /// too, and looks the same from outside).
+    pub fn throttle_key(&self, username: &str) -> super::throttle::AccountKey {
+        match self.by_name.get(&username.trim().to_lowercase()) {
+            Some(&i) => super::throttle::AccountKey::account(&subject_of(&self.users[i].user)),
+            None => super::throttle::AccountKey::unknown_name(username),
+        }
+    }
+
     /// Verify a password. Runs argon2 on a blocking thread.
     pub async fn authenticate(
         self: &Arc<Self>,

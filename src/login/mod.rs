@@ -12,4 +12,4 @@ pub mod upstream;
 pub use directory::{check_password_hash, hash_password, Directory, LoginError};
 pub use http_client::oidc_http_client;
 pub use session::{PendingLogin, SignedIn};
-pub use throttle::FailureThrottle;
+pub use throttle::{AccountKey, Attempt, LoginThrottle, MemoryThrottle, NetworkKey, Throttled};

@@ -1,6 +1,6 @@
 //! The sign-in page (`/login`) and Passerelle's own sign-out page (`/logout`).
 
-use std::time::Instant;
+use std::time::SystemTime;
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -9,9 +9,14 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{LoginError, PendingLogin, SignedIn};
+use super::{Attempt, LoginError, NetworkKey, PendingLogin, SignedIn};
 use crate::store::AuditEvent;
-use crate::web::{csrf_token, verify_csrf, AppState, ClientIp, PageError};
+use crate::web::{csrf_token, verify_csrf, AppState, ClientAddr, ClientIp, PageError};
+
+/// Longest email or login accepted (an email address is at most 254 characters).
+pub const MAX_USERNAME: usize = 256;
+/// Longest password accepted: room for any passphrase, not for a denial of service on argon2.
+pub const MAX_PASSWORD: usize = 1024;
 
 #[derive(Deserialize)]
 pub struct ShowQuery {
@@ -143,9 +148,10 @@ pub async fn show(
 pub async fn submit(
     State(state): State<AppState>,
     session: Session,
-    ClientIp(ip): ClientIp,
+    client: ClientAddr,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
+    let ip = client.to_string();
     if !verify_csrf(&session, &form.csrf_token).await {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
@@ -153,6 +159,14 @@ pub async fn submit(
             "The sign-in form had expired or was not sent by this site. Reload the page and try again.",
         )
         .with_retry(if form.req.is_empty() { "/login".to_string() } else { format!("/login?req={}", form.req) }));
+    }
+    if form.username.len() > MAX_USERNAME || form.password.len() > MAX_PASSWORD {
+        // Refused before anything is looked up, stored, logged or echoed back at that size.
+        return Err(PageError::bad_request(
+            "Sign-in refused",
+            format!("The email or login can be at most {MAX_USERNAME} characters and the password at most {MAX_PASSWORD}."),
+        )
+        .with_retry(retry_url(Some(&form.req).filter(|r| r.len() <= 64).map(|r| r.as_str()))));
     }
     let pending = load_pending(&state, Some(&form.req)).await?;
     let username = form.username.trim().to_string();
@@ -175,35 +189,60 @@ pub async fn submit(
         )
         .await;
     }
-    if let Some(wait) = state.throttle.check(&username, &ip, Instant::now()) {
-        audit(
-            &state,
-            "login",
-            "throttled",
-            &username,
-            &ip,
-            pending.as_ref(),
-        )
-        .await;
-        metrics::counter!("passerelle_signins_total", "method" => "pwd", "outcome" => "throttled")
-            .increment(1);
-        let minutes = wait.as_secs().div_ceil(60).max(1);
-        let msg = format!(
-            "Too many failed attempts. Try again in {minutes} minute{}.",
-            if minutes == 1 { "" } else { "s" }
-        );
-        return render_form(&state, &session, view(msg, StatusCode::TOO_MANY_REQUESTS)).await;
-    }
     let directory = state.live().directory.clone();
+    // Reserved before argon2 runs: concurrent guesses each take a slot of the budget, and the
+    // email and the login of one account share theirs.
+    let network = client
+        .0
+        .map(|ip| NetworkKey::new(&crate::web::network_key(ip).to_string()))
+        .unwrap_or_else(|| NetworkKey::new("unknown"));
+    let attempt = match Attempt::reserve(
+        &state.throttle,
+        directory.throttle_key(&username),
+        network,
+        SystemTime::now(),
+    )
+    .await
+    {
+        Ok(attempt) => attempt,
+        Err(throttled) => {
+            audit(
+                &state,
+                "login",
+                "throttled",
+                &username,
+                &ip,
+                pending.as_ref(),
+            )
+            .await;
+            metrics::counter!("passerelle_signins_total", "method" => "pwd", "outcome" => "throttled")
+                .increment(1);
+            let wait = throttled.retry_after;
+            let minutes = wait.as_secs().div_ceil(60).max(1);
+            let msg = format!(
+                "Too many failed attempts. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            );
+            let mut page =
+                render_form(&state, &session, view(msg, StatusCode::TOO_MANY_REQUESTS)).await?;
+            page.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(wait.as_secs().max(1)),
+            );
+            return Ok(page);
+        }
+    };
     let identity = match directory.authenticate(&username, &form.password).await {
-        Ok(identity) => identity,
+        Ok(identity) => {
+            attempt.succeeded().await;
+            identity
+        }
         Err(LoginError::Internal(e)) => {
-            return Err(PageError::internal("password verification", e))
+            attempt.cancel().await;
+            return Err(PageError::internal("password verification", e));
         }
         Err(err) => {
-            state
-                .throttle
-                .record_failure(&username, &ip, Instant::now());
+            attempt.failed();
             let outcome = if matches!(err, LoginError::Disabled) {
                 "disabled"
             } else {
@@ -220,7 +259,6 @@ pub async fn submit(
             .await;
         }
     };
-    state.throttle.clear_account(&username);
     // A new session id at sign-in defeats session fixation.
     session.cycle_id().await.map_err(session_error)?;
     let signed_in = SignedIn {

@@ -154,7 +154,7 @@ pub async fn exchange(
         .as_ref()
         .map(|r| r.1)
         .unwrap_or(minted.access_expires_at);
-    state
+    let stored = state
         .store
         .create_grant(
             &NewGrant {
@@ -173,6 +173,23 @@ pub async fn exchange(
             minted.refresh.as_ref().map(|(h, e)| (h.as_str(), *e)),
         )
         .await?;
+    if !stored {
+        // The code was presented again while we were minting: what we minted is dropped unseen.
+        tracing::warn!(client_id = %client.id, "authorization code replayed during its exchange; nothing issued");
+        audit(
+            state,
+            "token.code",
+            "replayed_during_exchange",
+            Some(&record.subject),
+            &client.id,
+            ip,
+            None,
+        )
+        .await;
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was used twice; nothing has been issued for it",
+        ));
+    }
     audit(
         state,
         "token.code",
@@ -187,7 +204,10 @@ pub async fn exchange(
 }
 
 /// RFC 7636: S256 only. A verifier without a challenge is refused too (downgrade protection).
-fn verify_pkce(challenge: Option<&str>, verifier: Option<&str>) -> Result<(), OAuthError> {
+pub(crate) fn verify_pkce(
+    challenge: Option<&str>,
+    verifier: Option<&str>,
+) -> Result<(), OAuthError> {
     match (challenge, verifier) {
         (None, None) => Ok(()),
         (None, Some(_)) => Err(OAuthError::invalid_grant(

@@ -83,46 +83,79 @@ async fn authorize(
     session: Session,
     p: AuthorizeParams,
 ) -> Response {
-    // 1. Who is asking and where the answer goes: failures here are shown, never redirected.
-    let client = match p.client_id.as_deref().filter(|c| !c.is_empty()) {
-        None => return bad_client("The request does not name an application (client_id is missing).").into_response(),
-        Some(id) => match state.oidc.clients.get(id) {
-            Some(c) => c,
-            None => return bad_client("The application that sent you here is not registered with Passerelle (unknown client_id).").into_response(),
-        },
-    };
-    let redirect_uri = match p.redirect_uri.as_deref().filter(|r| !r.is_empty()) {
-        None => return bad_client("The request does not say where to return (redirect_uri is missing).").into_response(),
-        Some(r) if client.accepts_redirect_uri(r) => r.to_string(),
-        Some(_) => {
-            return bad_client(
-                "The address this application asked to return to is not registered for it (redirect_uri mismatch). Nothing was sent to it.",
-            )
-            .into_response()
-        }
-    };
-    let form_post = p.response_mode.as_deref() == Some("form_post");
-    let reply = Reply {
-        redirect_uri: &redirect_uri,
-        state: p.state.as_deref(),
-        form_post,
-    };
-    if p.state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
-        return error_reply(
+    match check_request(&state.oidc.clients, &p) {
+        Ok((client, request)) => continue_with(&state, &session, client, request, None).await,
+        Err(Refusal::Show(message)) => bad_client(message).into_response(),
+        Err(Refusal::Tell {
+            redirect_uri,
+            state: client_state,
+            form_post,
+            error,
+            description,
+        }) => error_reply(
             &state,
             &Reply {
-                state: None,
-                ..reply
+                redirect_uri: &redirect_uri,
+                state: client_state.as_deref(),
+                form_post,
             },
-            "invalid_request",
-            "state is too long",
-        );
+            error,
+            &description,
+        ),
+    }
+}
+
+/// Why an authorization request is refused, and how the refusal is delivered.
+#[derive(Debug)]
+pub enum Refusal {
+    /// The client or its redirect URI cannot be trusted: shown as a page, never redirected.
+    Show(&'static str),
+    /// Told to the client at its (verified) redirect URI, RFC 6749 §4.1.2.1.
+    Tell {
+        redirect_uri: String,
+        state: Option<String>,
+        form_post: bool,
+        error: &'static str,
+        description: String,
+    },
+}
+
+/// The whole check of an authorization request, without HTTP: who asks, where the answer goes,
+/// and then everything else.
+pub fn check_request<'c>(
+    clients: &'c super::Clients,
+    p: &AuthorizeParams,
+) -> Result<(&'c Client, ValidRequest), Refusal> {
+    // 1. Who is asking and where the answer goes: failures here are shown, never redirected.
+    let client = match p.client_id.as_deref().filter(|c| !c.is_empty()) {
+        None => return Err(Refusal::Show("The request does not name an application (client_id is missing).")),
+        Some(id) => clients.get(id).ok_or(Refusal::Show(
+            "The application that sent you here is not registered with Passerelle (unknown client_id).",
+        ))?,
+    };
+    let redirect_uri = match p.redirect_uri.as_deref().filter(|r| !r.is_empty()) {
+        None => return Err(Refusal::Show("The request does not say where to return (redirect_uri is missing).")),
+        Some(r) if client.accepts_redirect_uri(r) => r.to_string(),
+        Some(_) => return Err(Refusal::Show(
+            "The address this application asked to return to is not registered for it (redirect_uri mismatch). Nothing was sent to it.",
+        )),
+    };
+    let form_post = p.response_mode.as_deref() == Some("form_post");
+    let tell = |state: Option<String>, error, description| Refusal::Tell {
+        redirect_uri: redirect_uri.clone(),
+        state,
+        form_post,
+        error,
+        description,
+    };
+    if p.state.as_ref().is_some_and(|s| s.len() > MAX_STATE) {
+        return Err(tell(None, "invalid_request", "state is too long".into()));
     }
 
     // 2. Everything else is reported to the client.
-    match validate(client, &p, redirect_uri.clone()) {
-        Err((code, description)) => error_reply(&state, &reply, code, &description),
-        Ok(request) => continue_with(&state, &session, client, request, None).await,
+    match validate(client, p, redirect_uri.clone()) {
+        Err((error, description)) => Err(tell(p.state.clone(), error, description)),
+        Ok(request) => Ok((client, request)),
     }
 }
 
@@ -153,7 +186,10 @@ fn validate(
         Some(other) => {
             return Err((
                 "unsupported_response_type",
-                format!("response_type `{other}` is not supported; use `code`"),
+                format!(
+                    "response_type `{}` is not supported; use `code`",
+                    super::quoted(other)
+                ),
             ))
         }
     }
@@ -162,7 +198,7 @@ fn validate(
         Some(other) => {
             return Err((
                 "invalid_request",
-                format!("response_mode `{other}` is not supported"),
+                format!("response_mode `{}` is not supported", super::quoted(other)),
             ))
         }
     }
@@ -204,7 +240,10 @@ fn validate(
         (Some(_), Some(m)) if m != "S256" => {
             return Err((
                 "invalid_request",
-                format!("PKCE method `{m}` is not supported; use S256"),
+                format!(
+                    "PKCE method `{}` is not supported; use S256",
+                    super::quoted(m)
+                ),
             ))
         }
         (Some(c), Some(_)) => {
@@ -240,7 +279,7 @@ fn validate(
     {
         return Err((
             "invalid_request",
-            format!("unknown prompt value `{unknown}`"),
+            format!("unknown prompt value `{}`", super::quoted(unknown)),
         ));
     }
     let max_age = match p.max_age.as_deref().filter(|m| !m.is_empty()) {

@@ -20,6 +20,8 @@ pub struct Client {
     pub allowed_scopes: Vec<String>,
     pub groups_claim: String,
     pub release_claims: Vec<String>,
+    /// Exempt from `[login] allowed_networks` at the token endpoint.
+    pub token_from_any_network: bool,
 }
 
 impl Client {
@@ -56,15 +58,12 @@ impl Client {
         }
         out
     }
+}
 
-    fn secret_matches(&self, presented: &str) -> bool {
-        match &self.secret_sha256 {
-            Some(expected) => {
-                openssl::memcmp::eq(&openssl::sha::sha256(presented.as_bytes()), expected)
-            }
-            None => false,
-        }
-    }
+/// Constant time whatever is presented: both sides are SHA-256 digests, compared with
+/// `CRYPTO_memcmp`.
+fn digest_matches(presented: &str, expected: &[u8; 32]) -> bool {
+    openssl::memcmp::eq(&openssl::sha::sha256(presented.as_bytes()), expected)
 }
 
 fn redirect_matches(registered: &str, presented: &str) -> bool {
@@ -97,7 +96,8 @@ fn redirect_matches(registered: &str, presented: &str) -> bool {
         && presented.starts_with("http://")
 }
 
-/// Why client authentication failed (all become `invalid_client`, the details go to the log).
+/// Why client authentication failed. Those about who the client is (unknown, wrong or missing
+/// secret) all become one identical `invalid_client` answer; the details go to the log only.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientAuthError {
     #[error("unknown client")]
@@ -170,6 +170,8 @@ impl ClientCredentials {
 
 pub struct Clients {
     by_id: HashMap<String, Client>,
+    /// Compared against when the client is unknown or public, so every failure costs the same.
+    dummy_sha256: [u8; 32],
 }
 
 impl Clients {
@@ -193,11 +195,18 @@ impl Clients {
                     allowed_scopes: c.allowed_scopes.clone(),
                     groups_claim: c.groups_claim.clone().unwrap_or_else(|| "groups".into()),
                     release_claims: c.release_claims.clone(),
+                    token_from_any_network: c.token_from_any_network,
                 };
                 (c.client_id.clone(), client)
             })
             .collect();
-        Clients { by_id }
+        let mut dummy_sha256 = [0u8; 32];
+        // A random digest no secret hashes to; a failed RNG leaves zeros, equally unmatchable.
+        let _ = openssl::rand::rand_bytes(&mut dummy_sha256);
+        Clients {
+            by_id,
+            dummy_sha256,
+        }
     }
 
     pub fn get(&self, client_id: &str) -> Option<&Client> {
@@ -210,9 +219,20 @@ impl Clients {
             .client_id
             .as_deref()
             .ok_or(ClientAuthError::MissingClientId)?;
-        let client = self.get(id).ok_or(ClientAuthError::UnknownClient)?;
+        let client = self.get(id);
+        // One digest and one comparison on every path that carries a secret, found or not.
+        let expected = client
+            .and_then(|c| c.secret_sha256.as_ref())
+            .unwrap_or(&self.dummy_sha256);
+        let secret_ok = creds
+            .client_secret
+            .as_deref()
+            .is_some_and(|s| digest_matches(s, expected));
+        let Some(client) = client else {
+            return Err(ClientAuthError::UnknownClient);
+        };
         match (&creds.client_secret, client.is_public()) {
-            (Some(secret), false) if client.secret_matches(secret) => Ok(client),
+            (Some(_), false) if secret_ok => Ok(client),
             (Some(_), false) => Err(ClientAuthError::WrongSecret),
             (None, false) => Err(ClientAuthError::MissingSecret),
             (None, true) => Ok(client),

@@ -5,6 +5,8 @@ mod authorization_code;
 mod authorize;
 mod clients;
 mod discovery;
+#[doc(hidden)]
+pub mod fuzz;
 mod id_token;
 mod logout;
 mod refresh_token;
@@ -23,6 +25,16 @@ use crate::web::AppState;
 
 /// Scopes we understand. `groups` releases the mapped roles; `offline_access` a refresh token.
 pub const SUPPORTED_SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+
+/// A client-sent value quoted in an error description: cut short, so an error never echoes an
+/// attacker-sized parameter back (into a redirect, a log line or a JSON body).
+pub(crate) fn quoted(value: &str) -> String {
+    const MAX: usize = 40;
+    match value.char_indices().nth(MAX) {
+        None => value.to_string(),
+        Some((cut, _)) => format!("{}…", &value[..cut]),
+    }
+}
 
 /// The provider's configuration, built once at start.
 pub struct Provider {

@@ -109,7 +109,10 @@ pub async fn refresh(
                 return Err(OAuthError::new(
                     axum::http::StatusCode::BAD_REQUEST,
                     "invalid_scope",
-                    format!("scope `{extra}` was not granted originally"),
+                    format!(
+                        "scope `{}` was not granted originally",
+                        super::quoted(extra)
+                    ),
                 ));
             }
             requested
@@ -186,9 +189,11 @@ async fn replayed(
     ip: &str,
 ) -> Result<TokenResponse, OAuthError> {
     let grace = state.oidc.settings.refresh_grace.as_secs() as i64;
-    let within = found
-        .rotated_at
-        .is_some_and(|at| crate::store::now() - at <= grace);
+    // grace = 0 means no grace at all, not "within the same second".
+    let within = grace > 0
+        && found
+            .rotated_at
+            .is_some_and(|at| crate::store::now() - at <= grace);
     if within {
         if let Some(answer) = found
             .grace_response

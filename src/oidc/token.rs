@@ -13,7 +13,7 @@ use super::Client;
 use crate::config::RefreshPolicy;
 use crate::identity::Claims;
 use crate::store::{token_hash, AuditEvent};
-use crate::web::{random_token, AppState, ClientIp, OAuthError};
+use crate::web::{random_token, AppState, ClientAddr, OAuthError};
 
 #[derive(Debug, Default, Deserialize)]
 pub struct TokenForm {
@@ -40,10 +40,11 @@ pub struct TokenResponse {
 
 pub async fn token(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    addr: ClientAddr,
     headers: HeaderMap,
     form: Result<Form<TokenForm>, FormRejection>,
 ) -> Response {
+    let ip = addr.to_string();
     let Ok(Form(form)) = form else {
         return OAuthError::invalid_request("the body must be application/x-www-form-urlencoded")
             .into_response();
@@ -60,6 +61,9 @@ pub async fn token(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
+    if let Err(e) = network_allowed(&state, client, addr) {
+        return e.into_response();
+    }
     let result = match form.grant_type.as_deref() {
         Some("authorization_code") => {
             super::authorization_code::exchange(&state, client, &form, &ip).await
@@ -69,7 +73,7 @@ pub async fn token(
         Some(other) => Err(OAuthError::new(
             axum::http::StatusCode::BAD_REQUEST,
             "unsupported_grant_type",
-            format!("grant_type `{other}` is not supported"),
+            format!("grant_type `{}` is not supported", super::quoted(other)),
         )),
     };
     match result {
@@ -98,13 +102,36 @@ pub fn authenticate_client<'a>(
             OAuthError::invalid_request(e.to_string())
         })?;
     state.oidc.clients.authenticate(&creds).map_err(|e| {
-        tracing::info!(client_id = ?creds.client_id, error = %e, "client authentication failed");
-        let mut err = OAuthError::invalid_client(format!("client authentication failed: {e}"));
+        let shown: String = creds
+            .client_id
+            .as_deref()
+            .unwrap_or_default()
+            .chars()
+            .take(64)
+            .collect();
+        tracing::info!(client_id = %shown, error = %e, "client authentication failed");
+        // The same answer, byte for byte, whatever was wrong: an unknown client must not be
+        // told apart from a wrong secret (the log has the reason).
+        let mut err = OAuthError::invalid_client("client authentication failed");
         if creds.basic {
             err.www_authenticate = Some("Basic realm=\"passerelle\"");
         }
         err
     })
+}
+
+/// `[login] allowed_networks` at the token endpoint: the client (a mobile app on the person's
+/// phone, say) must call from an allowed network unless it is exempt by configuration.
+fn network_allowed(state: &AppState, client: &Client, addr: ClientAddr) -> Result<(), OAuthError> {
+    if client.token_from_any_network || crate::web::sign_in_allowed(&state.config, addr) {
+        return Ok(());
+    }
+    tracing::info!(client_id = %client.id, client = %addr, "token request refused: client outside login.allowed_networks");
+    Err(OAuthError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        "access_denied",
+        format!("token requests are only accepted from the networks in login.allowed_networks; {addr} is not in them"),
+    ))
 }
 
 /// What a grant issues in one go, with the hashes to store.

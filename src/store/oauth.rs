@@ -109,11 +109,18 @@ impl Store {
         if let Some(record) = fresh {
             return Ok(ConsumedCode::Fresh(record));
         }
-        let spent: Option<(String, Option<String>)> =
-            sqlx::query_as("SELECT client_id, grant_id FROM auth_codes WHERE code_hash = ?1")
-                .bind(code_hash)
-                .fetch_optional(&self.pool)
-                .await?;
+        // Record the replay on the code row in the same statement that reads the grant: SQLite
+        // orders it against `create_grant`'s transaction, which refuses to store a grant for a
+        // replayed code. Either the grant exists now (and is returned, to be revoked) or it
+        // never will.
+        let spent: Option<(String, Option<String>)> = sqlx::query_as(
+            "UPDATE auth_codes SET replayed_at = COALESCE(replayed_at, ?2) WHERE code_hash = ?1
+             RETURNING client_id, grant_id",
+        )
+        .bind(code_hash)
+        .bind(now())
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(match spent {
             Some((client_id, grant_id)) => ConsumedCode::Replayed {
                 client_id,
@@ -124,13 +131,14 @@ impl Store {
     }
 
     /// Create a grant with its first access token (and refresh token), in one transaction.
+    /// Returns false, storing nothing, when `from_code` was replayed since it was consumed.
     pub async fn create_grant(
         &self,
         g: &NewGrant<'_>,
         from_code: Option<&str>,
         access: (&str, i64),
         refresh: Option<(&str, i64)>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let now = now();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -150,11 +158,17 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if let Some(code_hash) = from_code {
-            sqlx::query("UPDATE auth_codes SET grant_id = ?2 WHERE code_hash = ?1")
-                .bind(code_hash)
-                .bind(g.id)
-                .execute(&mut *tx)
-                .await?;
+            let linked = sqlx::query(
+                "UPDATE auth_codes SET grant_id = ?2 WHERE code_hash = ?1 AND replayed_at IS NULL",
+            )
+            .bind(code_hash)
+            .bind(g.id)
+            .execute(&mut *tx)
+            .await?;
+            if linked.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
         }
         sqlx::query(
             "INSERT INTO access_tokens (token_hash, grant_id, expires_at) VALUES (?1, ?2, ?3)",
@@ -174,7 +188,7 @@ impl Store {
                 .await?;
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// Revoke a grant and with it every token it issued. Returns false if it was already revoked.

@@ -45,3 +45,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             .into_response(),
     }
 }
+
+/// `/metrics` on the main listener: the counters tell an outsider too much (sign-in volumes,
+/// failures), so it takes the admin bearer token there.
+pub async fn metrics_for_admin(
+    _: super::admin::Admin,
+    state: State<AppState>,
+) -> impl IntoResponse {
+    metrics(state).await
+}

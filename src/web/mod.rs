@@ -4,8 +4,10 @@
 pub(crate) mod admin;
 mod csrf;
 mod errors;
+mod headers;
 mod health;
 mod ip;
+mod networks;
 mod templates;
 
 use std::sync::Arc;
@@ -23,12 +25,14 @@ use tower_sessions_sqlx_store::SqliteStore;
 
 pub use csrf::{csrf_token, verify_csrf};
 pub use errors::{OAuthError, PageError};
-pub use ip::ClientIp;
+pub use headers::{current_nonce, HSTS};
+pub use ip::{client_ip, network_key, ClientAddr, ClientIp};
+pub use networks::sign_in_allowed;
 pub use templates::Templates;
 
 use crate::config::{ClaimsConfig, Config, RoleMappingRow};
 use crate::keys::Keys;
-use crate::login::{Directory, FailureThrottle};
+use crate::login::{Directory, LoginThrottle};
 use crate::store::Store;
 
 /// What a config reload replaces; everything else needs a restart.
@@ -45,7 +49,8 @@ pub struct AppState {
     pub store: Store,
     pub keys: Arc<Keys>,
     pub live: Arc<ArcSwap<Live>>,
-    pub throttle: Arc<FailureThrottle>,
+    /// Failed sign-ins, per person and per network (the port; in memory today).
+    pub throttle: Arc<dyn LoginThrottle>,
     pub templates: Arc<Templates>,
     pub oidc: Arc<crate::oidc::Provider>,
     /// The SAML IdP: registered SPs (refreshed in place), intake policy, our URLs.
@@ -101,32 +106,55 @@ pub fn router(state: AppState) -> Router {
 
     let browser = Router::new()
         .route("/", get(crate::demo::landing))
-        .route("/login", get(crate::login::page::show).post(crate::login::page::submit))
-        .route("/login/upstream/{name}", get(crate::login::page::upstream_begin))
-        .route("/login/upstream/{name}/callback", get(crate::login::page::upstream_callback))
-        .route("/logout", get(crate::login::page::logout_page).post(crate::login::page::logout))
+        .route(
+            "/login",
+            get(crate::login::page::show).post(crate::login::page::submit),
+        )
+        .route(
+            "/login/upstream/{name}",
+            get(crate::login::page::upstream_begin),
+        )
+        .route(
+            "/login/upstream/{name}/callback",
+            get(crate::login::page::upstream_callback),
+        )
+        .route(
+            "/logout",
+            get(crate::login::page::logout_page).post(crate::login::page::logout),
+        )
         .merge(crate::oidc::browser_routes())
         .merge(crate::saml::web::routes())
         .merge(crate::demo::routes(state.demo))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), errors::render_error_pages))
-        .layer(sessions)
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CONTENT_SECURITY_POLICY,
-            // form-action stays open: the sign-in page posts to itself, but the OIDC form_post
-            // and SAML auto-POST pages must post to the client's registered URL.
-            HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; script-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'"),
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            errors::render_error_pages,
         ))
-        .layer(SetResponseHeaderLayer::overriding(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")))
-        .layer(SetResponseHeaderLayer::if_not_present(header::CACHE_CONTROL, HeaderValue::from_static("no-store")));
+        .layer(sessions)
+        // Outside the session layer: a refused client gets no session row.
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            networks::require_allowed_network,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
 
-    let api = Router::new()
+    let mut api = Router::new()
         .merge(crate::oidc::api_routes())
         .merge(admin::routes())
         .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics));
+        .route("/readyz", get(health::readyz));
+    // With a metrics listener of its own, /metrics is served there only.
+    if state.config.server.metrics_listen.is_none() {
+        api = api.route("/metrics", get(health::metrics_for_admin));
+    }
 
-    Router::new()
+    let router = Router::new()
         .merge(browser)
         .merge(api)
         .layer(SetResponseHeaderLayer::overriding(
@@ -139,6 +167,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
         .merge(crate::provisioning::migration::routes()) // after the 1 MiB limit: uploads have their own cap
+        // Every response, JSON included, so no HTML answer can ever go out without a policy.
+        .layer(axum::middleware::from_fn(headers::content_security_policy));
+    let router = if state.secure_cookies() {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        ))
+    } else {
+        router
+    };
+    router
         .layer(
             tower_http::trace::TraceLayer::new_for_http().make_span_with(
                 |req: &axum::http::Request<axum::body::Body>| {
@@ -147,6 +186,14 @@ pub fn router(state: AppState) -> Router {
                 },
             ),
         )
+        .with_state(state)
+}
+
+/// The router of `[server] metrics_listen`: `/metrics` alone, without authentication (that
+/// address is meant for a private interface the scraper reaches).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
         .with_state(state)
 }
 

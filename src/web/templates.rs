@@ -48,7 +48,10 @@ impl Templates {
     }
 
     /// Render a page. A broken custom template falls back to a plain message instead of a 500.
+    /// `csp_nonce` is added to the context: the nonce of the response being answered, for
+    /// `<script nonce>` and `<style nonce>` (inline code without it does not run).
     pub fn render(&self, name: &str, ctx: minijinja::Value) -> String {
+        let ctx = minijinja::context! { csp_nonce => super::current_nonce(), ..ctx };
         match self.env.get_template(name).and_then(|t| t.render(ctx)) {
             Ok(html) => html,
             Err(err) => {

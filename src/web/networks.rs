@@ -1,0 +1,64 @@
+//! `[login] allowed_networks`: sign-in only from the company's networks.
+//!
+//! Applied to every page a person's browser visits, except the few that must answer anyone
+//! (metadata, sign-out): a route added later is covered without anyone remembering to. The
+//! token endpoint applies the same rule itself (it answers OAuth JSON, and some clients are
+//! exempt); health, metrics, discovery and JWKS live outside the browser routes.
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::{AppState, ClientAddr};
+use crate::config::Config;
+
+/// Browser paths reachable from every network even when `allowed_networks` is set.
+const OPEN_PATHS: [&str; 7] = [
+    "/saml/metadata",
+    "/saml/metadata.xml",
+    "/saml/slo",
+    "/saml/slo/resume",
+    "/saml/slo/propagate",
+    "/logout",
+    "/oidc/logout",
+];
+
+/// May this client sign in? Everyone when `allowed_networks` is unset; otherwise only an
+/// address inside one of them (an unknown address is not).
+pub fn sign_in_allowed(config: &Config, client: ClientAddr) -> bool {
+    match &config.login.allowed_networks {
+        None => true,
+        Some(networks) => client
+            .0
+            .is_some_and(|ip| networks.iter().any(|n| n.contains(ip))),
+    }
+}
+
+/// Middleware over the browser routes.
+pub async fn require_allowed_network(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if state.config.login.allowed_networks.is_none() || OPEN_PATHS.contains(&request.uri().path()) {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let client = ClientAddr::from_parts(&parts, &state.config.server.trusted_proxies);
+    if sign_in_allowed(&state.config, client) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    tracing::info!(client = %client, path = %parts.uri.path(), "sign-in refused: client outside login.allowed_networks");
+    metrics::counter!("passerelle_signins_total", "method" => "any", "outcome" => "network_refused")
+        .increment(1);
+    let body = state.templates.render(
+        "error.html",
+        minijinja::context! {
+            title => "Sign-in is not available from this network",
+            message => format!("Sign-in is only available from your company's network (or its VPN). Connect to it and try again; if you are connected already, tell your IT team that your address appears as {client}."),
+            status => 403,
+        },
+    );
+    (StatusCode::FORBIDDEN, Html(body)).into_response()
+}
