@@ -10,4 +10,5 @@ mod jit;
 mod migrations;
 mod oidc;
 mod saml;
+mod storage;
 mod web;
