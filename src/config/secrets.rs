@@ -14,7 +14,7 @@
 //!    spaces, with one of [`PLACEHOLDER_PREFIXES`] (`change-me…`, `replace_me…`,
 //!    `your-secret…`); whose first word is `todo`, `tbd`, `fixme` or a run of `x`; that is one
 //!    of [`PLACEHOLDER_WORDS`] exactly (`secret`, `password`, `changeit`…); or that repeats one
-//!    character (`********`, `00000000`). Prefixes are at least five letters long so that a
+//!    character three times or more (`***`, `00000000`). Prefixes are at least five letters long so that a
 //!    generated value is refused by chance less than once in 30 million.
 //! 3. **Weak** (only for secrets this configuration creates — the admin token and OIDC client
 //!    secrets; secrets issued by someone else, like a Lucca API key, an upstream client secret or
@@ -209,7 +209,7 @@ pub fn is_placeholder(value: &str) -> bool {
     }
     let mut chars = v.chars();
     if let Some(first) = chars.next() {
-        if chars.all(|c| c == first) {
+        if v.chars().count() >= 3 && chars.all(|c| c == first) {
             return true;
         }
     }

@@ -15,7 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::common::*;
 
 /// Any valid argon2 hash: these people are listed, nobody signs in (and nothing is hashed).
-const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$SFza+HmyeGphmdAuNSXu7g$34SCjBgY7AHiW8zfPw6X6VfjkVG1dca2yTc6CO/GFsk";
+/// A hash of "migration-test-password" (not the example's: `check` refuses shipped hashes).
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ac9hJcRRBat2KYtFG9Jzyw$GiCjXskaMWz12iTJmc5fbkfI11rZIGrua1vi1J1ABqE";
 
 /// One row per class (against the simulator's built-in seed and the directory of `lucca_config`).
 const EVERY_CLASS: &str = "\
