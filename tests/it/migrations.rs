@@ -631,6 +631,13 @@ async fn the_cli_runs_a_dry_run_and_writes_the_report_next_to_the_file() {
         report,
         "row,email,class,fields,lucca_id,message\n2,bob@acme.test,ready,,1,\n3,alice@acme.test,will_update,family_name,2,\n"
     );
+    #[cfg(unix)]
+    {
+        // People's data: private to the user who ran the migration (umask 0077).
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(server.dir.path().join("people.csv.report.csv")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
     assert!(writes(&sim).is_empty());
 }
 
