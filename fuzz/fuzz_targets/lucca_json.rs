@@ -13,7 +13,10 @@ use serde_json::Value;
 fn exercise(user: LuccaUser) {
     let today = NaiveDate::from_ymd_opt(2026, 6, 15).expect("date");
     let status = user.contract_status(today);
-    assert_eq!(user.is_active(today), status == passerelle::lucca::ContractStatus::Active);
+    assert_eq!(
+        user.is_active(today),
+        status == passerelle::lucca::ContractStatus::Active
+    );
     let _ = (user.effective_department_id(), user.effective_manager_id());
     let written = serde_json::to_value(&user).expect("a user serialises");
     let again: LuccaUser = serde_json::from_value(written.clone())
@@ -29,9 +32,24 @@ fn exercise(user: LuccaUser) {
 
 fn names_a_typed_field(key: &str) -> bool {
     const TYPED: [&str; 18] = [
-        "id", "login", "mail", "firstname", "lastname", "employeenumber", "jobtitle",
-        "dtcontractstart", "dtcontractend", "departmentid", "department", "managerid", "manager",
-        "legalentityid", "roleprincipalid", "cultureid", "modifiedat", "modifiedon",
+        "id",
+        "login",
+        "mail",
+        "firstname",
+        "lastname",
+        "employeenumber",
+        "jobtitle",
+        "dtcontractstart",
+        "dtcontractend",
+        "departmentid",
+        "department",
+        "managerid",
+        "manager",
+        "legalentityid",
+        "roleprincipalid",
+        "cultureid",
+        "modifiedat",
+        "modifiedon",
     ];
     TYPED.contains(&key.to_ascii_lowercase().as_str())
 }
