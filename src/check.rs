@@ -1,8 +1,11 @@
 //! `passerelle check`: everything [`Config::validate`] finds, plus what needs the file system
 //! or the network: writable directories, templates that parse, referenced services reachable
 //! (the Lucca API answers with the configured key).
+//!
+//! It changes nothing on disk: a missing `data_dir` or `keys_dir` is created (0700) by the first
+//! `serve`, so here it only has to be creatable.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Problem, Severity};
 use crate::lucca::{LuccaClient, LuccaError};
@@ -17,13 +20,39 @@ pub async fn check(config: &Config) -> Vec<Problem> {
         })
     };
 
-    for (key, dir) in [
-        ("server.data_dir", &config.server.data_dir),
-        ("server.keys_dir", &config.server.keys_dir),
+    for (key, dir, holds) in [
+        (
+            "server.data_dir",
+            &config.server.data_dir,
+            "the database (session ids, tokens, the audit log)",
+        ),
+        ("server.keys_dir", &config.server.keys_dir, "private keys"),
     ] {
-        if let Err(msg) = writable_dir(dir) {
-            push(Severity::Error, key, msg);
+        for (severity, message) in directory_problems(dir, holds) {
+            push(severity, key, message);
         }
+    }
+    for (path, mode) in crate::store::open_data_files(&config.server.data_dir) {
+        push(
+            Severity::Warning,
+            "server.data_dir",
+            format!(
+                "{} is open to other users (mode {mode:o}) and holds session ids: chmod 600 {}",
+                path.display(),
+                path.display()
+            ),
+        );
+    }
+    for (path, mode) in open_private_keys(&config.server.keys_dir) {
+        push(
+            Severity::Warning,
+            "server.keys_dir",
+            format!(
+                "{} is a private key open to other users (mode {mode:o}): chmod 600 {}",
+                path.display(),
+                path.display()
+            ),
+        );
     }
     if !config.server.templates_dir.exists() {
         push(
@@ -104,16 +133,178 @@ async fn check_lucca(config: &Config, problems: &[Problem]) -> Option<Problem> {
     })
 }
 
-fn writable_dir(dir: &Path) -> Result<(), String> {
-    if let Err(e) = std::fs::create_dir_all(dir) {
-        return Err(format!("cannot create {}: {e}", dir.display()));
-    }
-    let probe = dir.join(".passerelle-write-test");
-    match std::fs::write(&probe, b"ok") {
-        Ok(()) => {
-            let _ = std::fs::remove_file(&probe);
-            Ok(())
+/// What is wrong with a directory Passerelle writes to, without creating or writing anything:
+/// it must be a writable directory, or creatable; and private to this user.
+fn directory_problems(dir: &Path, holds: &str) -> Vec<(Severity, String)> {
+    let mut problems = Vec::new();
+    match std::fs::metadata(dir) {
+        Ok(meta) if !meta.is_dir() => problems.push((
+            Severity::Error,
+            format!("{} is not a directory", dir.display()),
+        )),
+        Ok(meta) => {
+            if !writable(dir) {
+                problems.push((
+                    Severity::Error,
+                    format!("{} is not writable by this user", dir.display()),
+                ));
+            }
+            if let Some(mode) = open_mode(&meta) {
+                problems.push((
+                    Severity::Warning,
+                    format!(
+                        "{} is open to other users (mode {mode:o}) and holds {holds}: chmod 700 {}",
+                        dir.display(),
+                        dir.display()
+                    ),
+                ));
+            }
         }
-        Err(e) => Err(format!("{} is not writable: {e}", dir.display())),
+        Err(e)
+            if matches!(
+                e.kind(),
+                std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+            ) =>
+        {
+            // Created on first start: the nearest existing parent must let us.
+            let parent = dir
+                .ancestors()
+                .skip(1)
+                .map(|a| {
+                    if a.as_os_str().is_empty() {
+                        Path::new(".")
+                    } else {
+                        a
+                    }
+                })
+                .find(|a| a.exists());
+            match parent {
+                Some(p) if !p.is_dir() => problems.push((
+                    Severity::Error,
+                    format!(
+                        "{} cannot be created: {} is not a directory",
+                        dir.display(),
+                        p.display()
+                    ),
+                )),
+                Some(p) if !writable(p) => problems.push((
+                    Severity::Error,
+                    format!(
+                        "{} cannot be created: {} is not writable by this user",
+                        dir.display(),
+                        p.display()
+                    ),
+                )),
+                _ => {}
+            }
+        }
+        Err(e) => problems.push((
+            Severity::Error,
+            format!("cannot read {}: {e}", dir.display()),
+        )),
+    }
+    problems
+}
+
+/// Private key files in `keys_dir` that other users can read: `(path, mode)`.
+fn open_private_keys(keys_dir: &Path) -> Vec<(PathBuf, u32)> {
+    let Ok(entries) = std::fs::read_dir(keys_dir) else {
+        return Vec::new();
+    };
+    let mut open: Vec<(PathBuf, u32)> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".key.pem"))
+        .filter_map(|e| Some((e.path(), open_mode(&e.metadata().ok()?)?)))
+        .collect();
+    open.sort();
+    open
+}
+
+/// The permission bits when group or others have any access.
+fn open_mode(meta: &std::fs::Metadata) -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then_some(mode)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = meta;
+        None
+    }
+}
+
+/// Whether this user may create entries in `dir` (asked of the kernel: nothing is written).
+fn writable(dir: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let Ok(path) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `path` is a valid NUL-terminated string that outlives the call; access(2)
+        // only reads it.
+        unsafe { libc::access(path.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn set_mode(path: &Path, mode: u32) {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn a_missing_directory_is_not_created_and_only_has_to_be_creatable() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a").join("b");
+        assert!(directory_problems(&dir, "x").is_empty());
+        assert!(!tmp.path().join("a").exists(), "check creates nothing");
+        let file = tmp.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        let under_file = directory_problems(&file.join("keys"), "x");
+        assert_eq!(under_file[0].0, Severity::Error);
+        assert!(
+            under_file[0].1.contains("is not a directory"),
+            "{under_file:?}"
+        );
+        assert_eq!(directory_problems(&file, "x")[0].0, Severity::Error);
+    }
+
+    #[test]
+    fn open_directories_and_keys_are_named_with_the_fix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let keys = tmp.path().join("keys");
+        std::fs::create_dir(&keys).unwrap();
+        set_mode(&keys, 0o755);
+        let found = directory_problems(&keys, "private keys");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, Severity::Warning);
+        assert_eq!(
+            found[0].1,
+            format!(
+                "{} is open to other users (mode 755) and holds private keys: chmod 700 {}",
+                keys.display(),
+                keys.display()
+            )
+        );
+        set_mode(&keys, 0o700);
+        assert!(directory_problems(&keys, "private keys").is_empty());
+        let key = keys.join("k1.key.pem");
+        std::fs::write(&key, b"-----").unwrap();
+        std::fs::write(keys.join("k1.crt.pem"), b"-----").unwrap();
+        set_mode(&key, 0o640);
+        set_mode(&keys.join("k1.crt.pem"), 0o644);
+        assert_eq!(open_private_keys(&keys), [(key.clone(), 0o640)]);
+        set_mode(&key, 0o600);
+        assert!(open_private_keys(&keys).is_empty());
     }
 }

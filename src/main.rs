@@ -92,9 +92,21 @@ fn load(path: Option<&Path>) -> Result<Config, String> {
 
 fn tempfile_dir() -> Result<PathBuf, String> {
     let dir = std::env::temp_dir().join(format!("passerelle-preview-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)
+    passerelle::store::create_private_dir(&dir)
         .map_err(|e| format!("error: cannot create {}: {e}", dir.display()))?;
     Ok(dir)
+}
+
+/// Files and directories this process creates are private to its user (0600 / 0700): the
+/// database holds session ids, `keys_dir` private keys, migration reports people's data.
+/// The store and the key ring also set these modes explicitly, for library callers.
+fn restrict_umask() {
+    #[cfg(unix)]
+    // SAFETY: umask(2) only swaps the process file-mode mask; it cannot fail, touches no memory
+    // of ours, and runs before any thread is started.
+    unsafe {
+        libc::umask(0o077);
+    }
 }
 
 fn init_logging(format: LogFormat) {
@@ -111,6 +123,7 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
+    restrict_umask();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -44,7 +44,7 @@ async fn relying_party(state: &AppState) -> Result<Rp, PageError> {
     Ok(CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(super::DEMO_CLIENT_ID.into()),
-        Some(ClientSecret::new(super::DEMO_CLIENT_SECRET.into())),
+        super::demo_client_secret(&state.config).map(|s| ClientSecret::new(s.to_string())),
     )
     .set_redirect_uri(redirect))
 }

@@ -161,7 +161,17 @@ pub async fn submit(
         .with_retry(if form.req.is_empty() { "/login".to_string() } else { format!("/login?req={}", form.req) }));
     }
     if form.username.len() > MAX_USERNAME || form.password.len() > MAX_PASSWORD {
-        // Refused before anything is looked up, stored, logged or echoed back at that size.
+        // Refused before anything is looked up or echoed back at that size; the audit row keeps
+        // the name cut to the audit writer's field cap, so the attempt is still visible.
+        audit(
+            &state,
+            "login",
+            "refused_oversize",
+            &form.username,
+            &ip,
+            None,
+        )
+        .await;
         return Err(PageError::bad_request(
             "Sign-in refused",
             format!("The email or login can be at most {MAX_USERNAME} characters and the password at most {MAX_PASSWORD}."),

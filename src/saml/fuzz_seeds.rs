@@ -1,4 +1,4 @@
-//! Writes the seed corpora of the SAML fuzz targets (`fuzz/corpus/saml_*`) from the same
+//! Writes the seed corpora of the SAML fuzz targets (`fuzz/seeds/saml_*`) from the same
 //! builders and attacks the tests use:
 //!
 //! ```text
@@ -275,7 +275,7 @@ struct Corpus {
 
 impl Corpus {
     fn new(target: &str) -> Corpus {
-        let dir = fuzz_dir().join("corpus").join(target);
+        let dir = fuzz_dir().join("seeds").join(target);
         std::fs::create_dir_all(&dir).unwrap();
         for entry in std::fs::read_dir(&dir).unwrap() {
             std::fs::remove_file(entry.unwrap().path()).unwrap();
@@ -289,7 +289,7 @@ impl Corpus {
 }
 
 #[test]
-#[ignore = "writes fuzz/corpus and fuzz/seeds; run with --ignored to regenerate them"]
+#[ignore = "writes fuzz/seeds; run with --ignored to regenerate them"]
 fn write_fuzz_seed_corpora() {
     let key = Keypair::generate("fuzz seed SP");
     let seeds = fuzz_dir().join("seeds");

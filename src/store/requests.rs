@@ -1,6 +1,15 @@
 //! Pending sign-in requests.
 
-use super::{now, Store, StoreError};
+use super::{bounded, now, Store, StoreError};
+
+/// A pending request's stored form: the protocol request (OIDC parameters with `state` up to
+/// 2 KiB, SAML request fields) and the sign-in context, or a logout chain. Legitimate ones stay
+/// under a few KiB.
+pub const MAX_PENDING_PAYLOAD_BYTES: usize = 32 * 1024;
+/// SAML IDs are `xs:ID` values, in practice 20–50 characters.
+pub const MAX_SAML_REQUEST_ID_BYTES: usize = 256;
+/// Entity IDs are URIs of at most 1024 characters (SAML core §8.3.6).
+const MAX_ENTITY_ID_BYTES: usize = 1024;
 
 impl Store {
     pub async fn put_login_request(
@@ -10,6 +19,9 @@ impl Store {
         payload: &str,
         ttl_secs: i64,
     ) -> Result<(), StoreError> {
+        bounded("a pending request id", id, 128)?;
+        bounded("a pending request's protocol", protocol, 64)?;
+        bounded("a pending request", payload, MAX_PENDING_PAYLOAD_BYTES)?;
         let now = now();
         sqlx::query("INSERT INTO login_requests (id, protocol, payload, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)")
             .bind(id)
@@ -51,6 +63,8 @@ impl Store {
         request_id: &str,
         ttl_secs: i64,
     ) -> Result<bool, StoreError> {
+        bounded("a SAML request ID", request_id, MAX_SAML_REQUEST_ID_BYTES)?;
+        bounded("a SAML entity ID", sp, MAX_ENTITY_ID_BYTES)?;
         let done = sqlx::query("INSERT OR IGNORE INTO saml_request_ids (sp, request_id, expires_at) VALUES (?1, ?2, ?3)")
             .bind(sp)
             .bind(request_id)

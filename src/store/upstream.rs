@@ -1,6 +1,10 @@
 //! The last identity seen from each upstream (bridge-mode) person.
 
-use super::{now, Store, StoreError};
+use super::{bounded, now, Store, StoreError};
+
+/// An upstream person's claims as kept: names, department, manager and groups (Entra sends at
+/// most ~200 group ids before it switches to an overage marker, about 8 KiB).
+pub const MAX_UPSTREAM_IDENTITY_BYTES: usize = 64 * 1024;
 
 impl Store {
     pub async fn put_upstream_identity(
@@ -11,6 +15,14 @@ impl Store {
         identity_json: &str,
         groups_overage: bool,
     ) -> Result<(), StoreError> {
+        bounded("an upstream subject", subject, 256)?;
+        bounded("an upstream email", email, 320)?;
+        bounded("an upstream name", upstream, 256)?;
+        bounded(
+            "an upstream identity",
+            identity_json,
+            MAX_UPSTREAM_IDENTITY_BYTES,
+        )?;
         sqlx::query(
             "INSERT INTO upstream_identities (subject, email, upstream, identity, groups_overage, seen_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)

@@ -58,8 +58,10 @@ requests_per_minute = 0
     );
 }
 
+/// Finding 4: the shipped example's secrets are refused by `check` and `serve`, each named;
+/// with real values in their place the same file passes. `check` creates no directory.
 #[test]
-fn check_accepts_the_annotated_example() {
+fn check_and_serve_refuse_the_examples_placeholders_until_replaced() {
     let dir = tempfile::tempdir().unwrap();
     let example = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -67,7 +69,58 @@ fn check_accepts_the_annotated_example() {
     ))
     .unwrap();
     let path = dir.path().join("passerelle.toml");
-    std::fs::write(&path, example).unwrap();
+    std::fs::write(&path, &example).unwrap();
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    for key in [
+        "admin.token",
+        "oidc.clients[0].client_secret",
+        "directory.users[0].password_hash",
+        "directory.users[1].password_hash",
+    ] {
+        assert!(
+            text.contains(&format!("error: {key}: ")),
+            "{key} in:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("error: admin.token: this value is a placeholder from the shipped example; generate one with `openssl rand -base64 32`"),
+        "{text}"
+    );
+    assert!(text.contains("4 error(s)"), "{text}");
+
+    let serve = passerelle()
+        .args(["serve", "--config"])
+        .arg(&path)
+        .env("PASSERELLE_LISTEN", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&serve.stderr);
+    assert!(!serve.status.success(), "{stderr}");
+    assert!(stderr.contains("admin.token"), "{stderr}");
+    assert!(stderr.contains("oidc.clients[0].client_secret"), "{stderr}");
+
+    let hash = passerelle::login::hash_password("a-password-of-our-own").unwrap();
+    let mut real = String::new();
+    for line in example.lines() {
+        let line = if line.starts_with("token = ") {
+            "token = \"Xb0GgC8mJ1n0h8rR3p8yP6c9l1Q4w2e7V5t3u6i9o0A=\"".to_string()
+        } else if line.starts_with("client_secret = ") {
+            "client_secret = \"9c1185a5c5e9fc54612808977ee8f548b2258d31\"".to_string()
+        } else if line.starts_with("password_hash = ") {
+            format!("password_hash = \"{hash}\"")
+        } else {
+            line.to_string()
+        };
+        real.push_str(&line);
+        real.push('\n');
+    }
+    std::fs::write(&path, real).unwrap();
     let out = passerelle()
         .args(["check", "--config"])
         .arg(&path)
@@ -78,6 +131,89 @@ fn check_accepts_the_annotated_example() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+    for created_on_first_start in ["data", "keys"] {
+        assert!(
+            !dir.path().join(created_on_first_start).exists(),
+            "check must not create {created_on_first_start}"
+        );
+    }
+}
+
+/// Finding 7: an existing keys directory open to others is a warning naming the fix.
+#[cfg(unix)]
+#[test]
+fn check_warns_about_an_open_keys_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    std::fs::create_dir(&keys).unwrap();
+    std::fs::set_permissions(&keys, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("p.toml");
+    std::fs::write(&path, "").unwrap();
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "warning: server.keys_dir: {} is open to other users (mode 755) and holds private keys: chmod 700 {}",
+            keys.display(),
+            keys.display()
+        )),
+        "{text}"
+    );
+    assert!(!dir.path().join("data").exists());
+}
+
+/// The demo makes its own secrets (printed in its banner) and its data directory is private.
+#[cfg(unix)]
+#[test]
+fn the_demo_starts_with_secrets_of_its_own() {
+    use std::io::BufRead;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = passerelle()
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .env("PASSERELLE_DATA_DIR", dir.path().join("demo"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut token = None;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while token.is_none() && std::time::Instant::now() < deadline {
+        if let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(1)) {
+            if let Some(rest) = line.trim().strip_prefix("Admin token") {
+                token = rest.split_whitespace().next().map(str::to_string);
+            }
+        }
+    }
+    let data_dir_mode = std::fs::metadata(dir.path().join("demo").join("data"))
+        .map(|m| m.permissions().mode() & 0o777);
+    let db_mode = std::fs::metadata(dir.path().join("demo/data/passerelle.db"))
+        .map(|m| m.permissions().mode() & 0o777);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let token = token.expect("the demo prints its admin token");
+    assert!(token.len() >= 40, "{token}");
+    assert!(passerelle::config::secrets::refusal(&token, true).is_none());
+    assert_eq!(data_dir_mode.unwrap(), 0o700);
+    assert_eq!(db_mode.unwrap(), 0o600);
 }
 
 #[test]
@@ -103,6 +239,8 @@ fn keys_show_and_rotate() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir.path().join("k")), 0o700, "keys_dir");
         for entry in std::fs::read_dir(dir.path().join("k")).unwrap() {
             let entry = entry.unwrap();
             if entry.path().extension().is_some_and(|e| e == "pem") {

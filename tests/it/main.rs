@@ -14,4 +14,5 @@ mod jit;
 mod migrations;
 mod oidc;
 mod saml;
+mod storage;
 mod web;

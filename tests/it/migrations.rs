@@ -15,7 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use crate::common::*;
 
 /// Any valid argon2 hash: these people are listed, nobody signs in (and nothing is hashed).
-const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$SFza+HmyeGphmdAuNSXu7g$34SCjBgY7AHiW8zfPw6X6VfjkVG1dca2yTc6CO/GFsk";
+/// A hash of "migration-test-password" (not the example's: `check` refuses shipped hashes).
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ac9hJcRRBat2KYtFG9Jzyw$GiCjXskaMWz12iTJmc5fbkfI11rZIGrua1vi1J1ABqE";
 
 /// One row per class (against the simulator's built-in seed and the directory of `lucca_config`).
 const EVERY_CLASS: &str = "\
@@ -630,6 +631,13 @@ async fn the_cli_runs_a_dry_run_and_writes_the_report_next_to_the_file() {
         report,
         "row,email,class,fields,lucca_id,message\n2,bob@acme.test,ready,,1,\n3,alice@acme.test,will_update,family_name,2,\n"
     );
+    #[cfg(unix)]
+    {
+        // People's data: private to the user who ran the migration (umask 0077).
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(server.dir.path().join("people.csv.report.csv")).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    }
     assert!(writes(&sim).is_empty());
 }
 

