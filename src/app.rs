@@ -103,7 +103,14 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         base_url.clone(),
         provisioning.as_deref(),
     ));
+    let pipeline = Arc::new(crate::pipeline::Pipeline::new(
+        live.clone(),
+        provisioning
+            .clone()
+            .map(|jit| jit as Arc<dyn crate::pipeline::Provisioning>),
+    ));
     let state = AppState {
+        pipeline,
         store,
         keys: Arc::new(keys),
         live,

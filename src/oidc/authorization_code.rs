@@ -121,8 +121,7 @@ pub async fn exchange(
 
     let identity: Identity = serde_json::from_str(&record.identity)
         .map_err(|e| OAuthError::server_error("stored identity is unreadable", e))?;
-    let live = state.live();
-    let claims = crate::identity::map_claims(&identity, &live.role_mapping, &live.claims).claims;
+    let claims = state.pipeline.map(&identity).claims;
     let scopes: Vec<String> = record
         .scope
         .split(' ')

@@ -12,6 +12,7 @@ use url::Url;
 
 use super::Client;
 use crate::login::{PendingLogin, SignedIn};
+use crate::pipeline::{refusal_page, Target};
 use crate::store::CodeRecord;
 use crate::web::{random_token, AppState, PageError};
 
@@ -418,9 +419,12 @@ async fn issue_code(
     request: &ValidRequest,
     signed_in: &SignedIn,
 ) -> Result<String, PageError> {
-    let (identity, _mapped) = crate::pipeline::release(state, &signed_in.identity)
+    let released = state
+        .pipeline
+        .release(&signed_in.identity, Target::Client(&client.id))
         .await
-        .map_err(|r| r.page())?;
+        .map_err(|r| refusal_page(&r))?;
+    let identity = released.identity;
     let code = random_token(32);
     let record = CodeRecord {
         client_id: client.id.clone(),

@@ -68,7 +68,7 @@ pub async fn refresh(
     let snapshot: Identity = serde_json::from_str(&grant.identity)
         .map_err(|e| OAuthError::server_error("stored identity is unreadable", e))?;
     // Also refuses a person whose Lucca contract JIT last found ended or not started.
-    let identity = match crate::pipeline::recheck(state, &snapshot).await {
+    let identity = match state.pipeline.recheck(&snapshot).await {
         Ok(identity) => identity,
         Err(crate::pipeline::Refusal::Storage(e)) => return Err(e.into()),
         Err(refusal) => {
@@ -118,8 +118,7 @@ pub async fn refresh(
             requested
         }
     };
-    let live = state.live();
-    let claims = crate::identity::map_claims(&identity, &live.role_mapping, &live.claims).claims;
+    let claims = state.pipeline.map(&identity).claims;
     let amr: Vec<String> = grant
         .amr
         .split(' ')

@@ -181,7 +181,7 @@ pub fn mint(state: &AppState, input: MintInput<'_>) -> Result<Minted, OAuthError
             sid: input.sid,
             access_token: &access_token,
             ttl_secs: settings.id_token_ttl.as_secs() as i64,
-            module_roles_claim: state.live().claims.module_roles_claim.as_deref(),
+            module_roles_claim: state.pipeline.module_roles_claim().as_deref(),
         },
     )
     .map_err(|e| OAuthError::server_error("signing the ID token", e))?;

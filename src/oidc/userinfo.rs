@@ -81,18 +81,17 @@ async fn respond(state: &AppState, token: Option<String>) -> Response {
             return OAuthError::server_error("stored identity is unreadable", e).into_response()
         }
     };
-    let identity = match crate::pipeline::current_identity(state, &snapshot) {
+    let identity = match state.pipeline.current_identity(&snapshot) {
         Ok(i) => i,
         Err(_) => return invalid_token("the account behind this token is no longer active"),
     };
-    let live = state.live();
-    let claims = crate::identity::map_claims(&identity, &live.role_mapping, &live.claims).claims;
+    let claims = state.pipeline.map(&identity).claims;
     let scopes: Vec<String> = grant.scope.split(' ').map(str::to_string).collect();
     let mut body = super::scoped_claims(
         &claims,
         &scopes,
         client,
-        live.claims.module_roles_claim.as_deref(),
+        state.pipeline.module_roles_claim().as_deref(),
     );
     body.insert("sub".into(), Value::String(claims.subject.clone()));
     let mut r = Json(Value::Object(body)).into_response();

@@ -438,7 +438,14 @@ async fn issue(
     mut signed_in: SignedIn,
 ) -> Response {
     let reply = pending.reply();
-    let (identity, mapped) = match crate::pipeline::release(state, &signed_in.identity).await {
+    let released = match state
+        .pipeline
+        .release(
+            &signed_in.identity,
+            crate::pipeline::Target::ServiceProvider(&sp.entity_id),
+        )
+        .await
+    {
         Ok(released) => released,
         Err(refusal) => {
             audit(
@@ -450,7 +457,7 @@ async fn issue(
                 Some(&refusal.to_string()),
             )
             .await;
-            return refusal.page().into_response();
+            return crate::pipeline::refusal_page(&refusal).into_response();
         }
     };
     let format = NameIdFormat::from_uri(&pending.name_id_format).unwrap_or_default();
@@ -458,12 +465,12 @@ async fn issue(
         .settings
         .identifier
         .unwrap_or(state.config.lucca.match_on);
-    let Some(name_id) = name_id_value(&mapped.claims, format, match_on) else {
+    let Some(name_id) = name_id_value(&released.claims, format, match_on) else {
         audit(
             state,
             "unknown_principal",
             Some(&sp.entity_id),
-            Some(&identity.subject),
+            Some(&released.identity.subject),
             ip,
             Some("no value for the NameID (matching on login, and the person has none)"),
         )
@@ -475,7 +482,7 @@ async fn issue(
             Some("the user has no identifier for this service provider"),
         );
     };
-    let attributes = super::attributes_from_claims(&mapped.claims);
+    let attributes = super::attributes_from_claims(&released.claims);
     let authn_context = if signed_in.amr.iter().any(|m| m == "pwd") {
         AuthnContextClass::PasswordProtectedTransport
     } else {
@@ -525,7 +532,7 @@ async fn issue(
         state,
         "success",
         Some(&sp.entity_id),
-        Some(&identity.subject),
+        Some(&released.identity.subject),
         ip,
         None,
     )
