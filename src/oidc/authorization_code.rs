@@ -4,9 +4,9 @@
 use base64::Engine;
 use serde_json::json;
 
+use super::stored::StoredRelease;
 use super::token::{audit, mint, MintInput, TokenForm, TokenResponse};
 use super::Client;
-use crate::identity::Identity;
 use crate::store::{token_hash, ConsumedCode, NewGrant};
 use crate::web::{random_token, AppState, OAuthError};
 
@@ -119,9 +119,12 @@ pub async fn exchange(
         tracing::info!(client_id = %client.id, "PKCE verification failed");
     })?;
 
-    let identity: Identity = serde_json::from_str(&record.identity)
+    let stored = StoredRelease::decode(&record.identity, &state.pipeline)
         .map_err(|e| OAuthError::server_error("stored identity is unreadable", e))?;
-    let claims = state.pipeline.map(&identity).claims;
+    let stored_text = stored
+        .encode()
+        .map_err(|e| OAuthError::server_error("serialising identity", e))?;
+    let claims = stored.claims;
     let scopes: Vec<String> = record
         .scope
         .split(' ')
@@ -161,7 +164,7 @@ pub async fn exchange(
                 client_id: &client.id,
                 subject: &record.subject,
                 scope: &record.scope,
-                identity: &record.identity,
+                identity: &stored_text,
                 auth_time: record.auth_time,
                 amr: &record.amr,
                 session_id: record.session_id.as_deref(),

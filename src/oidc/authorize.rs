@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 use url::Url;
 
+use super::stored::StoredRelease;
 use super::Client;
 use crate::login::{PendingLogin, SignedIn};
 use crate::pipeline::{refusal_page, Target};
@@ -424,7 +425,10 @@ async fn issue_code(
         .release(&signed_in.identity, Target::Client(&client.id))
         .await
         .map_err(|r| refusal_page(&r))?;
-    let identity = released.identity;
+    let identity = StoredRelease {
+        identity: released.identity,
+        claims: released.claims,
+    };
     let code = random_token(32);
     let record = CodeRecord {
         client_id: client.id.clone(),
@@ -432,11 +436,12 @@ async fn issue_code(
         code_challenge: request.code_challenge.clone(),
         nonce: request.nonce.clone(),
         scope: request.scopes.join(" "),
-        subject: identity.subject.clone(),
+        subject: identity.identity.subject.clone(),
         session_id: Some(signed_in.sid.clone()),
         auth_time: signed_in.auth_time,
         amr: signed_in.amr.join(" "),
-        identity: serde_json::to_string(&identity)
+        identity: identity
+            .encode()
             .map_err(|e| PageError::internal("serialising identity", e))?,
         expires_at: crate::store::now() + state.oidc.settings.code_ttl.as_secs() as i64,
     };

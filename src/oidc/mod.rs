@@ -11,6 +11,7 @@ mod id_token;
 mod logout;
 mod refresh_token;
 mod revoke;
+mod stored;
 mod token;
 mod userinfo;
 

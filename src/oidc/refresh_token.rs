@@ -4,9 +4,9 @@
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
 use serde_json::json;
 
+use super::stored::StoredRelease;
 use super::token::{audit, mint, MintInput, TokenForm, TokenResponse};
 use super::Client;
-use crate::identity::Identity;
 use crate::store::{token_hash, RefreshLookup};
 use crate::web::{AppState, OAuthError};
 
@@ -65,11 +65,12 @@ pub async fn refresh(
         return replayed(state, client, token, &found, ip).await;
     }
 
-    let snapshot: Identity = serde_json::from_str(&grant.identity)
+    let stored = StoredRelease::decode(&grant.identity, &state.pipeline)
         .map_err(|e| OAuthError::server_error("stored identity is unreadable", e))?;
-    // Also refuses a person whose Lucca contract JIT last found ended or not started.
-    let identity = match state.pipeline.recheck(&snapshot).await {
-        Ok(identity) => identity,
+    // The person must still exist; also refuses one whose Lucca contract JIT last found ended or
+    // not started. The grant keeps the claims of its sign-in.
+    match state.pipeline.recheck(&stored.identity).await {
+        Ok(_) => {}
         Err(crate::pipeline::Refusal::Storage(e)) => return Err(e.into()),
         Err(refusal) => {
             state
@@ -90,7 +91,7 @@ pub async fn refresh(
                 "refresh refused: {refusal}"
             )));
         }
-    };
+    }
     let granted: Vec<String> = grant
         .scope
         .split(' ')
@@ -118,7 +119,7 @@ pub async fn refresh(
             requested
         }
     };
-    let claims = state.pipeline.map(&identity).claims;
+    let claims = stored.claims;
     let amr: Vec<String> = grant
         .amr
         .split(' ')

@@ -8,7 +8,7 @@ use axum::{Form, Json};
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::identity::Identity;
+use super::stored::StoredRelease;
 use crate::store::token_hash;
 use crate::web::{AppState, OAuthError};
 
@@ -75,17 +75,16 @@ async fn respond(state: &AppState, token: Option<String>) -> Response {
     let Some(client) = state.oidc.clients.get(&grant.client_id) else {
         return invalid_token("the client of this token is no longer registered");
     };
-    let snapshot: Identity = match serde_json::from_str(&grant.identity) {
+    let stored = match StoredRelease::decode(&grant.identity, &state.pipeline) {
         Ok(i) => i,
         Err(e) => {
             return OAuthError::server_error("stored identity is unreadable", e).into_response()
         }
     };
-    let identity = match state.pipeline.current_identity(&snapshot) {
-        Ok(i) => i,
-        Err(_) => return invalid_token("the account behind this token is no longer active"),
-    };
-    let claims = state.pipeline.map(&identity).claims;
+    if state.pipeline.current_identity(&stored.identity).is_err() {
+        return invalid_token("the account behind this token is no longer active");
+    }
+    let claims = stored.claims;
     let scopes: Vec<String> = grant.scope.split(' ').map(str::to_string).collect();
     let mut body = super::scoped_claims(
         &claims,
