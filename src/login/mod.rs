@@ -2,6 +2,7 @@
 //! failed attempts, and the sign-in page. Login never knows which protocol asked: a front end
 //! stores a [`PendingLogin`] and gets the person back at its `resume_url`.
 
+mod decision;
 mod directory;
 mod http_client;
 pub mod page;
@@ -9,6 +10,7 @@ mod session;
 mod throttle;
 pub mod upstream;
 
+pub use decision::{decide, Freshness, SessionDecision};
 pub use directory::{check_password_hash, hash_password, Directory, LoginError};
 pub use http_client::oidc_http_client;
 pub use session::{PendingLogin, SignedIn};

@@ -9,7 +9,9 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{Attempt, LoginError, NetworkKey, PendingLogin, SignedIn};
+use super::{
+    decide, Attempt, Freshness, LoginError, NetworkKey, PendingLogin, SessionDecision, SignedIn,
+};
 use crate::store::AuditEvent;
 use crate::web::{csrf_token, verify_csrf, AppState, ClientAddr, ClientIp, PageError};
 
@@ -109,7 +111,14 @@ pub async fn show(
     let pending = load_pending(&state, q.req.as_deref()).await?;
     let max_age = state.config.login.session_max_age.as_secs() as i64;
     if let Some(p) = &pending {
-        if !p.force && SignedIn::current(&session, max_age).await.is_some() {
+        // Signed in already and the request takes any session: straight back. A forced request
+        // is here because its session was not fresh enough: the form, whatever the session.
+        let need = Freshness {
+            force: p.force,
+            ..Freshness::default()
+        };
+        let current = SignedIn::current(&session, max_age).await;
+        if let SessionDecision::Reuse(_) = decide(current.as_ref(), &need, crate::store::now()) {
             return Ok(
                 Redirect::to(&p.resume_url(q.req.as_deref().unwrap_or_default())).into_response(),
             );

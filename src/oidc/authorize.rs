@@ -12,7 +12,7 @@ use url::Url;
 
 use super::stored::StoredRelease;
 use super::Client;
-use crate::login::{PendingLogin, SignedIn};
+use crate::login::{decide, Freshness, PendingLogin, SessionDecision, SignedIn};
 use crate::pipeline::{refusal_page, Target};
 use crate::store::CodeRecord;
 use crate::web::{random_token, AppState, PageError};
@@ -328,42 +328,26 @@ async fn continue_with(
         form_post: request.form_post,
     };
     let max_session = state.config.login.session_max_age.as_secs() as i64;
-    let now = crate::store::now();
-    let signed_in = SignedIn::current(session, max_session).await;
-    let fresh_enough = |s: &SignedIn| match (request.max_age, &resumed) {
-        (Some(0), Some((_, created_at))) => s.auth_time >= *created_at,
-        (Some(0), None) => false,
-        (Some(max), _) => now - s.auth_time <= max,
-        (None, _) => true,
+    let current = SignedIn::current(session, max_session).await;
+    let need = Freshness {
+        // prompt=login and select_account arrive here as max_age=0.
+        force: false,
+        max_age: request.max_age,
+        passive: request.prompt_none,
+        request_created_at: resumed.as_ref().map(|(_, created_at)| *created_at),
     };
-    let usable = signed_in.filter(|s| fresh_enough(s));
-
-    let Some(signed_in) = usable else {
-        if request.prompt_none {
+    let signed_in = match decide(current.as_ref(), &need, crate::store::now()) {
+        SessionDecision::Reuse(signed_in) => signed_in,
+        SessionDecision::Passive => {
             return error_reply(
                 state,
                 &reply,
                 "login_required",
                 "the user is not signed in (prompt=none)",
-            );
+            )
         }
-        if let Some((id, _)) = resumed {
-            return Redirect::to(&format!("/login?req={id}")).into_response();
-        }
-        let pending = PendingLogin {
-            client_name: client.name.clone(),
-            resume_path: "/oidc/authorize/resume".into(),
-            force: request.max_age.is_some(),
-            login_hint: request.login_hint.clone(),
-            domain_hint: request.domain_hint.clone(),
-        };
-        let ttl = state.config.login.request_ttl.as_secs() as i64;
-        return match pending.save(&state.store, PROTOCOL, &request, ttl).await {
-            Ok(id) => Redirect::to(&format!("/login?req={id}")).into_response(),
-            Err(e) => PageError::from(e).into_response(),
-        };
+        SessionDecision::SignIn => return sign_in(state, client, &request, resumed).await,
     };
-
     if let Some((id, _)) = &resumed {
         // The stored request is single-use.
         if let Err(e) = state.store.delete_login_request(id).await {
@@ -373,6 +357,30 @@ async fn continue_with(
     match issue_code(state, client, &request, &signed_in).await {
         Ok(code) => success_reply(state, &reply, &code),
         Err(page) => page.into_response(),
+    }
+}
+
+/// To the sign-in page, with the request stored (or already stored, when resumed).
+async fn sign_in(
+    state: &AppState,
+    client: &Client,
+    request: &ValidRequest,
+    resumed: Option<(String, i64)>,
+) -> Response {
+    if let Some((id, _)) = resumed {
+        return Redirect::to(&format!("/login?req={id}")).into_response();
+    }
+    let pending = PendingLogin {
+        client_name: client.name.clone(),
+        resume_path: "/oidc/authorize/resume".into(),
+        force: request.max_age.is_some(),
+        login_hint: request.login_hint.clone(),
+        domain_hint: request.domain_hint.clone(),
+    };
+    let ttl = state.config.login.request_ttl.as_secs() as i64;
+    match pending.save(&state.store, PROTOCOL, request, ttl).await {
+        Ok(id) => Redirect::to(&format!("/login?req={id}")).into_response(),
+        Err(e) => PageError::from(e).into_response(),
     }
 }
 

@@ -27,7 +27,7 @@ use super::{
     ServiceProvider, SigningMaterial, SubStatus,
 };
 use crate::login::page::{end_session, signed_out_page};
-use crate::login::{PendingLogin, SignedIn};
+use crate::login::{decide, Freshness, PendingLogin, SessionDecision, SignedIn};
 use crate::store::AuditEvent;
 use crate::web::{AppState, ClientIp, PageError};
 
@@ -186,7 +186,7 @@ pub async fn sso_redirect(
         Ok(p) => p,
         Err(response) => return response,
     };
-    decide(&state, &session, &ip, pending, None).await
+    answer(&state, &session, &ip, pending, None).await
 }
 
 /// `POST /saml/sso`: HTTP-POST binding. Validated and stored, then a same-site redirect to
@@ -246,7 +246,7 @@ pub async fn sso_resume(
         }
         Err(e) => return PageError::from(e).into_response(),
     };
-    decide(
+    answer(
         &state,
         &session,
         &ip,
@@ -297,7 +297,7 @@ pub async fn idp_initiated(
         force_authn: false,
         is_passive: false,
     };
-    decide(&state, &session, &ip, pending, None).await
+    answer(&state, &session, &ip, pending, None).await
 }
 
 /// Intake outcome → a pending sign-in, or the answer to give right away (error page, or an
@@ -381,7 +381,7 @@ async fn save_pending(
 /// Answer if the session satisfies the request; otherwise send the person to sign in (or
 /// answer `NoPassive`). `resumed` = (stored id, when it was stored): with `ForceAuthn`, only an
 /// authentication after that time counts.
-async fn decide(
+async fn answer(
     state: &AppState,
     session: &Session,
     ip: &str,
@@ -392,14 +392,16 @@ async fn decide(
         return unknown_sp().into_response();
     };
     let max_session = state.config.login.session_max_age.as_secs() as i64;
-    let signed_in = SignedIn::current(session, max_session).await;
-    let usable = signed_in.filter(|s| match (&resumed, pending.force_authn) {
-        (_, false) => true,
-        (Some((_, created_at)), true) => s.auth_time >= *created_at,
-        (None, true) => false,
-    });
-    let Some(signed_in) = usable else {
-        if pending.is_passive {
+    let current = SignedIn::current(session, max_session).await;
+    let need = Freshness {
+        force: pending.force_authn,
+        max_age: None,
+        passive: pending.is_passive,
+        request_created_at: resumed.as_ref().map(|(_, created_at)| *created_at),
+    };
+    let signed_in = match decide(current.as_ref(), &need, crate::store::now()) {
+        SessionDecision::Reuse(signed_in) => signed_in,
+        SessionDecision::Passive => {
             if let Some((id, _)) = &resumed {
                 let _ = state.store.delete_login_request(id).await;
             }
@@ -411,13 +413,15 @@ async fn decide(
                 Some("the user is not signed in (IsPassive)"),
             );
         }
-        if let Some((id, _)) = resumed {
-            return Redirect::to(&format!("/login?req={id}")).into_response();
+        SessionDecision::SignIn => {
+            if let Some((id, _)) = resumed {
+                return Redirect::to(&format!("/login?req={id}")).into_response();
+            }
+            return match save_pending(state, &sp, &pending).await {
+                Ok(id) => Redirect::to(&format!("/login?req={id}")).into_response(),
+                Err(e) => e.into_response(),
+            };
         }
-        return match save_pending(state, &sp, &pending).await {
-            Ok(id) => Redirect::to(&format!("/login?req={id}")).into_response(),
-            Err(e) => e.into_response(),
-        };
     };
     if let Some((id, _)) = &resumed {
         // The stored request is single-use.
