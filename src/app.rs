@@ -109,7 +109,11 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
             .clone()
             .map(|jit| jit as Arc<dyn crate::pipeline::Provisioning>),
     ));
+    let logout = Arc::new(crate::login::LogoutParticipants::new(vec![Arc::new(
+        crate::saml::web::SingleLogout::new(store.clone(), config.login.request_ttl),
+    )]));
     let state = AppState {
+        logout,
         pipeline,
         store,
         keys: Arc::new(keys),

@@ -5,6 +5,7 @@
 mod decision;
 mod directory;
 mod http_client;
+mod logout;
 pub mod page;
 mod session;
 mod throttle;
@@ -13,5 +14,10 @@ pub mod upstream;
 pub use decision::{decide, Freshness, SessionDecision};
 pub use directory::{check_password_hash, hash_password, Directory, LoginError};
 pub use http_client::oidc_http_client;
+pub use logout::{
+    end_session, sign_out, LogoutError, LogoutParticipant, LogoutParticipants, SignedOut,
+};
 pub use session::{PendingLogin, SignedIn};
-pub use throttle::{AccountKey, Attempt, LoginThrottle, MemoryThrottle, NetworkKey, Throttled};
+pub use throttle::{
+    AccountKey, Attempt, BoxFuture, LoginThrottle, MemoryThrottle, NetworkKey, Throttled,
+};

@@ -367,33 +367,24 @@ pub async fn logout(
         )
         .with_retry("/logout"));
     }
-    let ended = end_session(&state, &session, &ip).await?;
-    // SAML SPs this session signed in to are told too (front-channel, one after the other).
-    Ok(crate::saml::web::propagate_logout(&state, ended.as_ref(), None).await)
+    // Whatever else the session signed in to is told too (SAML SPs: one after the other).
+    let out = super::sign_out(&state.store, &state.logout, &session, &ip, None)
+        .await
+        .map_err(|e| logout_failed(&e))?;
+    Ok(signed_out(&state, out))
 }
 
-/// End the sign-in session (all clients and SPs), with an audit record.
-pub async fn end_session(
-    state: &AppState,
-    session: &Session,
-    ip: &str,
-) -> Result<Option<SignedIn>, PageError> {
-    let max_age = i64::MAX / 2;
-    let signed_in = SignedIn::current(session, max_age).await;
-    session.flush().await.map_err(session_error)?;
-    if let Some(s) = &signed_in {
-        let _ = state
-            .store
-            .audit(AuditEvent {
-                event: "logout",
-                outcome: "success",
-                subject: Some(&s.identity.subject),
-                ip: Some(ip),
-                ..Default::default()
-            })
-            .await;
+/// Signing out failed on our side.
+pub fn logout_failed(e: &super::LogoutError) -> PageError {
+    PageError::internal("signing out", e)
+}
+
+/// Where a sign-out lands: a redirect, or the signed-out page.
+pub fn signed_out(state: &AppState, out: super::SignedOut) -> Response {
+    match out {
+        super::SignedOut::Redirect(url) => Redirect::to(&url).into_response(),
+        super::SignedOut::Page => signed_out_page(state, None),
     }
-    Ok(signed_in)
 }
 
 pub fn signed_out_page(state: &AppState, link: Option<(&str, &str)>) -> Response {

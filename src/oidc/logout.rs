@@ -10,8 +10,8 @@ use serde::Deserialize;
 use tower_sessions::Session;
 use url::Url;
 
-use crate::login::page::end_session;
-use crate::login::SignedIn;
+use crate::login::page::{logout_failed, signed_out};
+use crate::login::{sign_out, SignedIn};
 use crate::web::{csrf_token, verify_csrf, AppState, ClientIp, PageError};
 
 #[derive(Deserialize, Default, Debug)]
@@ -102,12 +102,11 @@ fn check(state: &AppState, p: &LogoutParams) -> Result<Checked, PageError> {
 }
 
 async fn finish(state: &AppState, session: &Session, ip: &str, checked: Checked) -> Response {
-    let ended = match end_session(state, session, ip).await {
-        Ok(ended) => ended,
-        Err(e) => return e.into_response(),
-    };
-    // SAML SPs of this session are signed out first; then on to the client's redirect.
-    crate::saml::web::propagate_logout(state, ended.as_ref(), checked.redirect).await
+    // Whatever else the session signed in to is told first; then on to the client's redirect.
+    match sign_out(&state.store, &state.logout, session, ip, checked.redirect).await {
+        Ok(out) => signed_out(state, out),
+        Err(e) => logout_failed(&e).into_response(),
+    }
 }
 
 /// Is the hint about the person signed in here (or is nobody signed in)?

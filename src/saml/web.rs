@@ -26,9 +26,12 @@ use super::{
     LogoutResponseParams, MessageKind, NameIdFormat, Rejected, ReplyTo, ResponseParams, SamlStatus,
     ServiceProvider, SigningMaterial, SubStatus,
 };
-use crate::login::page::{end_session, signed_out_page};
-use crate::login::{decide, Freshness, PendingLogin, SessionDecision, SignedIn};
-use crate::store::AuditEvent;
+use crate::login::page::signed_out_page;
+use crate::login::{
+    decide, end_session, BoxFuture, Freshness, LogoutParticipant, PendingLogin, SessionDecision,
+    SignedIn,
+};
+use crate::store::{AuditEvent, Store, StoreError};
 use crate::web::{AppState, ClientIp, PageError};
 
 /// Pending sign-ins stored for `/saml/sso/resume`.
@@ -783,7 +786,7 @@ async fn logout_request_arrived(
                     .any(|(sp, name_id)| sp == &sp_id && name_id == &accepted.name_id))
     });
     if matches {
-        match end_session(state, session, ip).await {
+        match end_session(&state.store, session, ip).await {
             Ok(Some(ended)) => {
                 let others: Vec<(String, String)> = ended
                     .saml_participants
@@ -811,7 +814,7 @@ async fn logout_request_arrived(
                 }
             }
             Ok(None) => {}
-            Err(e) => return e.into_response(),
+            Err(e) => return PageError::internal("session store", e).into_response(),
         }
     } else {
         audit_slo(state, "no_matching_session", Some(&sp_id), None, ip, None).await;
@@ -915,29 +918,44 @@ impl From<StoredReply> for ReplyTo {
     }
 }
 
-/// After Passerelle ended `signed_in`'s session (`POST /logout`, OIDC logout): send a
-/// LogoutRequest to each SAML SP it signed in to, then land on the signed-out page (or
-/// `redirect`). Without SAML participants, the signed-out page (or redirect) right away.
-pub async fn propagate_logout(
-    state: &AppState,
-    signed_in: Option<&SignedIn>,
-    redirect: Option<String>,
-) -> Response {
-    let participants = signed_in
-        .map(|s| s.saml_participants.clone())
-        .unwrap_or_default();
-    match signed_in {
-        Some(s) if !participants.is_empty() => {
-            let chain = SloChain {
-                sid: s.sid.clone(),
-                remaining: participants,
-                outstanding: None,
-                finish: Finish::Page { redirect },
-            };
-            start_chain(state, chain).await
-        }
-        _ => finish_page(state, redirect),
+/// SAML's part when login signs a session out (`POST /logout`, OIDC logout): a LogoutRequest
+/// to each SP the session signed in to, one after the other, then on to where login asked.
+pub struct SingleLogout {
+    store: Store,
+    request_ttl: std::time::Duration,
+}
+
+impl SingleLogout {
+    pub fn new(store: Store, request_ttl: std::time::Duration) -> Self {
+        SingleLogout { store, request_ttl }
     }
+}
+
+impl LogoutParticipant for SingleLogout {
+    fn signed_out<'a>(
+        &'a self,
+        ended: &'a SignedIn,
+        then: Option<String>,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            if ended.saml_participants.is_empty() {
+                return Ok(None);
+            }
+            let chain = SloChain {
+                sid: ended.sid.clone(),
+                remaining: ended.saml_participants.clone(),
+                outstanding: None,
+                finish: Finish::Page { redirect: then },
+            };
+            let id = crate::web::random_token(18);
+            store_chain(&self.store, &id, &chain, self.request_ttl).await?;
+            Ok(Some(propagate_url(&id)))
+        })
+    }
+}
+
+fn propagate_url(chain_id: &str) -> String {
+    format!("/saml/slo/propagate?req={}", urlencode(chain_id))
 }
 
 fn finish_page(state: &AppState, redirect: Option<String>) -> Response {
@@ -950,22 +968,27 @@ fn finish_page(state: &AppState, redirect: Option<String>) -> Response {
 async fn start_chain(state: &AppState, chain: SloChain) -> Response {
     let id = crate::web::random_token(18);
     match save_chain(state, &id, &chain).await {
-        Ok(()) => Redirect::to(&format!("/saml/slo/propagate?req={id}")).into_response(),
+        Ok(()) => Redirect::to(&propagate_url(&id)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 async fn save_chain(state: &AppState, id: &str, chain: &SloChain) -> Result<(), PageError> {
-    let payload =
-        serde_json::to_string(chain).map_err(|e| PageError::internal("logout chain", e))?;
-    let ttl = state.config.login.request_ttl.as_secs() as i64;
+    Ok(store_chain(&state.store, id, chain, state.config.login.request_ttl).await?)
+}
+
+async fn store_chain(
+    store: &Store,
+    id: &str,
+    chain: &SloChain,
+    ttl: std::time::Duration,
+) -> Result<(), StoreError> {
+    let payload = serde_json::to_string(chain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // Rewriting the row under the same id: delete first (the store inserts).
-    state.store.delete_login_request(id).await?;
-    state
-        .store
-        .put_login_request(id, SLO_PROTOCOL, &payload, ttl)
-        .await?;
-    Ok(())
+    store.delete_login_request(id).await?;
+    store
+        .put_login_request(id, SLO_PROTOCOL, &payload, ttl.as_secs() as i64)
+        .await
 }
 
 async fn load_chain(state: &AppState, id: &str) -> Result<Option<SloChain>, PageError> {

@@ -65,6 +65,8 @@ pub struct AppState {
     pub provisioning: Option<Arc<crate::provisioning::Jit>>,
     /// What migration jobs need; shared with their worker.
     pub migrations: Arc<crate::provisioning::migration::MigrationContext>,
+    /// Told when a session is signed out (SAML single logout), in this order.
+    pub logout: Arc<crate::login::LogoutParticipants>,
     /// Policy, mapping and provisioning between sign-in and the protocol answer.
     pub pipeline: Arc<crate::pipeline::Pipeline>,
 }
