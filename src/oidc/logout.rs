@@ -11,7 +11,7 @@ use tower_sessions::Session;
 use url::Url;
 
 use crate::login::page::{logout_failed, signed_out};
-use crate::login::{sign_out, SignedIn};
+use crate::login::SignedIn;
 use crate::web::{csrf_token, verify_csrf, AppState, ClientIp, PageError};
 
 #[derive(Deserialize, Default, Debug)]
@@ -103,8 +103,8 @@ fn check(state: &AppState, p: &LogoutParams) -> Result<Checked, PageError> {
 
 async fn finish(state: &AppState, session: &Session, ip: &str, checked: Checked) -> Response {
     // Whatever else the session signed in to is told first; then on to the client's redirect.
-    match sign_out(&state.store, &state.logout, session, ip, checked.redirect).await {
-        Ok(out) => signed_out(state, out),
+    match state.login.sign_out(session, ip, checked.redirect).await {
+        Ok(out) => signed_out(&state.templates, out),
         Err(e) => logout_failed(&e).into_response(),
     }
 }

@@ -28,8 +28,7 @@ use super::{
 };
 use crate::login::page::signed_out_page;
 use crate::login::{
-    decide, end_session, BoxFuture, Freshness, LogoutParticipant, PendingLogin, SessionDecision,
-    SignedIn,
+    decide, BoxFuture, Freshness, LogoutParticipant, PendingLogin, SessionDecision, SignedIn,
 };
 use crate::store::{AuditEvent, Store, StoreError};
 use crate::web::{AppState, ClientIp, PageError};
@@ -711,7 +710,7 @@ pub async fn slo_resume(
 ) -> Response {
     let stored = match state.store.get_login_request(&q.req).await {
         Ok(Some((protocol, payload, _))) if protocol == SLO_IN_PROTOCOL => payload,
-        Ok(_) => return signed_out_page(&state, None),
+        Ok(_) => return signed_out_page(&state.templates, None),
         Err(e) => return PageError::from(e).into_response(),
     };
     let _ = state.store.delete_login_request(&q.req).await;
@@ -786,7 +785,7 @@ async fn logout_request_arrived(
                     .any(|(sp, name_id)| sp == &sp_id && name_id == &accepted.name_id))
     });
     if matches {
-        match end_session(&state.store, session, ip).await {
+        match state.login.end_session(session, ip).await {
             Ok(Some(ended)) => {
                 let others: Vec<(String, String)> = ended
                     .saml_participants
@@ -821,7 +820,7 @@ async fn logout_request_arrived(
     }
     match accepted.reply {
         Some(reply) => send_logout_response(state, &reply.into(), SamlStatus::SUCCESS),
-        None => signed_out_page(state, None),
+        None => signed_out_page(&state.templates, None),
     }
 }
 
@@ -961,7 +960,7 @@ fn propagate_url(chain_id: &str) -> String {
 fn finish_page(state: &AppState, redirect: Option<String>) -> Response {
     match redirect {
         Some(url) => Redirect::to(&url).into_response(),
-        None => signed_out_page(state, None),
+        None => signed_out_page(&state.templates, None),
     }
 }
 
@@ -1008,7 +1007,7 @@ pub async fn slo_propagate(
     let mut chain = match load_chain(&state, &q.req).await {
         Ok(Some(c)) => c,
         // Expired or finished: the session itself is already gone.
-        Ok(None) => return signed_out_page(&state, None),
+        Ok(None) => return signed_out_page(&state.templates, None),
         Err(e) => return e.into_response(),
     };
     let registry = state.saml.registry();
@@ -1075,7 +1074,7 @@ pub async fn slo_propagate(
         Finish::Respond(Some(reply)) => {
             send_logout_response(&state, &reply.into(), SamlStatus::SUCCESS)
         }
-        Finish::Respond(None) => signed_out_page(&state, None),
+        Finish::Respond(None) => signed_out_page(&state.templates, None),
     }
 }
 
@@ -1107,7 +1106,7 @@ async fn logout_response_arrived(
         tracing::warn!(sp = %response.issuer, status = %response.status, "an SP did not complete single logout");
     }
     let Some(chain_id) = response.relay_state.clone() else {
-        return signed_out_page(state, None);
+        return signed_out_page(&state.templates, None);
     };
     match load_chain(state, &chain_id).await {
         Ok(Some(chain)) => {
@@ -1120,7 +1119,7 @@ async fn logout_response_arrived(
             Redirect::to(&format!("/saml/slo/propagate?req={}", urlencode(&chain_id)))
                 .into_response()
         }
-        Ok(None) => signed_out_page(state, None),
+        Ok(None) => signed_out_page(&state.templates, None),
         Err(e) => e.into_response(),
     }
 }

@@ -7,7 +7,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 
-use super::AppState;
+use std::sync::Arc;
+
+use super::Templates;
 
 /// An error shown to a person as a page (rendered from `templates/error.html`).
 #[derive(Debug, Clone)]
@@ -64,13 +66,13 @@ impl<E: Into<crate::store::StoreError>> From<E> for PageError {
 
 /// Middleware: turn a [`PageError`] carried by a response into the rendered error page.
 pub async fn render_error_pages(
-    State(state): State<AppState>,
+    State(templates): State<Arc<Templates>>,
     request: Request,
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
     if let Some(err) = response.extensions_mut().remove::<PageError>() {
-        let body = state.templates.render(
+        let body = templates.render(
             "error.html",
             minijinja::context! { title => err.title, message => err.message, retry_url => err.retry_url, status => err.status.as_u16() },
         );
