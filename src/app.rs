@@ -130,15 +130,24 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         templates: templates.clone(),
         logout,
     };
+    let keys = Arc::new(keys);
+    let oidc = crate::oidc::OidcState {
+        provider: Arc::new(crate::oidc::Provider::new(&config.oidc, &base_url)),
+        store: store.clone(),
+        keys: keys.clone(),
+        pipeline: pipeline.clone(),
+        login: login.clone(),
+        templates: templates.clone(),
+    };
     let state = AppState {
         trusted_proxies: crate::web::TrustedProxies(config.server.trusted_proxies.clone().into()),
         login,
         pipeline,
         store,
-        keys: Arc::new(keys),
+        keys,
         live,
         templates,
-        oidc: Arc::new(crate::oidc::Provider::new(&config.oidc, &base_url)),
+        oidc,
         saml: Arc::new(saml),
         metrics: metrics_handle(),
         base_url,

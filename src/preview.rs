@@ -80,10 +80,11 @@ pub async fn preview(
             .oidc
             .clients
             .iter()
-            .filter_map(|c| state.oidc.clients.get(&c.client_id))
+            .filter_map(|c| state.oidc.provider.clients.get(&c.client_id))
             .collect(),
         Target::Client(id) => vec![state
             .oidc
+            .provider
             .clients
             .get(id)
             .ok_or_else(|| PreviewError::UnknownClient(id.clone()))?],
@@ -123,7 +124,7 @@ pub async fn preview(
             client,
             module_roles_claim.as_deref(),
         );
-        claims.insert("iss".into(), json!(state.oidc.issuer));
+        claims.insert("iss".into(), json!(state.oidc.provider.issuer));
         claims.insert("sub".into(), json!(mapped.claims.subject));
         claims.insert("aud".into(), json!(client.id));
         oidc.insert(

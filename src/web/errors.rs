@@ -1,11 +1,9 @@
-//! Errors at the edge: an HTML page for a person in a browser, OAuth JSON for a client.
+//! Errors at the edge: an HTML page for a person in a browser (OAuth JSON is `oidc`'s).
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
-use serde::Serialize;
 
 use std::sync::Arc;
 
@@ -82,66 +80,4 @@ pub async fn render_error_pages(
         return page;
     }
     response
-}
-
-/// An OAuth 2.0 error response (RFC 6749 §5.2): JSON, never cached.
-#[derive(Debug, Clone, Serialize)]
-pub struct OAuthError {
-    #[serde(skip)]
-    pub status: StatusCode,
-    pub error: &'static str,
-    pub error_description: String,
-    /// Send `WWW-Authenticate` (client authentication failed with HTTP Basic, or a bad bearer token).
-    #[serde(skip)]
-    pub www_authenticate: Option<&'static str>,
-}
-
-impl OAuthError {
-    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        OAuthError {
-            status,
-            error,
-            error_description: description.into(),
-            www_authenticate: None,
-        }
-    }
-    pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
-    }
-    pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
-    }
-    pub fn invalid_client(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
-    }
-    pub fn server_error(context: &str, err: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %err, "{context}");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the server could not complete the request; retry shortly",
-        )
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(&self)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if let Some(challenge) = self.www_authenticate {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-        }
-        response
-    }
-}
-
-impl From<crate::store::StoreError> for OAuthError {
-    fn from(err: crate::store::StoreError) -> Self {
-        OAuthError::server_error("storage", err)
-    }
 }

@@ -25,7 +25,7 @@ use tower_sessions::{Expiry, SessionManagerLayer};
 use tower_sessions_sqlx_store::SqliteStore;
 
 pub use csrf::{csrf_token, verify_csrf};
-pub use errors::{OAuthError, PageError};
+pub use errors::PageError;
 pub use headers::{current_nonce, HSTS};
 pub use ip::{client_ip, network_key, ClientAddr, ClientIp, TrustedProxies};
 pub use networks::sign_in_allowed;
@@ -51,7 +51,8 @@ pub struct AppState {
     pub keys: Arc<Keys>,
     pub live: Arc<ArcSwap<Live>>,
     pub templates: Arc<Templates>,
-    pub oidc: Arc<crate::oidc::Provider>,
+    /// The OIDC provider's narrow state (its clients, settings and issuer in `provider`).
+    pub oidc: crate::oidc::OidcState,
     /// The SAML IdP: registered SPs (refreshed in place), intake policy, our URLs.
     pub saml: Arc<crate::saml::SamlIdp>,
     /// Login's narrow state: sessions, directory, throttle, upstreams, logout participants.

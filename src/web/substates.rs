@@ -5,6 +5,7 @@ use axum::extract::FromRef;
 
 use super::{AppState, TrustedProxies};
 use crate::login::LoginState;
+use crate::oidc::OidcState;
 
 impl FromRef<AppState> for TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
@@ -15,5 +16,11 @@ impl FromRef<AppState> for TrustedProxies {
 impl FromRef<AppState> for LoginState {
     fn from_ref(state: &AppState) -> Self {
         state.login.clone()
+    }
+}
+
+impl FromRef<AppState> for OidcState {
+    fn from_ref(state: &AppState) -> Self {
+        state.oidc.clone()
     }
 }
