@@ -107,7 +107,7 @@ pub fn open_data_files(data_dir: &Path) -> Vec<(std::path::PathBuf, u32)> {
     open
 }
 
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Clone, Debug)]
 pub struct Store {
