@@ -22,7 +22,7 @@ pub async fn exchange(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
     let code_hash = token_hash(code);
-    let record = match state.store.consume_code(&code_hash).await? {
+    let record = match state.store.oauth().consume_code(&code_hash).await? {
         ConsumedCode::Fresh(record) => record,
         ConsumedCode::Unknown => {
             audit(
@@ -47,6 +47,7 @@ pub async fn exchange(
             if let Some(grant_id) = grant_id {
                 revoked = state
                     .store
+                    .oauth()
                     .revoke_grant(&grant_id, "authorization code replayed")
                     .await?;
             }
@@ -156,6 +157,7 @@ pub async fn exchange(
         .unwrap_or(minted.access_expires_at);
     let stored = state
         .store
+        .oauth()
         .create_grant(
             &NewGrant {
                 id: &grant_id,

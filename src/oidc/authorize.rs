@@ -364,7 +364,7 @@ async fn continue_with(
 
     if let Some((id, _)) = &resumed {
         // The stored request is single-use.
-        if let Err(e) = state.store.delete_login_request(id).await {
+        if let Err(e) = state.store.login_requests().delete(id).await {
             return PageError::from(e).into_response();
         }
     }
@@ -438,6 +438,7 @@ async fn issue_code(
     };
     state
         .store
+        .oauth()
         .put_code(&crate::store::token_hash(&code), &record)
         .await?;
     metrics::counter!("passerelle_oidc_codes_issued_total").increment(1);

@@ -22,7 +22,7 @@ pub async fn refresh(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
     let hash = token_hash(token);
-    let Some(found) = state.store.lookup_refresh(&hash).await? else {
+    let Some(found) = state.store.oauth().lookup_refresh(&hash).await? else {
         audit(
             state,
             "token.refresh",
@@ -74,6 +74,7 @@ pub async fn refresh(
         Err(refusal) => {
             state
                 .store
+                .oauth()
                 .revoke_grant(&grant.id, &refusal.to_string())
                 .await?;
             audit(
@@ -149,6 +150,7 @@ pub async fn refresh(
         .map_err(|e| OAuthError::server_error("sealing the grace answer", e))?;
     let rotated = state
         .store
+        .oauth()
         .rotate_refresh(
             &hash,
             &grant.id,
@@ -159,7 +161,7 @@ pub async fn refresh(
         .await?;
     if !rotated {
         // A concurrent request rotated this token between our read and our write.
-        let again = state.store.lookup_refresh(&hash).await?;
+        let again = state.store.oauth().lookup_refresh(&hash).await?;
         return match again {
             Some(found) => replayed(state, client, token, &found, ip).await,
             None => Err(OAuthError::invalid_grant(
@@ -215,6 +217,7 @@ async fn replayed(
     }
     let revoked = state
         .store
+        .oauth()
         .revoke_grant(&found.grant.id, "refresh token reused")
         .await?;
     tracing::warn!(client_id = %client.id, subject = %found.grant.subject, "refresh token reuse detected; family revoked");

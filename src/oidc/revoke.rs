@@ -56,10 +56,11 @@ pub async fn revoke(
             ["access", "refresh"]
         } {
             if kind == "refresh" {
-                if let Some(found) = state.store.lookup_refresh(&hash).await? {
+                if let Some(found) = state.store.oauth().lookup_refresh(&hash).await? {
                     if found.grant.client_id == client.id {
                         state
                             .store
+                            .oauth()
                             .revoke_grant(&found.grant.id, "revoked by the client")
                             .await?;
                         audit(
@@ -75,9 +76,12 @@ pub async fn revoke(
                     }
                     return Ok(());
                 }
-            } else if let Some((_, owner)) = state.store.access_token_owner(&hash).await? {
+            } else if let Some(crate::store::TokenOwner {
+                client_id: owner, ..
+            }) = state.store.oauth().access_token_owner(&hash).await?
+            {
                 if owner == client.id {
-                    state.store.revoke_access_token(&hash).await?;
+                    state.store.oauth().revoke_access_token(&hash).await?;
                     audit(
                         &state,
                         "token.revoke",

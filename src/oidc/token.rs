@@ -220,7 +220,8 @@ pub async fn audit(
 ) {
     if let Err(e) = state
         .store
-        .audit(AuditEvent {
+        .audit()
+        .record(AuditEvent {
             event,
             outcome,
             subject,

@@ -65,6 +65,7 @@ async fn respond(state: &AppState, token: Option<String>) -> Response {
     };
     let grant = match state
         .store
+        .oauth()
         .grant_for_access_token(&token_hash(&token))
         .await
     {

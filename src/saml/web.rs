@@ -28,7 +28,7 @@ use super::{
 };
 use crate::login::page::{end_session, signed_out_page};
 use crate::login::{PendingLogin, SignedIn};
-use crate::store::AuditEvent;
+use crate::store::{AuditEvent, PendingRequest};
 use crate::web::{AppState, ClientIp, PageError};
 
 /// Pending sign-ins stored for `/saml/sso/resume`.
@@ -338,7 +338,8 @@ async fn accept(
         + 60;
     match state
         .store
-        .claim_saml_request_id(&accepted.sp.entity_id, &accepted.request.id, ttl)
+        .saml_request_ids()
+        .claim(&accepted.sp.entity_id, &accepted.request.id, ttl)
         .await
     {
         Ok(true) => {}
@@ -401,7 +402,7 @@ async fn decide(
     let Some(signed_in) = usable else {
         if pending.is_passive {
             if let Some((id, _)) = &resumed {
-                let _ = state.store.delete_login_request(id).await;
+                let _ = state.store.login_requests().delete(id).await;
             }
             audit(state, "no_passive", Some(&sp.entity_id), None, ip, None).await;
             return error_response(
@@ -421,7 +422,7 @@ async fn decide(
     };
     if let Some((id, _)) = &resumed {
         // The stored request is single-use.
-        if let Err(e) = state.store.delete_login_request(id).await {
+        if let Err(e) = state.store.login_requests().delete(id).await {
             return PageError::from(e).into_response();
         }
     }
@@ -680,7 +681,8 @@ pub async fn slo_post(
     let ttl = state.config.login.request_ttl.as_secs() as i64;
     match state
         .store
-        .put_login_request(&id, SLO_IN_PROTOCOL, &payload, ttl)
+        .login_requests()
+        .put(&id, SLO_IN_PROTOCOL, &payload, ttl)
         .await
     {
         Ok(()) => Redirect::to(&format!("/saml/slo/resume?req={id}")).into_response(),
@@ -695,12 +697,14 @@ pub async fn slo_resume(
     ClientIp(ip): ClientIp,
     Query(q): Query<ResumeQuery>,
 ) -> Response {
-    let stored = match state.store.get_login_request(&q.req).await {
-        Ok(Some((protocol, payload, _))) if protocol == SLO_IN_PROTOCOL => payload,
+    let stored = match state.store.login_requests().get(&q.req).await {
+        Ok(Some(PendingRequest {
+            protocol, payload, ..
+        })) if protocol == SLO_IN_PROTOCOL => payload,
         Ok(_) => return signed_out_page(&state, None),
         Err(e) => return PageError::from(e).into_response(),
     };
-    let _ = state.store.delete_login_request(&q.req).await;
+    let _ = state.store.login_requests().delete(&q.req).await;
     match serde_json::from_str::<InboundLogout>(&stored) {
         Ok(inbound) => logout_request_arrived(&state, &session, &ip, inbound).await,
         Err(e) => PageError::internal("logout request", e).into_response(),
@@ -949,17 +953,20 @@ async fn save_chain(state: &AppState, id: &str, chain: &SloChain) -> Result<(), 
         serde_json::to_string(chain).map_err(|e| PageError::internal("logout chain", e))?;
     let ttl = state.config.login.request_ttl.as_secs() as i64;
     // Rewriting the row under the same id: delete first (the store inserts).
-    state.store.delete_login_request(id).await?;
+    state.store.login_requests().delete(id).await?;
     state
         .store
-        .put_login_request(id, SLO_PROTOCOL, &payload, ttl)
+        .login_requests()
+        .put(id, SLO_PROTOCOL, &payload, ttl)
         .await?;
     Ok(())
 }
 
 async fn load_chain(state: &AppState, id: &str) -> Result<Option<SloChain>, PageError> {
-    match state.store.get_login_request(id).await? {
-        Some((protocol, payload, _)) if protocol == SLO_PROTOCOL => serde_json::from_str(&payload)
+    match state.store.login_requests().get(id).await? {
+        Some(PendingRequest {
+            protocol, payload, ..
+        }) if protocol == SLO_PROTOCOL => serde_json::from_str(&payload)
             .map(Some)
             .map_err(|e| PageError::internal("logout chain", e)),
         _ => Ok(None),
@@ -1035,7 +1042,7 @@ pub async fn slo_propagate(
             }
         };
     }
-    let _ = state.store.delete_login_request(&q.req).await;
+    let _ = state.store.login_requests().delete(&q.req).await;
     match chain.finish {
         Finish::Page { redirect } => finish_page(&state, redirect),
         Finish::Respond(Some(reply)) => {
@@ -1135,7 +1142,8 @@ async fn audit(
     let detail = reason.map(|r| serde_json::json!({ "reason": r }));
     if let Err(e) = state
         .store
-        .audit(AuditEvent {
+        .audit()
+        .record(AuditEvent {
             event: "saml.sso",
             outcome,
             subject,
@@ -1159,7 +1167,8 @@ async fn audit_slo(
 ) {
     if let Err(e) = state
         .store
-        .audit(AuditEvent {
+        .audit()
+        .record(AuditEvent {
             event: "saml.slo",
             outcome,
             subject,

@@ -527,7 +527,11 @@ async fn a_one_megabyte_username_is_refused_before_anything_is_stored() {
     }
     // Each refusal is audited, with the name cut to the audit writer's field cap: the attempt is
     // visible to the security team, and nothing is stored at the size it was sent.
-    assert_eq!(rows(&server, "audit_log").await, before + 3, "one row per refusal");
+    assert_eq!(
+        rows(&server, "audit_log").await,
+        before + 3,
+        "one row per refusal"
+    );
     assert!(largest_stored(&server).await < 10_000);
     // The longest real address still works.
     let (http, csrf) = login_form(&server).await;
