@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use crate::config::{Config, Severity};
 use crate::keys::Keys;
 use crate::login::{Directory, MemoryThrottle};
-use crate::store::Store;
+use crate::store::StoreConfig;
 use crate::web::{AppState, Live, Templates};
 
 #[derive(Debug, thiserror::Error)]
@@ -70,11 +70,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     for warning in problems.iter().filter(|p| p.severity == Severity::Warning) {
         tracing::warn!("{warning}");
     }
-    let store = Store::open(&config.server.data_dir).await?;
-    tower_sessions_sqlx_store::SqliteStore::new(store.pool().clone())
-        .migrate()
-        .await
-        .map_err(|e| StartError::Store(crate::store::StoreError::Db(e)))?;
+    let store = crate::store::open(&StoreConfig::sqlite(&config.server.data_dir)).await?;
     let keys = Keys::load_or_generate(&config.server.keys_dir, &config.keys)?;
     let directory = Directory::new(&config.directory.users)?;
     let live = Live {

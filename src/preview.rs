@@ -163,7 +163,15 @@ async fn find_identity(state: &AppState, user: &str) -> Option<(Identity, Option
     if let Some(identity) = state.live().directory.by_name(user) {
         return Some((identity, None));
     }
-    let (json, overage) = state.store.upstream_identity_by_email(user).await.ok()??;
+    let crate::store::UpstreamIdentity {
+        identity: json,
+        groups_overage: overage,
+    } = state
+        .store
+        .upstream_identities()
+        .by_email(user)
+        .await
+        .ok()??;
     let identity: Identity = serde_json::from_str(&json).ok()?;
     Some((identity, Some(overage)))
 }

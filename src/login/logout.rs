@@ -73,7 +73,8 @@ pub async fn end_session(
     session.flush().await?;
     if let Some(s) = &signed_in {
         let _ = store
-            .audit(AuditEvent {
+            .audit()
+            .record(AuditEvent {
                 event: "logout",
                 outcome: "success",
                 subject: Some(&s.identity.subject),

@@ -316,7 +316,8 @@ async fn audit(
     let detail = pending.map(|p| serde_json::json!({"for": p.client_name}));
     if let Err(e) = state
         .store
-        .audit(AuditEvent {
+        .audit()
+        .record(AuditEvent {
             event,
             outcome,
             subject: Some(who),
@@ -547,7 +548,8 @@ pub async fn upstream_callback(
     signed_in.save(&session).await.map_err(session_error)?;
     let _ = state
         .store
-        .audit(AuditEvent {
+        .audit()
+        .record(AuditEvent {
             event: "login.upstream",
             outcome: "success",
             subject: Some(&signed_in.identity.subject),
@@ -564,7 +566,8 @@ pub async fn upstream_callback(
         Ok(json) => {
             if let Err(e) = state
                 .store
-                .put_upstream_identity(
+                .upstream_identities()
+                .put(
                     &signed_in.identity.subject,
                     &signed_in.identity.email,
                     &name,
@@ -613,7 +616,8 @@ async fn upstream_failed(
     };
     let _ = state
         .store
-        .audit(AuditEvent {
+        .audit()
+        .record(AuditEvent {
             event: "login.upstream",
             outcome,
             subject: None,

@@ -83,7 +83,8 @@ impl PendingLogin {
         })
         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         store
-            .put_login_request(&id, protocol, &payload, ttl_secs)
+            .login_requests()
+            .put(&id, protocol, &payload, ttl_secs)
             .await?;
         Ok(id)
     }
@@ -94,7 +95,12 @@ impl PendingLogin {
         id: &str,
         protocol: &str,
     ) -> Result<Option<Pending<T>>, StoreError> {
-        let Some((proto, payload, created_at)) = store.get_login_request(id).await? else {
+        let Some(crate::store::PendingRequest {
+            protocol: proto,
+            payload,
+            created_at,
+        }) = store.login_requests().get(id).await?
+        else {
             return Ok(None);
         };
         if proto != protocol {
@@ -114,7 +120,12 @@ impl PendingLogin {
         store: &Store,
         id: &str,
     ) -> Result<Option<Pending<serde_json::Value>>, StoreError> {
-        let Some((_, payload, created_at)) = store.get_login_request(id).await? else {
+        let Some(crate::store::PendingRequest {
+            payload,
+            created_at,
+            ..
+        }) = store.login_requests().get(id).await?
+        else {
             return Ok(None);
         };
         let env: Envelope<serde_json::Value> =

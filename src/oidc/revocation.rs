@@ -26,9 +26,10 @@ pub async fn revoke(
     for kind in order {
         match kind {
             Kind::Refresh => {
-                if let Some(found) = cx.store.lookup_refresh(&hash).await? {
+                if let Some(found) = cx.store.oauth().lookup_refresh(&hash).await? {
                     if found.grant.client_id == client.id {
                         cx.store
+                            .oauth()
                             .revoke_grant(&found.grant.id, "revoked by the client")
                             .await?;
                         cx.audit(
@@ -44,9 +45,12 @@ pub async fn revoke(
                 }
             }
             Kind::Access => {
-                if let Some((_, owner)) = cx.store.access_token_owner(&hash).await? {
+                if let Some(crate::store::TokenOwner {
+                    client_id: owner, ..
+                }) = cx.store.oauth().access_token_owner(&hash).await?
+                {
                     if owner == client.id {
-                        cx.store.revoke_access_token(&hash).await?;
+                        cx.store.oauth().revoke_access_token(&hash).await?;
                         cx.audit("token.revoke", "access_token", None, &client.id, None)
                             .await;
                     }

@@ -21,6 +21,7 @@ pub async fn userinfo(
         .ok_or(OidcError::TokenRequired)?;
     let invalid = |why: &str| OidcError::InvalidToken(why.into());
     let grant = store
+        .oauth()
         .grant_for_access_token(&token_hash(token))
         .await?
         .ok_or_else(|| invalid("the access token is invalid, expired or revoked"))?;

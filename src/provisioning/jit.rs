@@ -112,7 +112,7 @@ impl Jit {
     /// Make sure the person can use Lucca: called after authentication, before any answer
     /// goes back to the application.
     pub async fn at_sign_in(&self, claims: &Claims) -> Result<Granted, Denied> {
-        let link = self.store.lucca_link(&claims.subject).await?;
+        let link = self.store.lucca_links().get(&claims.subject).await?;
         let client = self.client.with_priority(Priority::SignIn);
         let lookup = match self.look_up(&client, claims, link.as_ref()).await {
             Ok(lookup) => lookup,
@@ -125,7 +125,8 @@ impl Jit {
         match decision {
             Decision::Leaver { lucca_id, ended_on } => {
                 self.store
-                    .put_lucca_link(subject, lucca_id, email, "ended")
+                    .lucca_links()
+                    .put(subject, lucca_id, email, "ended")
                     .await?;
                 self.audit(
                     subject,
@@ -140,7 +141,8 @@ impl Jit {
                 starts_on,
             } => {
                 self.store
-                    .put_lucca_link(subject, lucca_id, email, "not_started")
+                    .lucca_links()
+                    .put(subject, lucca_id, email, "not_started")
                     .await?;
                 self.audit(
                     subject,
@@ -184,7 +186,8 @@ impl Jit {
             Decision::Create => self.create(&client, claims).await,
             Decision::Unchanged { lucca_id } => {
                 self.store
-                    .put_lucca_link(subject, lucca_id, email, "active")
+                    .lucca_links()
+                    .put(subject, lucca_id, email, "active")
                     .await?;
                 self.audit(subject, "unchanged", json!({"lucca_id": lucca_id}))
                     .await;
@@ -192,7 +195,8 @@ impl Jit {
             }
             Decision::Update { lucca_id, changes } => {
                 self.store
-                    .put_lucca_link(subject, lucca_id, email, "active")
+                    .lucca_links()
+                    .put(subject, lucca_id, email, "active")
                     .await?;
                 // The person is active whatever happens to the update; a failure to queue
                 // is retried by their next sign-in, which compares again.
@@ -213,7 +217,7 @@ impl Jit {
     /// For a refresh: refuse a person whose last known contract state is ended or not
     /// started. Reads `lucca_links` only; their next sign-in asks Lucca again.
     pub async fn check_cached(&self, subject: &str) -> Result<(), Denied> {
-        match self.store.lucca_link(subject).await? {
+        match self.store.lucca_links().get(subject).await? {
             Some(link) if link.status == "ended" => Err(Denied::ContractEnded { on: None }),
             Some(link) if link.status == "not_started" => {
                 Err(Denied::ContractNotStarted { on: None })
@@ -311,7 +315,8 @@ impl Jit {
         match created {
             Ok(user) => {
                 self.store
-                    .put_lucca_link(subject, user.id, Some(&claims.email), "active")
+                    .lucca_links()
+                    .put(subject, user.id, Some(&claims.email), "active")
                     .await?;
                 self.audit(
                     subject,
@@ -391,7 +396,8 @@ impl Jit {
         let payload = serde_json::to_string(changes)
             .map_err(|e| StoreError::Corrupt(format!("outbox payload: {e}")))?;
         self.store
-            .enqueue_lucca_update(subject, lucca_id, &payload)
+            .outbox()
+            .enqueue(subject, lucca_id, &payload)
             .await?;
         self.wake.notify_one();
         Ok(())
@@ -417,14 +423,14 @@ impl Jit {
             detail: Some(detail),
             ..Default::default()
         };
-        if let Err(e) = self.store.audit(entry).await {
+        if let Err(e) = self.store.audit().record(entry).await {
             tracing::warn!(error = %e, "could not write the audit log");
         }
     }
 
     /// What JIT would do for this person, performing lookups only (for `GET /admin/preview`).
     pub async fn preview(&self, claims: &Claims) -> Value {
-        let link = match self.store.lucca_link(&claims.subject).await {
+        let link = match self.store.lucca_links().get(&claims.subject).await {
             Ok(link) => link,
             Err(e) => {
                 return json!({"mode": self.mode, "action": "unknown", "error": e.to_string()})

@@ -46,14 +46,19 @@ pub fn spawn_outbox_worker(jit: Arc<Jit>) -> JoinHandle<()> {
             }
             if now() - last_purge > 3600 {
                 last_purge = now();
-                if let Err(e) = jit.store.purge_lucca_outbox(now() - KEEP_FINISHED).await {
+                if let Err(e) = jit
+                    .store
+                    .outbox()
+                    .purge_finished(now() - KEEP_FINISHED)
+                    .await
+                {
                     tracing::warn!(error = %e, "purging the Lucca outbox failed");
                 }
             }
             if full {
                 continue;
             }
-            let wait = match jit.store.next_lucca_update_at().await {
+            let wait = match jit.store.outbox().next_due_at().await {
                 Ok(Some(at)) => Duration::from_secs(u64::try_from(at - now()).unwrap_or(0)),
                 Ok(None) | Err(_) => IDLE,
             }
@@ -70,7 +75,7 @@ pub fn spawn_outbox_worker(jit: Arc<Jit>) -> JoinHandle<()> {
 impl Jit {
     /// Deliver every update due at `at` (unix seconds); returns how many rows were tried.
     pub async fn deliver_due(&self, at: i64) -> Result<usize, StoreError> {
-        let rows = self.store.due_lucca_updates(at, BATCH).await?;
+        let rows = self.store.outbox().due(at, BATCH).await?;
         for row in &rows {
             self.deliver(row, at).await?;
         }
@@ -83,7 +88,8 @@ impl Jit {
             Err(e) => {
                 let error = format!("unreadable outbox payload: {e}");
                 self.store
-                    .lucca_update_failed(row.id, row.version, &error)
+                    .outbox()
+                    .mark_failed(row.id, row.version, &error)
                     .await?;
                 return Ok(());
             }
@@ -91,7 +97,8 @@ impl Jit {
         match self.send(row.lucca_id, &update).await {
             Ok(sent) => {
                 self.store
-                    .lucca_update_delivered(row.id, row.version)
+                    .outbox()
+                    .mark_delivered(row.id, row.version)
                     .await?;
                 let fields: Vec<String> = serde_json::to_value(&sent)
                     .ok()
@@ -114,13 +121,15 @@ impl Jit {
                 tracing::warn!(subject = %row.subject, lucca_id = row.lucca_id, error = %e, retry_in_s = delay.as_secs(), "Lucca update failed; will retry");
                 let next = at + i64::try_from(delay.as_secs()).unwrap_or(i64::MAX / 2);
                 self.store
-                    .lucca_update_retry(row.id, row.version, next, &e.to_string())
+                    .outbox()
+                    .schedule_retry(row.id, row.version, next, &e.to_string())
                     .await?;
             }
             Err(e) => {
                 tracing::error!(subject = %row.subject, lucca_id = row.lucca_id, error = %e, "Lucca update abandoned");
                 self.store
-                    .lucca_update_failed(row.id, row.version, &e.to_string())
+                    .outbox()
+                    .mark_failed(row.id, row.version, &e.to_string())
                     .await?;
                 self.audit_event(
                     "jit.update",
@@ -189,15 +198,12 @@ mod tests {
             ..Default::default()
         };
         let payload = serde_json::to_string(&update).unwrap();
-        store
-            .enqueue_lucca_update("alice", 2, &payload)
-            .await
-            .unwrap();
+        store.outbox().enqueue("alice", 2, &payload).await.unwrap();
 
         sim.fail_next(1, 503);
         let t0 = now();
         assert_eq!(jit.deliver_due(t0).await.unwrap(), 1);
-        let row = &store.recent_lucca_updates(None, 1).await.unwrap()[0];
+        let row = &store.outbox().recent(None, 1).await.unwrap()[0];
         assert_eq!((row.status.as_str(), row.attempts), ("pending", 1));
         assert!(row.next_attempt_at >= t0 + 10, "backed off");
         assert!(row.last_error.as_deref().unwrap().contains("503"));
@@ -208,18 +214,19 @@ mod tests {
         );
         assert_eq!(jit.deliver_due(t0 + 10).await.unwrap(), 1);
         assert_eq!(sim.user(2).unwrap()["jobTitle"], "Lead");
-        let row = &store.recent_lucca_updates(None, 1).await.unwrap()[0];
+        let row = &store.outbox().recent(None, 1).await.unwrap()[0];
         assert_eq!((row.status.as_str(), row.attempts), ("done", 2));
 
         // An account Lucca does not have will not appear by retrying.
         store
-            .enqueue_lucca_update("ghost", 999, &payload)
+            .outbox()
+            .enqueue("ghost", 999, &payload)
             .await
             .unwrap();
         jit.deliver_due(now()).await.unwrap();
-        let row = &store.recent_lucca_updates(Some("ghost"), 1).await.unwrap()[0];
+        let row = &store.outbox().recent(Some("ghost"), 1).await.unwrap()[0];
         assert_eq!(row.status, "failed");
-        let audit = store.recent_audit(10, Some("ghost")).await.unwrap();
+        let audit = store.audit().recent(10, Some("ghost")).await.unwrap();
         assert_eq!(
             (audit[0].event.as_str(), audit[0].outcome.as_str()),
             ("jit.update", "failed")

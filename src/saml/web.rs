@@ -30,7 +30,7 @@ use crate::login::page::signed_out_page;
 use crate::login::{
     decide, BoxFuture, Freshness, LogoutParticipant, PendingLogin, SessionDecision, SignedIn,
 };
-use crate::store::{AuditEvent, Store, StoreError};
+use crate::store::{AuditEvent, PendingRequest, Store, StoreError};
 use crate::web::{AppState, ClientIp, PageError};
 
 /// Pending sign-ins stored for `/saml/sso/resume`.
@@ -340,7 +340,8 @@ async fn accept(
         + 60;
     match state
         .store
-        .claim_saml_request_id(&accepted.sp.entity_id, &accepted.request.id, ttl)
+        .saml_request_ids()
+        .claim(&accepted.sp.entity_id, &accepted.request.id, ttl)
         .await
     {
         Ok(true) => {}
@@ -405,7 +406,7 @@ async fn answer(
         SessionDecision::Reuse(signed_in) => signed_in,
         SessionDecision::Passive => {
             if let Some((id, _)) = &resumed {
-                let _ = state.store.delete_login_request(id).await;
+                let _ = state.store.login_requests().delete(id).await;
             }
             audit(state, "no_passive", Some(&sp.entity_id), None, ip, None).await;
             return error_response(
@@ -427,7 +428,7 @@ async fn answer(
     };
     if let Some((id, _)) = &resumed {
         // The stored request is single-use.
-        if let Err(e) = state.store.delete_login_request(id).await {
+        if let Err(e) = state.store.login_requests().delete(id).await {
             return PageError::from(e).into_response();
         }
     }
@@ -693,7 +694,8 @@ pub async fn slo_post(
     let ttl = state.config.login.request_ttl.as_secs() as i64;
     match state
         .store
-        .put_login_request(&id, SLO_IN_PROTOCOL, &payload, ttl)
+        .login_requests()
+        .put(&id, SLO_IN_PROTOCOL, &payload, ttl)
         .await
     {
         Ok(()) => Redirect::to(&format!("/saml/slo/resume?req={id}")).into_response(),
@@ -708,12 +710,14 @@ pub async fn slo_resume(
     ClientIp(ip): ClientIp,
     Query(q): Query<ResumeQuery>,
 ) -> Response {
-    let stored = match state.store.get_login_request(&q.req).await {
-        Ok(Some((protocol, payload, _))) if protocol == SLO_IN_PROTOCOL => payload,
+    let stored = match state.store.login_requests().get(&q.req).await {
+        Ok(Some(PendingRequest {
+            protocol, payload, ..
+        })) if protocol == SLO_IN_PROTOCOL => payload,
         Ok(_) => return signed_out_page(&state.templates, None),
         Err(e) => return PageError::from(e).into_response(),
     };
-    let _ = state.store.delete_login_request(&q.req).await;
+    let _ = state.store.login_requests().delete(&q.req).await;
     match serde_json::from_str::<InboundLogout>(&stored) {
         Ok(inbound) => logout_request_arrived(&state, &session, &ip, inbound).await,
         Err(e) => PageError::internal("logout request", e).into_response(),
@@ -984,15 +988,19 @@ async fn store_chain(
 ) -> Result<(), StoreError> {
     let payload = serde_json::to_string(chain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // Rewriting the row under the same id: delete first (the store inserts).
-    store.delete_login_request(id).await?;
+    store.login_requests().delete(id).await?;
     store
-        .put_login_request(id, SLO_PROTOCOL, &payload, ttl.as_secs() as i64)
-        .await
+        .login_requests()
+        .put(id, SLO_PROTOCOL, &payload, ttl.as_secs() as i64)
+        .await?;
+    Ok(())
 }
 
 async fn load_chain(state: &AppState, id: &str) -> Result<Option<SloChain>, PageError> {
-    match state.store.get_login_request(id).await? {
-        Some((protocol, payload, _)) if protocol == SLO_PROTOCOL => serde_json::from_str(&payload)
+    match state.store.login_requests().get(id).await? {
+        Some(PendingRequest {
+            protocol, payload, ..
+        }) if protocol == SLO_PROTOCOL => serde_json::from_str(&payload)
             .map(Some)
             .map_err(|e| PageError::internal("logout chain", e)),
         _ => Ok(None),
@@ -1068,7 +1076,7 @@ pub async fn slo_propagate(
             }
         };
     }
-    let _ = state.store.delete_login_request(&q.req).await;
+    let _ = state.store.login_requests().delete(&q.req).await;
     match chain.finish {
         Finish::Page { redirect } => finish_page(&state, redirect),
         Finish::Respond(Some(reply)) => {
@@ -1168,7 +1176,8 @@ async fn audit(
     let detail = reason.map(|r| serde_json::json!({ "reason": r }));
     if let Err(e) = state
         .store
-        .audit(AuditEvent {
+        .audit()
+        .record(AuditEvent {
             event: "saml.sso",
             outcome,
             subject,
@@ -1192,7 +1201,8 @@ async fn audit_slo(
 ) {
     if let Err(e) = state
         .store
-        .audit(AuditEvent {
+        .audit()
+        .record(AuditEvent {
             event: "saml.slo",
             outcome,
             subject,

@@ -116,7 +116,8 @@ async fn rotate_key(
     tracing::info!(kid = %staged.kid, signs_from = %staged.signs_from, "signing key rotation staged");
     let _ = state
         .store
-        .audit(crate::store::AuditEvent {
+        .audit()
+        .record(crate::store::AuditEvent {
             event: "keys.rotate",
             outcome: "staged",
             detail: Some(json!({"kid": staged.kid, "signs_from": staged.signs_from})),
@@ -142,7 +143,8 @@ async fn audit(
 ) -> Result<impl IntoResponse, AdminError> {
     let entries = state
         .store
-        .recent_audit(q.limit.unwrap_or(100), q.subject.as_deref())
+        .audit()
+        .recent(q.limit.unwrap_or(100), q.subject.as_deref())
         .await
         .map_err(|e| {
             AdminError(

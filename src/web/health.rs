@@ -14,7 +14,7 @@ pub async fn healthz() -> impl IntoResponse {
 
 /// Ready when the database answers and a key can sign.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    let db = state.store.ping().await;
+    let db = state.store.health().ping().await;
     let signer = state.keys.signer();
     let key_ok = !signer.kid.is_empty();
     let body = json!({

@@ -22,7 +22,6 @@ use base64::Engine;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
-use tower_sessions_sqlx_store::SqliteStore;
 
 pub use csrf::{csrf_token, verify_csrf};
 pub use errors::PageError;
@@ -94,7 +93,7 @@ pub fn random_token(n: usize) -> String {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let session_store = SqliteStore::new(state.store.pool().clone());
+    let session_store = state.store.sessions().session_store();
     let sessions = SessionManagerLayer::new(session_store)
         .with_name(state.config.login.session_cookie.clone())
         // Lax, not Strict: the person arrives from Lucca cross-site and must keep their session.
@@ -260,12 +259,17 @@ pub fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
         let mut audit_purged_at: Option<tokio::time::Instant> = None;
         loop {
             tick.tick().await;
-            if let Err(e) = state.store.purge_expired().await {
+            if let Err(e) = state.store.housekeeping().purge_expired().await {
                 tracing::warn!(error = %e, "purging expired records failed");
             }
             if audit_purged_at.is_none_or(|t| t.elapsed() >= Duration::from_secs(24 * 3600)) {
                 audit_purged_at = Some(tokio::time::Instant::now());
-                match state.store.purge_audit(state.config.audit.retention).await {
+                match state
+                    .store
+                    .audit()
+                    .purge_older_than(state.config.audit.retention)
+                    .await
+                {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(rows = n, "purged audit rows past [audit] retention"),
                     Err(e) => tracing::warn!(error = %e, "purging old audit rows failed"),

@@ -112,7 +112,8 @@ async fn jit_outcomes(server: &TestServer, subject: &str) -> Vec<(String, Value)
     let mut rows: Vec<(String, Value)> = server
         .state()
         .store
-        .recent_audit(100, Some(subject))
+        .audit()
+        .recent(100, Some(subject))
         .await
         .unwrap()
         .into_iter()
@@ -151,7 +152,8 @@ async fn outbox(server: &TestServer, subject: &str) -> Vec<String> {
         let statuses: Vec<String> = server
             .state()
             .store
-            .recent_lucca_updates(Some(subject), 10)
+            .outbox()
+            .recent(Some(subject), 10)
             .await
             .unwrap()
             .into_iter()
@@ -207,7 +209,8 @@ async fn a_missing_account_is_created_before_the_code_is_issued() {
     let link = server
         .state()
         .store
-        .lucca_link("carol@acme.test")
+        .lucca_links()
+        .get("carol@acme.test")
         .await
         .unwrap()
         .expect("linked");
@@ -292,7 +295,8 @@ async fn a_pending_update_is_delivered_after_a_restart() {
     let pending = first
         .state()
         .store
-        .recent_lucca_updates(Some("alice@acme.test"), 10)
+        .outbox()
+        .recent(Some("alice@acme.test"), 10)
         .await
         .unwrap();
     assert_eq!(pending.len(), 1);
@@ -341,13 +345,15 @@ async fn leavers_and_future_hires_are_refused_and_never_created() {
     assert!(writes(&sim).is_empty(), "nothing created or changed");
     let store = &server.state().store;
     let david = store
-        .lucca_link("david.petit@acme.test")
+        .lucca_links()
+        .get("david.petit@acme.test")
         .await
         .unwrap()
         .unwrap();
     assert_eq!((david.lucca_id, david.status.as_str()), (4, "ended"));
     let emma = store
-        .lucca_link("emma.leroy@acme.test")
+        .lucca_links()
+        .get("emma.leroy@acme.test")
         .await
         .unwrap()
         .unwrap();
@@ -375,7 +381,8 @@ async fn several_matching_accounts_are_refused() {
     assert!(server
         .state()
         .store
-        .lucca_link("sam.roux@acme.test")
+        .lucca_links()
+        .get("sam.roux@acme.test")
         .await
         .unwrap()
         .is_none());
@@ -545,12 +552,13 @@ async fn the_preview_shows_what_jit_would_do_without_doing_it() {
 
     assert!(writes(&sim).is_empty(), "read-only lookups");
     let store = &server.state().store;
+    assert!(store.outbox().recent(None, 10).await.unwrap().is_empty());
     assert!(store
-        .recent_lucca_updates(None, 10)
+        .lucca_links()
+        .get("carol@acme.test")
         .await
         .unwrap()
-        .is_empty());
-    assert!(store.lucca_link("carol@acme.test").await.unwrap().is_none());
+        .is_none());
 }
 
 #[tokio::test]

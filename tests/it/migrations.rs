@@ -216,7 +216,8 @@ async fn a_dry_run_classifies_everyone_and_writes_nothing() {
     let state = server.state();
     assert!(state
         .store
-        .lucca_link("bob@acme.test")
+        .lucca_links()
+        .get("bob@acme.test")
         .await
         .unwrap()
         .is_none());
@@ -374,7 +375,8 @@ async fn applying_creates_updates_links_and_emails_then_a_rerun_changes_nothing(
     let store = &server.state().store;
     assert_eq!(
         store
-            .lucca_link("carol@acme.test")
+            .lucca_links()
+            .get("carol@acme.test")
             .await
             .unwrap()
             .unwrap()
@@ -383,7 +385,8 @@ async fn applying_creates_updates_links_and_emails_then_a_rerun_changes_nothing(
     );
     assert_eq!(
         store
-            .lucca_link("alice@acme.test")
+            .lucca_links()
+            .get("alice@acme.test")
             .await
             .unwrap()
             .unwrap()
@@ -391,13 +394,15 @@ async fn applying_creates_updates_links_and_emails_then_a_rerun_changes_nothing(
         2
     );
     let david = store
-        .lucca_link("david.petit@acme.test")
+        .lucca_links()
+        .get("david.petit@acme.test")
         .await
         .unwrap()
         .unwrap();
     assert_eq!((david.lucca_id, david.status.as_str()), (4, "ended"));
     assert!(store
-        .lucca_link("sam.roux@acme.test")
+        .lucca_links()
+        .get("sam.roux@acme.test")
         .await
         .unwrap()
         .is_none());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use base64::Engine;
 
-use crate::common::{hidden, start, Browser};
+use crate::common::{database, hidden, start, Browser};
 
 /// The database file and its write-ahead log, in bytes.
 fn database_size(data_dir: &Path) -> u64 {
@@ -84,7 +84,13 @@ async fn thirty_requests_with_huge_fields_grow_the_database_by_a_bounded_amount(
         grown < 30 * 32 * 1024,
         "30 requests grew the database by {grown} bytes"
     );
-    let rows = server.state().store.recent_audit(100, None).await.unwrap();
+    let rows = server
+        .state()
+        .store
+        .audit()
+        .recent(100, None)
+        .await
+        .unwrap();
     assert!(rows.len() >= 30, "every attempt is still audited");
     for row in &rows {
         for field in [&row.subject, &row.client, &row.ip, &row.detail] {
@@ -107,19 +113,20 @@ async fn housekeeping_purges_old_audit_rows_and_expired_sessions() {
     let day = 86_400;
     {
         let store = passerelle::store::Store::open(data.path()).await.unwrap();
+        let pool = database(data.path()).await;
         let now = chrono::Utc::now().timestamp();
         for (age_days, event) in [(31, "old"), (29, "recent")] {
-            sqlx::query("INSERT INTO audit_log (at, event, outcome) VALUES (?1, ?2, 'ok')")
+            sqlx::query("INSERT INTO audit_log (at, event, outcome) VALUES ($1, $2, 'ok')")
                 .bind(now - age_days * day)
                 .bind(event)
-                .execute(store.pool())
+                .execute(&pool)
                 .await
                 .unwrap();
         }
         // A session that expired an hour ago, as tower-sessions writes it.
         use tower_sessions::session::{Id, Record};
         use tower_sessions::SessionStore;
-        let sessions = tower_sessions_sqlx_store::SqliteStore::new(store.pool().clone());
+        let sessions = store.sessions().session_store();
         let mut expired = Record {
             id: Id::default(),
             data: Default::default(),
@@ -134,7 +141,7 @@ async fn housekeeping_purges_old_audit_rows_and_expired_sessions() {
         c.audit.retention = Duration::from_secs(30 * 86_400);
     })
     .await;
-    let pool = server.state().store.pool().clone();
+    let pool = database(&server.state().config.server.data_dir).await;
     let counts = || async {
         let events: Vec<String> = sqlx::query_scalar("SELECT event FROM audit_log ORDER BY id")
             .fetch_all(&pool)

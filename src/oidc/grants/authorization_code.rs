@@ -44,7 +44,7 @@ pub async fn issue_code(
             .map_err(|e| OidcError::internal("serialising identity", e))?,
         expires_at: now + provider.settings.code_ttl.as_secs() as i64,
     };
-    store.put_code(&token_hash(&code), &record).await?;
+    store.oauth().put_code(&token_hash(&code), &record).await?;
     metrics::counter!("passerelle_oidc_codes_issued_total").increment(1);
     Ok(code)
 }
@@ -68,7 +68,7 @@ pub async fn exchange(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| OidcError::invalid_request("code is required"))?;
     let code_hash = token_hash(code);
-    let record = match cx.store.consume_code(&code_hash).await? {
+    let record = match cx.store.oauth().consume_code(&code_hash).await? {
         ConsumedCode::Fresh(record) => record,
         ConsumedCode::Unknown => {
             cx.audit("token.code", "unknown_code", None, &client.id, None)
@@ -85,6 +85,7 @@ pub async fn exchange(
             if let Some(grant_id) = grant_id {
                 revoked = cx
                     .store
+                    .oauth()
                     .revoke_grant(&grant_id, "authorization code replayed")
                     .await?;
             }
@@ -158,6 +159,7 @@ pub async fn exchange(
         .unwrap_or(minted.access_expires_at);
     let stored_grant = cx
         .store
+        .oauth()
         .create_grant(
             &NewGrant {
                 id: &grant_id,

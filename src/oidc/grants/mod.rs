@@ -50,7 +50,8 @@ impl GrantContext<'_> {
     ) {
         if let Err(e) = self
             .store
-            .audit(AuditEvent {
+            .audit()
+            .record(AuditEvent {
                 event,
                 outcome,
                 subject,

@@ -30,7 +30,7 @@ pub async fn refresh(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| OidcError::invalid_request("refresh_token is required"))?;
     let hash = token_hash(token);
-    let Some(found) = cx.store.lookup_refresh(&hash).await? else {
+    let Some(found) = cx.store.oauth().lookup_refresh(&hash).await? else {
         cx.audit("token.refresh", "unknown_token", None, &client.id, None)
             .await;
         return Err(OidcError::invalid_grant(
@@ -72,6 +72,7 @@ pub async fn refresh(
             return Err(e.into());
         }
         cx.store
+            .oauth()
             .revoke_grant(&grant.id, &refusal.to_string())
             .await?;
         cx.audit(
@@ -121,6 +122,7 @@ pub async fn refresh(
         .map_err(|e| OidcError::internal("sealing the grace answer", e))?;
     let rotated = cx
         .store
+        .oauth()
         .rotate_refresh(
             &hash,
             &grant.id,
@@ -131,7 +133,7 @@ pub async fn refresh(
         .await?;
     if !rotated {
         // A concurrent request rotated this token between our read and our write.
-        return match cx.store.lookup_refresh(&hash).await? {
+        return match cx.store.oauth().lookup_refresh(&hash).await? {
             Some(found) => replayed(cx, client, token, &found).await,
             None => Err(OidcError::invalid_grant(
                 "the refresh token has been revoked",
@@ -178,6 +180,7 @@ async fn replayed(
     }
     let revoked = cx
         .store
+        .oauth()
         .revoke_grant(&found.grant.id, "refresh token reused")
         .await?;
     tracing::warn!(client_id = %client.id, subject = %found.grant.subject, "refresh token reuse detected; family revoked");

@@ -182,6 +182,7 @@ impl World {
 
     async fn access_works(&self, access_token: &str) -> bool {
         self.store
+            .oauth()
             .grant_for_access_token(&token_hash(access_token))
             .await
             .unwrap()

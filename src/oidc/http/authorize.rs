@@ -111,7 +111,7 @@ async fn continue_with(
     };
     if let Some((id, _)) = &resumed {
         // The stored request is single-use.
-        if let Err(e) = state.store.delete_login_request(id).await {
+        if let Err(e) = state.store.login_requests().delete(id).await {
             return PageError::from(e).into_response();
         }
     }

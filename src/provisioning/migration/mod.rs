@@ -30,8 +30,8 @@ pub use http::routes;
 pub use model::{Class, FieldChange, JobStatus, PersonRow};
 pub use worker::spawn_worker;
 
-use crate::store::migrations::{MigrationJobRecord, NewMigrationRow};
 use crate::store::StoreError;
+use crate::store::{MigrationJobRecord, NewMigrationRow};
 use input::{Limits, UploadError};
 use report::{JobView, ReportRow};
 
@@ -112,7 +112,8 @@ pub async fn submit(
         .collect();
     let id = crate::web::random_token(12);
     ctx.store
-        .create_migration_job(&id, options.dry_run, notify, &rows)
+        .migration_jobs()
+        .create_job(&id, options.dry_run, notify, &rows)
         .await?;
     tracing::info!(job = %id, rows = rows.len(), invalid, dry_run = options.dry_run, "migration job queued");
     ctx.wake();
@@ -131,13 +132,14 @@ pub async fn submit(
 
 async fn job(ctx: &MigrationContext, id: &str) -> Result<MigrationJobRecord, MigrationError> {
     ctx.store
-        .migration_job(id)
+        .migration_jobs()
+        .job(id)
         .await?
         .ok_or_else(|| MigrationError::NotFound(id.to_string()))
 }
 
 async fn view(ctx: &MigrationContext, job: &MigrationJobRecord) -> Result<JobView, MigrationError> {
-    let counts = ctx.store.migration_counts(&job.id).await?;
+    let counts = ctx.store.migration_jobs().counts(&job.id).await?;
     Ok(report::job_view(
         job,
         &counts,
@@ -153,7 +155,7 @@ pub async fn status(ctx: &MigrationContext, id: &str) -> Result<JobView, Migrati
 
 pub async fn list(ctx: &MigrationContext, limit: i64) -> Result<Vec<JobView>, MigrationError> {
     let mut views = Vec::new();
-    for job in ctx.store.migration_jobs(limit).await? {
+    for job in ctx.store.migration_jobs().list_jobs(limit).await? {
         views.push(view(ctx, &job).await?);
     }
     Ok(views)
@@ -169,7 +171,8 @@ pub async fn cancel(ctx: &MigrationContext, id: &str) -> Result<JobView, Migrati
     }
     let after = ctx
         .store
-        .cancel_migration_job(id)
+        .migration_jobs()
+        .cancel_job(id)
         .await?
         .ok_or_else(|| MigrationError::NotFound(id.to_string()))?;
     ctx.wake();
@@ -182,6 +185,6 @@ pub async fn report(
 ) -> Result<(MigrationJobRecord, Vec<ReportRow>), MigrationError> {
     let job = job(ctx, id).await?;
     let status = JobStatus::parse(&job.status).unwrap_or(JobStatus::Failed);
-    let rows = ctx.store.migration_report(id).await?;
+    let rows = ctx.store.migration_jobs().report_rows(id).await?;
     Ok((job, report::report_rows(&rows, status)))
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::model::{Class, FieldChange, JobStatus, PersonRow};
-use crate::store::migrations::{MigrationClassCount, MigrationJobRecord, MigrationRowRecord};
+use crate::store::{MigrationClassCount, MigrationJobRecord, MigrationRowRecord};
 
 /// Lucca requests per person to write: the re-check, then the write itself.
 pub const REQUESTS_PER_WRITE: u64 = 2;

@@ -23,8 +23,8 @@ use super::notify::{EmailContext, Mailer};
 use crate::config::MatchOn;
 use crate::identity::Identity;
 use crate::lucca::{LuccaClient, LuccaError, Priority};
-use crate::store::migrations::{MigrationJobRecord, MigrationRowOutcome, MigrationRowRecord};
 use crate::store::StoreError;
+use crate::store::{MigrationJobRecord, MigrationRowOutcome, MigrationRowRecord};
 
 /// How often the worker looks for work when nobody wakes it (a job queued by another process
 /// sharing the data directory, or a wake-up lost to a restart).
@@ -55,7 +55,7 @@ pub fn spawn_worker(ctx: Arc<MigrationContext>) -> tokio::task::JoinHandle<()> {
 /// Run queued jobs, one at a time, until none is left or the database fails.
 pub(crate) async fn run_queued(ctx: &MigrationContext) {
     loop {
-        match ctx.store.next_migration_job().await {
+        match ctx.store.migration_jobs().next_job().await {
             Ok(Some(id)) => {
                 if let Err(e) = run_job(ctx, &id).await {
                     // The database failed under us: the job stays as it is and is resumed
@@ -88,10 +88,10 @@ impl From<StoreError> for Stop {
 }
 
 async fn run_job(ctx: &MigrationContext, id: &str) -> Result<(), StoreError> {
-    let Some(job) = ctx.store.migration_job(id).await? else {
+    let Some(job) = ctx.store.migration_jobs().job(id).await? else {
         return Ok(());
     };
-    if !ctx.store.start_migration_job(id).await? {
+    if !ctx.store.migration_jobs().start_job(id).await? {
         return Ok(());
     }
     tracing::info!(job = %id, dry_run = job.dry_run, rows = job.total, "migration job running");
@@ -119,7 +119,8 @@ async fn finish(
     match result {
         Ok(()) => {
             store
-                .finish_migration_job(id, JobStatus::Done.as_str(), None)
+                .migration_jobs()
+                .finish_job(id, JobStatus::Done.as_str(), None)
                 .await?;
             tracing::info!(job = %id, "migration job done");
         }
@@ -127,7 +128,8 @@ async fn finish(
         Err(Stop::Fatal(message)) => {
             tracing::warn!(job = %id, error = %message, "migration job failed");
             store
-                .finish_migration_job(id, JobStatus::Failed.as_str(), Some(&message))
+                .migration_jobs()
+                .finish_job(id, JobStatus::Failed.as_str(), Some(&message))
                 .await?;
         }
         Err(Stop::Store(e)) => return Err(e),
@@ -154,7 +156,7 @@ impl Runner<'_> {
     async fn run(&self) -> Result<(), Stop> {
         let store = &self.ctx.store;
         let id = self.job.id.as_str();
-        let rows = store.migration_rows(id, true).await?;
+        let rows = store.migration_jobs().rows(id, true).await?;
         let directory = self.ctx.directory();
         let mut pending = Vec::with_capacity(rows.len());
         for record in rows {
@@ -176,7 +178,10 @@ impl Runner<'_> {
                         message: Some(format!("stored row is unreadable: {e}")),
                         done: true,
                     };
-                    store.record_migration_outcomes(id, &[outcome]).await?;
+                    store
+                        .migration_jobs()
+                        .record_outcomes(id, &[outcome])
+                        .await?;
                 }
             }
         }
@@ -234,12 +239,12 @@ impl Runner<'_> {
                 to_write.push(p);
             }
             if batch.len() >= FLUSH_EVERY {
-                store.record_migration_outcomes(id, &batch).await?;
+                store.migration_jobs().record_outcomes(id, &batch).await?;
                 batch.clear();
                 self.check_cancelled().await?;
             }
         }
-        store.record_migration_outcomes(id, &batch).await?;
+        store.migration_jobs().record_outcomes(id, &batch).await?;
         if self.job.dry_run {
             return Ok(());
         }
@@ -261,7 +266,8 @@ impl Runner<'_> {
         match self
             .ctx
             .store
-            .migration_job_status(&self.job.id)
+            .migration_jobs()
+            .job_status(&self.job.id)
             .await?
             .as_deref()
         {
@@ -335,7 +341,8 @@ impl Runner<'_> {
                         .push("the manager's account could not be created: manager not set".into());
                 }
                 store
-                    .mark_migration_write_started(id, p.record.row_no)
+                    .migration_jobs()
+                    .mark_write_started(id, p.record.row_no)
                     .await?;
                 match self.client.create_user(&user).await {
                     Ok(created) => {
@@ -353,7 +360,8 @@ impl Runner<'_> {
                 mut outcome,
             } => {
                 store
-                    .mark_migration_write_started(id, p.record.row_no)
+                    .migration_jobs()
+                    .mark_write_started(id, p.record.row_no)
                     .await?;
                 match self.client.update_user(lucca_id, &changes).await {
                     Ok(Some(updated)) => {
@@ -371,7 +379,8 @@ impl Runner<'_> {
         };
         self.link(p, &outcome).await?;
         store
-            .record_migration_outcomes(id, &[row_outcome(p.record.row_no, &outcome, true)])
+            .migration_jobs()
+            .record_outcomes(id, &[row_outcome(p.record.row_no, &outcome, true)])
             .await?;
         Ok(())
     }
@@ -392,7 +401,8 @@ impl Runner<'_> {
             .unwrap_or_else(|| email.clone());
         self.ctx
             .store
-            .put_lucca_link(&subject, lucca_id, Some(&email), status)
+            .lucca_links()
+            .put(&subject, lucca_id, Some(&email), status)
             .await
     }
 
@@ -403,7 +413,7 @@ impl Runner<'_> {
             Err(e) => return Err(Stop::Fatal(format!("cannot send the emails: {e}"))),
         };
         let directory = ctx.directory();
-        let rows = ctx.store.migration_report(&self.job.id).await?;
+        let rows = ctx.store.migration_jobs().report_rows(&self.job.id).await?;
         for r in rows {
             let migrated = r.done
                 && r.class
@@ -440,7 +450,8 @@ impl Runner<'_> {
                 }
             };
             ctx.store
-                .set_migration_notice(&self.job.id, r.row_no, &notice)
+                .migration_jobs()
+                .set_notice(&self.job.id, r.row_no, &notice)
                 .await?;
         }
         Ok(())

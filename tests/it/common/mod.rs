@@ -340,3 +340,16 @@ pub fn jwt_payload(token: &str) -> serde_json::Value {
         .expect("base64");
     serde_json::from_slice(&bytes).expect("json")
 }
+
+/// The test's own connection to the SQLite file in `data_dir`, to look at (or age) rows that
+/// the store's ports do not show. The server keeps its own pool on the same file.
+pub async fn database(data_dir: &std::path::Path) -> sqlx::SqlitePool {
+    use std::str::FromStr;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str("sqlite://")
+        .expect("options")
+        .filename(data_dir.join(passerelle::store::DB_FILE))
+        .busy_timeout(std::time::Duration::from_secs(5));
+    sqlx::SqlitePool::connect_with(options)
+        .await
+        .expect("the database file")
+}

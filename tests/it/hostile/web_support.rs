@@ -56,7 +56,7 @@ pub async fn audit(server: &TestServer, limit: usize) -> Vec<Value> {
 /// The longest value stored in any table anonymous requests can reach (pending sign-ins,
 /// sessions, codes, the audit log).
 pub async fn largest_stored(server: &TestServer) -> i64 {
-    let pool = server.state().store.pool();
+    let pool = database(&server.state().config.server.data_dir).await;
     let mut largest = 0;
     for sql in [
         "SELECT COALESCE(MAX(LENGTH(payload)), 0) FROM login_requests",
@@ -64,7 +64,7 @@ pub async fn largest_stored(server: &TestServer) -> i64 {
         "SELECT COALESCE(MAX(LENGTH(redirect_uri) + LENGTH(COALESCE(nonce, '')) + LENGTH(client_id)), 0) FROM auth_codes",
         "SELECT COALESCE(MAX(LENGTH(COALESCE(subject, '')) + LENGTH(COALESCE(client, '')) + LENGTH(COALESCE(ip, '')) + LENGTH(COALESCE(detail, ''))), 0) FROM audit_log",
     ] {
-        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(pool).await.unwrap();
+        let (n,): (i64,) = sqlx::query_as(sql).fetch_one(&pool).await.unwrap();
         largest = largest.max(n);
     }
     largest
@@ -72,8 +72,9 @@ pub async fn largest_stored(server: &TestServer) -> i64 {
 
 /// How many rows a table has.
 pub async fn rows(server: &TestServer, table: &str) -> i64 {
+    let pool = database(&server.state().config.server.data_dir).await;
     let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table}"))
-        .fetch_one(server.state().store.pool())
+        .fetch_one(&pool)
         .await
         .unwrap();
     n

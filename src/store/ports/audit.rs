@@ -1,16 +1,18 @@
 //! The audit log: sign-ins and token events.
 //!
 //! Many of its fields come from anonymous requests (a username typed into the form, the Issuer
-//! of an unknown SAML request), so every field is capped here, in the one writer, whoever the
-//! caller: a string keeps its first [`MAX_FIELD_BYTES`] bytes (cut on a character boundary)
-//! followed by a visible `…[cut N bytes]` marker. Old rows are purged after `[audit] retention`.
+//! of an unknown SAML request), so every field is capped before any backend stores it
+//! ([`AuditEvent::capped`], which every adapter's `record` calls), whoever the caller: a string
+//! keeps its first [`MAX_FIELD_BYTES`] bytes (cut on a character boundary) followed by a visible
+//! `…[cut N bytes]` marker. Old rows are purged after `[audit] retention`.
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{now, Store, StoreError};
+use crate::store::StoreError;
 
 /// Bytes kept of each field, and of each string inside `detail`.
 pub const MAX_FIELD_BYTES: usize = 256;
@@ -20,9 +22,8 @@ pub const MAX_DETAIL_ITEMS: usize = 32;
 const MAX_DETAIL_DEPTH: usize = 4;
 /// The whole `detail`, once capped field by field, is kept whole up to this size.
 pub const MAX_DETAIL_BYTES: usize = 4096;
-/// Rows deleted per statement, so that a first purge of a large log never holds the write
-/// lock for long.
-const PURGE_BATCH: i64 = 5000;
+/// The most entries [`AuditLog::recent`] returns at once.
+pub const MAX_RECENT: i64 = 1000;
 
 /// One event to record. `detail` is free-form JSON and must never hold a secret.
 #[derive(Debug, Clone, Default)]
@@ -35,9 +36,36 @@ pub struct AuditEvent<'a> {
     pub detail: Option<serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// An event as stored: every field capped, `detail` serialised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CappedAuditEvent {
+    pub event: String,
+    pub outcome: String,
+    pub subject: Option<String>,
+    pub client: Option<String>,
+    pub ip: Option<String>,
+    pub detail: Option<String>,
+}
+
+impl AuditEvent<'_> {
+    /// The event as every backend stores it.
+    pub fn capped(self) -> CappedAuditEvent {
+        let field = |v: &str| cap(v, MAX_FIELD_BYTES).into_owned();
+        CappedAuditEvent {
+            event: field(self.event),
+            outcome: field(self.outcome),
+            subject: self.subject.map(field),
+            client: self.client.map(field),
+            ip: self.ip.map(field),
+            detail: self.detail.map(cap_detail),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
+    /// Unix seconds.
     pub at: i64,
     pub event: String,
     pub outcome: String,
@@ -45,6 +73,25 @@ pub struct AuditEntry {
     pub client: Option<String>,
     pub ip: Option<String>,
     pub detail: Option<String>,
+}
+
+#[async_trait]
+pub trait AuditLog: Send + Sync {
+    /// Record `event` at the current time, capped ([`AuditEvent::capped`]).
+    async fn record(&self, event: AuditEvent<'_>) -> Result<(), StoreError>;
+
+    /// The newest `limit` entries (clamped to 1..=[`MAX_RECENT`]), newest first; optionally
+    /// only one subject's.
+    async fn recent(
+        &self,
+        limit: i64,
+        subject: Option<&str>,
+    ) -> Result<Vec<AuditEntry>, StoreError>;
+
+    /// Delete entries older than `older_than` (none when it is zero: kept forever), in batches
+    /// so that a first purge of a large log never holds the database for long. Returns how many
+    /// were deleted.
+    async fn purge_older_than(&self, older_than: Duration) -> Result<u64, StoreError>;
 }
 
 /// `text` cut to `max` bytes on a character boundary, with a marker saying how much was cut.
@@ -128,62 +175,12 @@ pub fn cap_detail(detail: Value) -> String {
     }
 }
 
-impl Store {
-    pub async fn audit(&self, e: AuditEvent<'_>) -> Result<(), StoreError> {
-        let field = |v: &str| cap(v, MAX_FIELD_BYTES).into_owned();
-        sqlx::query("INSERT INTO audit_log (at, event, outcome, subject, client, ip, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)")
-            .bind(now())
-            .bind(field(e.event))
-            .bind(field(e.outcome))
-            .bind(e.subject.map(field))
-            .bind(e.client.map(field))
-            .bind(e.ip.map(field))
-            .bind(e.detail.map(cap_detail))
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+/// The cut-off of a purge: `now - older_than`, `None` when nothing is to be purged.
+pub fn purge_cutoff(now: i64, older_than: Duration) -> Option<i64> {
+    if older_than.is_zero() {
+        return None;
     }
-
-    /// Delete audit rows older than `older_than` (none when it is zero: kept forever).
-    /// Returns how many were deleted.
-    pub async fn purge_audit(&self, older_than: Duration) -> Result<u64, StoreError> {
-        if older_than.is_zero() {
-            return Ok(0);
-        }
-        let cutoff = now().saturating_sub(i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX));
-        let mut deleted = 0;
-        loop {
-            let n = sqlx::query(
-                "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE at < ?1 LIMIT ?2)",
-            )
-            .bind(cutoff)
-            .bind(PURGE_BATCH)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-            deleted += n;
-            if n < PURGE_BATCH as u64 {
-                return Ok(deleted);
-            }
-        }
-    }
-
-    /// Newest first; optionally only one subject's events.
-    pub async fn recent_audit(
-        &self,
-        limit: i64,
-        subject: Option<&str>,
-    ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows = sqlx::query_as::<_, AuditEntry>(
-            "SELECT id, at, event, outcome, subject, client, ip, detail FROM audit_log
-             WHERE (?1 IS NULL OR subject = ?1) ORDER BY id DESC LIMIT ?2",
-        )
-        .bind(subject)
-        .bind(limit.clamp(1, 1000))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows)
-    }
+    Some(now.saturating_sub(i64::try_from(older_than.as_secs()).unwrap_or(i64::MAX)))
 }
 
 #[cfg(test)]
@@ -228,5 +225,12 @@ mod tests {
         assert!(stored.len() <= MAX_DETAIL_BYTES, "{}", stored.len());
         let v: Value = serde_json::from_str(&stored).unwrap();
         assert!(v["cut"].as_str().unwrap().contains("…[cut "), "{v}");
+    }
+
+    #[test]
+    fn a_zero_retention_purges_nothing() {
+        assert_eq!(purge_cutoff(1000, Duration::ZERO), None);
+        assert_eq!(purge_cutoff(1000, Duration::from_secs(10)), Some(990));
+        assert_eq!(purge_cutoff(0, Duration::MAX), Some(-i64::MAX));
     }
 }

@@ -1,0 +1,32 @@
+//! The ports: one trait per need, each with the types that cross it (records, rows, the size
+//! limits every backend applies). Nothing here names a database driver; every backend
+//! implements all of them and passes the conformance suite (`store/conformance.rs`).
+
+pub mod audit;
+pub mod health;
+pub mod housekeeping;
+pub mod login_requests;
+pub mod lucca_links;
+pub mod migration_jobs;
+pub mod oauth;
+pub mod outbox;
+pub mod saml_request_ids;
+pub mod sessions;
+pub mod upstream_identities;
+
+pub use audit::{AuditEntry, AuditEvent, AuditLog, CappedAuditEvent};
+pub use health::Health;
+pub use housekeeping::Housekeeping;
+pub use login_requests::{LoginRequests, PendingRequest};
+pub use lucca_links::{LuccaLink, LuccaLinks};
+pub use migration_jobs::{
+    MigrationClassCount, MigrationJobRecord, MigrationJobs, MigrationRowOutcome,
+    MigrationRowRecord, NewMigrationRow,
+};
+pub use oauth::{
+    CodeRecord, ConsumedCode, GrantRecord, NewGrant, OAuthStore, RefreshLookup, TokenOwner,
+};
+pub use outbox::{Outbox, OutboxRow};
+pub use saml_request_ids::SamlRequestIds;
+pub use sessions::{SessionBackend, Sessions};
+pub use upstream_identities::{UpstreamIdentities, UpstreamIdentity};

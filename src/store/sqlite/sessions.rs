@@ -1,0 +1,26 @@
+use async_trait::async_trait;
+use sqlx::SqlitePool;
+use tower_sessions::session_store::ExpiredDeletion;
+use tower_sessions_sqlx_store::SqliteStore;
+
+use super::SqliteAdapter;
+use crate::store::{SessionBackend, Sessions, StoreError};
+
+/// tower-sessions' own store, on our pool (its table: `tower_sessions`).
+pub(super) fn session_store(pool: &SqlitePool) -> SqliteStore {
+    SqliteStore::new(pool.clone())
+}
+
+#[async_trait]
+impl Sessions for SqliteAdapter {
+    fn session_store(&self) -> SessionBackend {
+        SessionBackend::new(session_store(&self.pool))
+    }
+
+    async fn delete_expired(&self) -> Result<(), StoreError> {
+        session_store(&self.pool)
+            .delete_expired()
+            .await
+            .map_err(|e| StoreError::Sessions(e.to_string()))
+    }
+}
