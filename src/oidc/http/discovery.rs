@@ -6,19 +6,21 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::web::AppState;
+use crate::oidc::{OidcState, SUPPORTED_SCOPES};
 
-pub async fn discovery(State(state): State<AppState>) -> Response {
-    let url = |p: &str| state.url(p);
+pub async fn discovery(State(state): State<OidcState>) -> Response {
+    // The issuer is `public_url` without a trailing slash: every endpoint hangs off it.
+    let issuer = &state.provider.issuer;
+    let url = |p: &str| format!("{issuer}{p}");
     let body = json!({
-        "issuer": state.oidc.issuer,
+        "issuer": issuer,
         "authorization_endpoint": url("/oidc/authorize"),
         "token_endpoint": url("/oidc/token"),
         "userinfo_endpoint": url("/oidc/userinfo"),
         "jwks_uri": url("/oidc/jwks"),
         "end_session_endpoint": url("/oidc/logout"),
         "revocation_endpoint": url("/oidc/revoke"),
-        "scopes_supported": super::SUPPORTED_SCOPES,
+        "scopes_supported": SUPPORTED_SCOPES,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -44,7 +46,7 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
     cacheable(Json(body).into_response())
 }
 
-pub async fn jwks(State(state): State<AppState>) -> Response {
+pub async fn jwks(State(state): State<OidcState>) -> Response {
     cacheable(Json(state.keys.jwks()).into_response())
 }
 
