@@ -67,6 +67,10 @@ pub struct Provider {
     pub settings: OidcConfig,
     /// `public_url`: the `iss` of every token and the `iss` authorization response parameter.
     pub issuer: String,
+    /// The discovery document, rendered once: it depends on the issuer alone.
+    discovery: crate::web::Prepared,
+    /// The JWKS, rendered again only when the set of published keys changes.
+    jwks: http::JwksCache,
 }
 
 impl Provider {
@@ -75,6 +79,8 @@ impl Provider {
             clients: Clients::new(&settings.clients),
             settings: settings.clone(),
             issuer: issuer.to_string(),
+            discovery: http::discovery_document(issuer),
+            jwks: http::JwksCache::default(),
         }
     }
 }

@@ -8,6 +8,7 @@ mod headers;
 mod health;
 mod ip;
 mod networks;
+mod prepared;
 mod substates;
 mod templates;
 
@@ -28,6 +29,7 @@ pub use errors::PageError;
 pub use headers::{current_nonce, HSTS};
 pub use ip::{client_ip, network_key, ClientAddr, ClientIp, TrustedProxies};
 pub use networks::sign_in_allowed;
+pub use prepared::Prepared;
 pub use templates::Templates;
 
 use crate::config::{ClaimsConfig, Config, RoleMappingRow};

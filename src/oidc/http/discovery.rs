@@ -1,16 +1,34 @@
-//! `/.well-known/openid-configuration` and the JWKS.
+//! `/.well-known/openid-configuration` and the JWKS, served as prepared bytes with a strong
+//! ETag (304 on `If-None-Match`): discovery is rendered once per issuer, the JWKS once per set
+//! of published keys.
 
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 use axum::extract::State;
-use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::http::HeaderMap;
+use axum::response::Response;
 use serde_json::json;
 
+use crate::keys::Keys;
 use crate::oidc::{OidcState, SUPPORTED_SCOPES};
+use crate::web::Prepared;
 
-pub async fn discovery(State(state): State<OidcState>) -> Response {
-    // The issuer is `public_url` without a trailing slash: every endpoint hangs off it.
-    let issuer = &state.provider.issuer;
+/// Short caching: a staged key is published for `keys.rotation_delay` before it signs, far
+/// longer than this.
+const CACHE_CONTROL: &str = "public, max-age=300";
+
+pub async fn discovery(State(state): State<OidcState>, headers: HeaderMap) -> Response {
+    state.provider.discovery.respond(&headers)
+}
+
+pub async fn jwks(State(state): State<OidcState>, headers: HeaderMap) -> Response {
+    state.provider.jwks.current(&state.keys).1.respond(&headers)
+}
+
+/// The discovery document of `issuer` (`public_url` without a trailing slash: every endpoint
+/// hangs off it).
+pub fn discovery_document(issuer: &str) -> Prepared {
     let url = |p: &str| format!("{issuer}{p}");
     let body = json!({
         "issuer": issuer,
@@ -43,19 +61,33 @@ pub async fn discovery(State(state): State<OidcState>) -> Response {
         "backchannel_logout_supported": false,
         "authorization_response_iss_parameter_supported": true,
     });
-    cacheable(Json(body).into_response())
+    Prepared::json(&body, CACHE_CONTROL)
 }
 
-pub async fn jwks(State(state): State<OidcState>) -> Response {
-    cacheable(Json(state.keys.jwks()).into_response())
+/// The JWKS as last rendered, with the kids it was rendered for. The published set changes with
+/// time (a staged key appears, a retired one leaves) and with a rotation or a reload of the
+/// ring, so each request compares the kids published now — a few `Arc` clones, no OpenSSL —
+/// and renders again only when they differ.
+#[derive(Default)]
+pub struct JwksCache {
+    rendered: ArcSwapOption<(Vec<String>, Prepared)>,
 }
 
-/// Short caching: a staged key is published for `keys.rotation_delay` before it signs, far
-/// longer than this.
-fn cacheable(mut r: Response) -> Response {
-    r.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=300"),
-    );
-    r
+impl JwksCache {
+    pub fn current(&self, keys: &Keys) -> Arc<(Vec<String>, Prepared)> {
+        let published = keys.published();
+        if let Some(rendered) = self.rendered.load_full() {
+            let (kids, _) = &*rendered;
+            if kids.len() == published.len()
+                && kids.iter().zip(&published).all(|(a, b)| *a == b.kid)
+            {
+                return rendered;
+            }
+        }
+        let kids = published.iter().map(|k| k.kid.clone()).collect();
+        // Two requests may render at once after a change; both produce the same bytes.
+        let fresh = Arc::new((kids, Prepared::json(&keys.jwks(), CACHE_CONTROL)));
+        self.rendered.store(Some(Arc::clone(&fresh)));
+        fresh
+    }
 }

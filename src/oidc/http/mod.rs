@@ -4,6 +4,7 @@
 
 mod authorize;
 mod discovery;
+pub(crate) use discovery::{discovery_document, JwksCache};
 mod logout;
 mod revoke;
 pub(crate) mod token;
