@@ -41,14 +41,16 @@
 pub mod binding;
 pub mod dsig;
 pub mod encrypt;
+mod http;
 pub mod idp;
 pub(crate) mod libxml2;
 pub mod logout;
 pub mod metadata;
 pub mod request;
 pub mod response;
+pub mod slo;
 pub mod sp;
-pub mod web;
+pub mod sso;
 pub(crate) mod writer;
 pub mod xml;
 
@@ -63,6 +65,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use binding::{encode_post, encode_redirect, Binding, BindingError, MessageKind};
 pub use dsig::{SignError, SignatureError, SigningMaterial};
+pub use http::{routes, SamlState, SingleLogout};
 pub use idp::{SamlIdp, SpProblem};
 pub use logout::{
     build_logout_request, build_logout_response, parse_redirect_logout_request,
@@ -80,6 +83,7 @@ pub use response::{
     SamlAttribute,
 };
 pub use sp::{ReplyTo, ServiceProvider, ServiceProviderLookup, SpError, SpRegistry, SpSettings};
+pub use sso::name_id_for;
 pub use xml::{check_strict_xml, parse_message, XmlError};
 
 /// Namespace and algorithm identifiers used across the modules.
