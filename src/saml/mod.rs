@@ -1,4 +1,4 @@
-//! SAML 2.0 identity provider: the protocol core, free of HTTP.
+//! SAML 2.0 identity provider: the protocol core, free of HTTP, and its thin HTTP edge (`http/`).
 //!
 //! What is here, one concern per module:
 //! - [`metadata`]: our IdP metadata (`EntityDescriptor`), rendered from an escaped template.
@@ -11,6 +11,13 @@
 //! - [`response`]: Response/Assertion building and signing.
 //! - [`encrypt`]: EncryptedAssertion (AES-256-GCM + RSA-OAEP).
 //! - [`logout`]: LogoutRequest / LogoutResponse, both directions.
+//! - [`sso`]: what an SSO answer says once the pipeline released the person (NameID, context,
+//!   attributes, or the status of an error Response), and the request kept while they sign in.
+//! - [`slo`]: which session an SP's LogoutRequest names, and the chain of LogoutRequests to the
+//!   session's other SPs, one hop at a time.
+//!
+//! `http/` holds the thin axum handlers (metadata, SSO, SLO) on a narrow [`SamlState`], and
+//! [`SingleLogout`], SAML's logout participant registered with `login/` at start-up.
 //!
 //! Signing does not go through samael or xmlsec: we generate the XML ourselves, already in
 //! exclusive-C14N form (`writer`), so the digest is taken over the exact bytes we emit and the
