@@ -6,6 +6,7 @@ use axum::extract::FromRef;
 use super::{AppState, TrustedProxies};
 use crate::login::LoginState;
 use crate::oidc::OidcState;
+use crate::saml::SamlState;
 
 impl FromRef<AppState> for TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
@@ -22,5 +23,20 @@ impl FromRef<AppState> for LoginState {
 impl FromRef<AppState> for OidcState {
     fn from_ref(state: &AppState) -> Self {
         state.oidc.clone()
+    }
+}
+
+impl FromRef<AppState> for SamlState {
+    fn from_ref(state: &AppState) -> Self {
+        SamlState {
+            idp: state.saml.clone(),
+            store: state.store.clone(),
+            keys: state.keys.clone(),
+            pipeline: state.pipeline.clone(),
+            login: state.login.clone(),
+            templates: state.templates.clone(),
+            match_on: state.config.lucca.match_on,
+            public_url: state.base_url.clone(),
+        }
     }
 }
