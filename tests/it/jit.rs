@@ -192,6 +192,17 @@ async fn a_missing_account_is_created_before_the_code_is_issued() {
         (Some("Carol"), Some("Lambert"))
     );
     assert_eq!(carol["departmentId"], 15, "Sales, resolved by name");
+    // Found through today's v4 route; the simulator answers 404 on v3, as Lucca does.
+    let department_reads: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("departments"))
+        .map(|r| format!("{} {:?}", r.path, r.status))
+        .collect();
+    assert_eq!(
+        department_reads,
+        ["/organization/structure/api/departments Some(200)"]
+    );
     assert_eq!(carol["managerId"], 8, "Farid, resolved by email");
     assert_eq!(
         (

@@ -1,7 +1,8 @@
 //! An in-process stand-in for a Lucca tenant's legacy v3 API, faithful to what lucca-api.md
 //! documents: the `Authorization: lucca application=KEY` check, `fields=` projection (brackets
 //! and dot paths, `collection.count`), `paging`, the `mail`/`login`/`id`/`formerEmployees`
-//! filters, user creation with validation, partial updates, departments, and a per-minute
+//! filters, user creation with validation, partial updates, departments (today's v4 route; the
+//! v3 one answers 404 as it has since September 2026), and a per-minute
 //! sliding-window rate limit answered with 429 + Retry-After.
 //!
 //! Tests and `passerelle demo` start it with [`spawn`]; the handle inspects and changes its
@@ -33,7 +34,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use query::query_pairs;
-use users::{canonicalize, create_user, get_user, list_departments, list_users, update_user};
+use users::{
+    canonicalize, create_user, get_user, list_departments, list_departments_v4, list_users,
+    update_user,
+};
 
 /// The key the simulator accepts unless told otherwise.
 pub const DEFAULT_SIMULATOR_API_KEY: &str = "simulator-api-key";
@@ -160,6 +164,9 @@ struct Sim {
     departments: Vec<NamedRef>,
     legal_entities: Vec<NamedRef>,
     roles: Vec<NamedRef>,
+    /// Today's Lucca answers 404 on `/api/v3/departments`; tests of the fallback turn it on.
+    v3_departments: bool,
+    v4_departments: bool,
     rate_limit: Option<u32>,
     rate_window: Duration,
     counted: VecDeque<Instant>,
@@ -221,6 +228,8 @@ pub async fn spawn(config: SimulatorConfig) -> Result<SimulatorHandle, Simulator
         departments: seed.departments,
         legal_entities: seed.legal_entities,
         roles: seed.roles,
+        v3_departments: false,
+        v4_departments: true,
         rate_limit: config.requests_per_minute,
         rate_window: config.rate_window,
         counted: VecDeque::new(),
@@ -236,6 +245,10 @@ pub async fn spawn(config: SimulatorConfig) -> Result<SimulatorHandle, Simulator
         .route("/api/v3/users", get(list_users).post(create_user))
         .route("/api/v3/users/{id}", get(get_user).put(update_user))
         .route("/api/v3/departments", get(list_departments))
+        .route(
+            "/organization/structure/api/departments",
+            get(list_departments_v4),
+        )
         .fallback(|| async { lucca_error(StatusCode::NOT_FOUND, "No route matches this URL") })
         .layer(middleware::from_fn_with_state(state.clone(), gatekeeper))
         .with_state(state.clone());
@@ -301,6 +314,14 @@ impl SimulatorHandle {
 
     pub fn departments(&self) -> Vec<NamedRef> {
         self.lock().departments.clone()
+    }
+
+    /// Serve the v3 departments route again (as Lucca did before September 2026), and hide
+    /// the v4 one (`v4 = false`) to play a tenant that lacks it.
+    pub fn set_departments_routes(&self, v3: bool, v4: bool) {
+        let mut sim = self.lock();
+        sim.v3_departments = v3;
+        sim.v4_departments = v4;
     }
 
     /// Every request received so far, in arrival order.
