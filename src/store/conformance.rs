@@ -1138,6 +1138,9 @@ fn outcome(row_no: i64, class: &str, done: bool) -> MigrationRowOutcome {
         lucca_id: Some(row_no * 10),
         message: Some(format!("row {row_no}")),
         done,
+        findings: Some(format!(
+            r#"[{{"class":"{class}","message":"row {row_no}"}},{{"class":"not_in_directory","message":"x"}}]"#
+        )),
     }
 }
 
@@ -1244,7 +1247,8 @@ pub async fn migration_job_lifecycle(store: Store) {
             done.message.as_deref(),
             done.done,
             done.write_started_at,
-            done.notice.as_deref()
+            done.notice.as_deref(),
+            done.findings.as_deref(),
         ),
         (
             "p3@acme.test",
@@ -1255,8 +1259,15 @@ pub async fn migration_job_lifecycle(store: Store) {
             Some("row 3"),
             true,
             Some(first_write),
-            Some("sent")
+            Some("sent"),
+            Some(
+                r#"[{"class":"ready","message":"row 3"},{"class":"not_in_directory","message":"x"}]"#
+            ),
         )
+    );
+    assert_eq!(
+        report[2].findings, None,
+        "refused at upload: class and message only"
     );
     assert_eq!(
         (report[2].class.as_deref(), report[2].message.as_deref()),

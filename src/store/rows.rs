@@ -110,6 +110,7 @@ from_row!(MigrationRowRecord {
     done: bool,
     write_started_at: Option<i64>,
     notice: Option<String>,
+    findings: Option<String>,
 });
 
 from_row!(MigrationClassCount {
