@@ -224,6 +224,7 @@ mod tests {
             group: group.into(),
             role: role.into(),
             module: module.map(Into::into),
+            ..Default::default()
         }
     }
 
