@@ -99,7 +99,9 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         base_url.clone(),
         provisioning.as_deref(),
     ));
+    let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref())?;
     let state = AppState {
+        sync,
         store,
         keys: Arc::new(keys),
         live,
@@ -199,6 +201,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
             .map(crate::provisioning::spawn_outbox_worker),
     );
     workers.extend(crate::saml::idp::spawn_metadata_refresh(state.saml.clone()));
+    workers.extend(crate::provisioning::sync::spawn(&state.sync));
     let mut metrics_addr = None;
     if let Some(listen) = state.config.server.metrics_listen.as_deref() {
         let listener = TcpListener::bind(listen)

@@ -258,6 +258,26 @@ impl LuccaClient {
         self.user_page("list users", query).await
     }
 
+    /// One page of users, former and future employees included, in id order, narrowed by
+    /// v3 filters (`modifiedAt=since,…`, `dtContractEnd=between,…`): the directory sync's read.
+    pub async fn list_users_where(
+        &self,
+        offset: u32,
+        limit: u32,
+        filters: &[(&'static str, String)],
+        fields: &str,
+    ) -> Result<UserPage, LuccaError> {
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let mut query = vec![
+            ("formerEmployees", "true".to_string()),
+            ("fields", fields.to_string()),
+            ("paging", format!("{offset},{limit}")),
+            ("orderBy", "id,asc".into()),
+        ];
+        query.extend(filters.iter().cloned());
+        self.user_page("list users", query).await
+    }
+
     /// Every user, page after page, with a custom `fields=` projection.
     pub async fn list_all_users_with_fields(
         &self,

@@ -8,6 +8,7 @@ mod headers;
 mod health;
 mod ip;
 mod networks;
+mod substates;
 mod templates;
 
 use std::sync::Arc;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub provisioning: Option<Arc<crate::provisioning::Jit>>,
     /// What migration jobs need; shared with their worker.
     pub migrations: Arc<crate::provisioning::migration::MigrationContext>,
+    /// The directory sync (`None` inside when Lucca is not configured).
+    pub sync: crate::provisioning::sync::SyncAdmin,
 }
 
 impl AppState {
@@ -146,6 +149,7 @@ pub fn router(state: AppState) -> Router {
     let mut api = Router::new()
         .merge(crate::oidc::api_routes())
         .merge(admin::routes())
+        .merge(crate::provisioning::sync::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     // With a metrics listener of its own, /metrics is served there only.

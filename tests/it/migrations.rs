@@ -56,6 +56,7 @@ fn lucca_config(c: &mut Config, sim: &SimulatorHandle) {
     c.lucca.base_url = Some(sim.base_url().into());
     c.lucca.api_key = Some(Secret::new(sim.api_key()));
     c.lucca.requests_per_minute = 6000;
+    c.lucca.sync_interval = Duration::ZERO;
     c.lucca.defaults.legal_entity_id = Some(1);
     c.lucca.defaults.role_principal_id = Some(55);
     c.lucca.defaults.culture_id = Some(1036);

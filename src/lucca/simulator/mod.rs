@@ -312,6 +312,31 @@ impl SimulatorHandle {
         Some(id)
     }
 
+    /// Change some fields of a user as an HR person would in Lucca: `modifiedAt` is stamped
+    /// now. `false` when there is no such user or `changes` is not an object.
+    pub fn modify_user(&self, id: i64, changes: Value) -> bool {
+        let Value::Object(changes) = changes else {
+            return false;
+        };
+        let mut sim = self.lock();
+        let Some(user) = sim.users.get_mut(&id) else {
+            return false;
+        };
+        user.extend(canonicalize(changes));
+        user.insert("modifiedAt".into(), users::now_stamp());
+        true
+    }
+
+    /// Delete a user (reads by id answer 404 from now on).
+    pub fn remove_user(&self, id: i64) -> Option<Value> {
+        self.lock().users.remove(&id).map(Value::Object)
+    }
+
+    /// The day contracts are judged against (`None`: the local date).
+    pub fn set_today(&self, today: Option<NaiveDate>) {
+        self.lock().today = today;
+    }
+
     pub fn departments(&self) -> Vec<NamedRef> {
         self.lock().departments.clone()
     }

@@ -344,7 +344,7 @@ fn write_body(bytes: &Bytes) -> Result<Map<String, Value>, Refusal> {
     Ok(body)
 }
 
-fn now_stamp() -> Value {
+pub(super) fn now_stamp() -> Value {
     json!(chrono::Local::now()
         .naive_local()
         .format("%Y-%m-%dT%H:%M:%S%.3f")
