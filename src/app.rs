@@ -100,8 +100,10 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         provisioning.as_deref(),
     ));
     let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref())?;
+    let webhooks = crate::provisioning::webhooks::build(&config.lucca, &sync);
     let state = AppState {
         sync,
+        webhooks,
         store,
         keys: Arc::new(keys),
         live,
@@ -202,6 +204,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
     );
     workers.extend(crate::saml::idp::spawn_metadata_refresh(state.saml.clone()));
     workers.extend(crate::provisioning::sync::spawn(&state.sync));
+    workers.extend(crate::provisioning::webhooks::spawn(&state.webhooks));
     let mut metrics_addr = None;
     if let Some(listen) = state.config.server.metrics_listen.as_deref() {
         let listener = TcpListener::bind(listen)

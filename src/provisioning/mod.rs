@@ -19,6 +19,7 @@ pub mod migration;
 mod outbox;
 pub mod revocation;
 pub mod sync;
+pub mod webhooks;
 
 pub use follow::Follower;
 pub use jit::{Denied, Granted, Jit};

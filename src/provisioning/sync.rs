@@ -119,6 +119,11 @@ impl DirectorySync {
         }
     }
 
+    /// The tenant's client, at batch priority.
+    pub fn client(&self) -> &LuccaClient {
+        &self.client
+    }
+
     /// Where leavers' access is revoked (shared with JIT when JIT is on).
     pub fn follower(&self) -> &Arc<Follower> {
         &self.follower

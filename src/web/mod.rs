@@ -67,6 +67,8 @@ pub struct AppState {
     pub migrations: Arc<crate::provisioning::migration::MigrationContext>,
     /// The directory sync (`None` inside when Lucca is not configured).
     pub sync: crate::provisioning::sync::SyncAdmin,
+    /// `POST /lucca/webhooks` (`None` inside without `[lucca] webhook_secret`).
+    pub webhooks: crate::provisioning::webhooks::WebhookState,
 }
 
 impl AppState {
@@ -150,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::oidc::api_routes())
         .merge(admin::routes())
         .merge(crate::provisioning::sync::routes())
+        .merge(crate::provisioning::webhooks::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     // With a metrics listener of its own, /metrics is served there only.

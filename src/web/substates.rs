@@ -9,3 +9,9 @@ impl FromRef<AppState> for crate::provisioning::sync::SyncAdmin {
         state.sync.clone()
     }
 }
+
+impl FromRef<AppState> for crate::provisioning::webhooks::WebhookState {
+    fn from_ref(state: &AppState) -> Self {
+        state.webhooks.clone()
+    }
+}

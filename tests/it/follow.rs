@@ -275,3 +275,163 @@ async fn admin_sync_runs_on_demand_and_refuses_a_second_run() {
         "{failed}"
     );
 }
+
+const WEBHOOK_SECRET: &str = "lucca-webhook-secret-0123456789abcdef";
+
+async fn challenge(server: &TestServer, query: &str) -> (u16, String) {
+    let r = reqwest::get(server.url(&format!("/lucca/webhooks{query}")))
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_webhook_triggers_a_re_read_and_a_forged_one_changes_nothing() {
+    let sim = simulator().await;
+    sim.set_rate_limit(None);
+    let server = start(|c| {
+        with_lucca(c, &sim, JitMode::UpdateOnly);
+        c.lucca.webhook_secret = Some(passerelle::config::Secret::new(WEBHOOK_SECRET));
+    })
+    .await;
+    let recording = wire(&server);
+    let url = server.url("/lucca/webhooks");
+    tokens_for(&server, "alice@acme.test").await;
+
+    // Lucca's activation challenge, under both names it has used.
+    assert_eq!(
+        challenge(&server, "?challenge=ch-4f2a").await,
+        (200, "ch-4f2a".into())
+    );
+    assert_eq!(challenge(&server, "?echo=e-77").await, (200, "e-77".into()));
+    assert_eq!(challenge(&server, "").await.0, 400);
+    assert_eq!(
+        challenge(&server, &format!("?challenge={}", "x".repeat(501)))
+            .await
+            .0,
+        400
+    );
+
+    // Alice leaves in Lucca.
+    assert!(sim.modify_user(
+        2,
+        serde_json::json!({"dtContractEnd": format!("{}T00:00:00", yesterday())})
+    ));
+    sim.clear_requests();
+    let event = sim.webhook_event("employee.updated", 2, false);
+    let body = event.to_string().into_bytes();
+    let now = chrono::Utc::now();
+    let fmt =
+        |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let signed =
+        |ts: &str, b: &[u8]| passerelle::lucca::simulator::webhook_signature(WEBHOOK_SECRET, ts, b);
+    let ts = fmt(now);
+    let stale = fmt(now - chrono::Duration::minutes(6));
+    let forged = passerelle::lucca::simulator::webhook_signature(
+        "not-the-secret-0123456789abcdef",
+        &ts,
+        &body,
+    );
+    let mut tampered = event.clone();
+    tampered["data"]["id"] = Value::from("1");
+    for (what, signature, timestamp, payload) in [
+        ("unsigned", None, Some(ts.clone()), body.clone()),
+        ("no timestamp", Some(signed(&ts, &body)), None, body.clone()),
+        (
+            "another secret",
+            Some(forged),
+            Some(ts.clone()),
+            body.clone(),
+        ),
+        (
+            "stale",
+            Some(signed(&stale, &body)),
+            Some(stale.clone()),
+            body.clone(),
+        ),
+        (
+            "signed for another body",
+            Some(signed(&ts, &body)),
+            Some(ts.clone()),
+            tampered.to_string().into_bytes(),
+        ),
+    ] {
+        let status = sim
+            .send_raw_webhook(&url, signature.as_deref(), timestamp.as_deref(), payload)
+            .await;
+        assert_eq!(status, 401, "{what}");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.request_count(), 0, "a refused event reads nothing");
+    assert!(recording.calls().is_empty(), "and revokes nobody");
+    let link = server
+        .state()
+        .store
+        .lucca_links()
+        .get("alice@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.status, "active");
+
+    // The real one: a re-read of employee 2 through the API, then the revocation.
+    assert_eq!(sim.send_webhook(&url, WEBHOOK_SECRET, &event).await, 202);
+    until("the re-read and revocation", || async {
+        !recording.calls().is_empty()
+    })
+    .await;
+    let reads: Vec<String> = sim.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(reads, ["/api/v3/users/2"]);
+    assert_eq!(
+        recording.calls()[0].1,
+        RevocationReason::ContractEnded { on: yesterday() }
+    );
+    // Delivered twice (at least once, says Lucca): no second read.
+    assert_eq!(sim.send_webhook(&url, WEBHOOK_SECRET, &event).await, 202);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sim.request_count(), 1);
+
+    // Deleted in Lucca, told in CloudEvents: a 404 on the re-read is a removal.
+    sim.remove_user(2);
+    let deleted = sim.webhook_event("employee.deleted", 2, true);
+    assert_eq!(sim.send_webhook(&url, WEBHOOK_SECRET, &deleted).await, 202);
+    until("the removal", || async { recording.calls().len() == 2 }).await;
+    assert_eq!(
+        recording.calls()[1].1,
+        RevocationReason::RemovedFromDirectory
+    );
+    let link = server
+        .state()
+        .store
+        .lucca_links()
+        .get("alice@acme.test")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(link.status, "removed");
+
+    // Not JSON, but signed: 400.
+    let junk = b"not an event".to_vec();
+    let status = sim
+        .send_raw_webhook(&url, Some(&signed(&ts, &junk)), Some(&ts), junk.clone())
+        .await;
+    assert_eq!(status, 400);
+    // Oversized: refused before anything is parsed.
+    let big = vec![b'x'; 70 * 1024];
+    let status = sim
+        .send_raw_webhook(&url, Some(&signed(&ts, &big)), Some(&ts), big.clone())
+        .await;
+    assert_eq!(status, 413);
+}
+
+#[tokio::test]
+async fn webhooks_are_off_without_a_secret() {
+    let sim = simulator().await;
+    let server = start(|c| with_lucca(c, &sim, JitMode::UpdateOnly)).await;
+    assert_eq!(challenge(&server, "?challenge=abc").await.0, 404);
+    let event = sim.webhook_event("employee.updated", 2, false);
+    let status = sim
+        .send_webhook(&server.url("/lucca/webhooks"), WEBHOOK_SECRET, &event)
+        .await;
+    assert_eq!(status, 404);
+}

@@ -12,6 +12,9 @@
 
 mod query;
 mod users;
+mod webhooks;
+
+pub use webhooks::webhook_signature;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
