@@ -99,6 +99,8 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         base_url.clone(),
         provisioning.as_deref(),
     ));
+    let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref())?;
+    let webhooks = crate::provisioning::webhooks::build(&config.lucca, &sync);
     let pipeline = Arc::new(crate::pipeline::Pipeline::new(
         live.clone(),
         provisioning
@@ -136,6 +138,8 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         templates: templates.clone(),
     };
     let state = AppState {
+        sync,
+        webhooks,
         trusted_proxies: crate::web::TrustedProxies(config.server.trusted_proxies.clone().into()),
         login,
         pipeline,
@@ -229,6 +233,8 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
             .map(crate::provisioning::spawn_outbox_worker),
     );
     workers.extend(crate::saml::idp::spawn_metadata_refresh(state.saml.clone()));
+    workers.extend(crate::provisioning::sync::spawn(&state.sync));
+    workers.extend(crate::provisioning::webhooks::spawn(&state.webhooks));
     let mut metrics_addr = None;
     if let Some(listen) = state.config.server.metrics_listen.as_deref() {
         let listener = TcpListener::bind(listen)

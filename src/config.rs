@@ -457,6 +457,17 @@ pub struct LuccaConfig {
     /// Lucca cannot be asked.
     #[serde(with = "humantime_serde")]
     pub decision_ttl: Duration,
+    /// Directory sync: how often users modified in Lucca are read (`0s`: never).
+    #[serde(with = "humantime_serde")]
+    pub sync_interval: Duration,
+    /// JIT and the sync write the Lucca roles `[[role_mapping]]` grants (`habilitedRoles`).
+    pub apply_roles: bool,
+    /// How long a person signing in may wait for Lucca (the budget, a Retry-After).
+    #[serde(with = "humantime_serde")]
+    pub sign_in_wait: Duration,
+    /// Enables `POST /lucca/webhooks`: the secret Lucca signs its events with.
+    pub webhook_secret: Option<Secret>,
+    pub webhook_secret_file: Option<PathBuf>,
 }
 
 /// An attribute of a Lucca account that Passerelle may overwrite from the identity.
@@ -511,6 +522,11 @@ impl Default for LuccaConfig {
             owned_attributes: OwnedAttribute::ALL.to_vec(),
             support_contact: DEFAULT_SUPPORT_CONTACT.into(),
             decision_ttl: Duration::from_secs(24 * 3600),
+            sync_interval: Duration::from_secs(15 * 60),
+            apply_roles: false,
+            sign_in_wait: Duration::from_secs(60),
+            webhook_secret: None,
+            webhook_secret_file: None,
         }
     }
 }
@@ -556,6 +572,12 @@ pub struct RoleMappingRow {
     pub role: String,
     #[serde(default)]
     pub module: Option<String>,
+    /// The Lucca role this row grants (with `[lucca] apply_roles`), by id…
+    #[serde(default)]
+    pub lucca_role_id: Option<i64>,
+    /// …or by name, resolved through Lucca's roles API.
+    #[serde(default)]
+    pub lucca_role: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -821,6 +843,7 @@ impl Config {
         for p in [
             &mut self.admin.token_file,
             &mut self.lucca.api_key_file,
+            &mut self.lucca.webhook_secret_file,
             &mut self.smtp.password_file,
         ]
         .into_iter()
@@ -871,6 +894,11 @@ impl Config {
             "lucca.api_key_file".into(),
             &mut self.lucca.api_key,
             &self.lucca.api_key_file,
+        )?;
+        read(
+            "lucca.webhook_secret_file".into(),
+            &mut self.lucca.webhook_secret,
+            &self.lucca.webhook_secret_file,
         )?;
         read(
             "smtp.password_file".into(),
@@ -1161,6 +1189,57 @@ impl Config {
                 "lucca.request_timeout",
                 "must be under 5s: Lucca aborts longer requests",
             );
+        }
+        if l.sign_in_wait.is_zero() || l.sign_in_wait > Duration::from_secs(600) {
+            v.error(
+                "lucca.sign_in_wait",
+                "must be between 1s and 10m: a person waits this long at most",
+            );
+        }
+        if !l.sync_interval.is_zero() && l.sync_interval < Duration::from_secs(1) {
+            v.error(
+                "lucca.sync_interval",
+                "must be at least 1s, or \"0s\" (off)",
+            );
+        }
+        if l.base_url.is_none() {
+            if !l.sync_interval.is_zero() && l.sync_interval != LuccaConfig::default().sync_interval
+            {
+                v.warning(
+                    "lucca.sync_interval",
+                    "has no effect without lucca.base_url",
+                );
+            }
+            if l.webhook_secret.is_some() {
+                v.warning(
+                    "lucca.webhook_secret",
+                    "has no effect without lucca.base_url",
+                );
+            }
+            if l.apply_roles {
+                v.warning("lucca.apply_roles", "has no effect without lucca.base_url");
+            }
+        }
+        for (i, row) in self.role_mapping.iter().enumerate() {
+            if row.lucca_role_id.is_some() && row.lucca_role.is_some() {
+                v.error(
+                    format!("role_mapping[{i}].lucca_role"),
+                    "set lucca_role_id or lucca_role, not both",
+                );
+            }
+            if row.lucca_role_id.is_some_and(|id| id <= 0) {
+                v.error(
+                    format!("role_mapping[{i}].lucca_role_id"),
+                    "must be a positive Lucca role id",
+                );
+            }
+            if row
+                .lucca_role
+                .as_deref()
+                .is_some_and(|n| n.trim().is_empty())
+            {
+                v.error(format!("role_mapping[{i}].lucca_role"), "must not be empty");
+            }
         }
         if l.support_contact.trim().is_empty() {
             v.error(

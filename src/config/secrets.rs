@@ -347,6 +347,13 @@ impl Config {
             "use an API key from Lucca (Settings > API keys)",
         ));
         slots.extend(slot(
+            "lucca.webhook_secret",
+            &self.lucca.webhook_secret,
+            &self.lucca.webhook_secret_file,
+            true,
+            "",
+        ));
+        slots.extend(slot(
             "smtp.password",
             &self.smtp.password,
             &self.smtp.password_file,

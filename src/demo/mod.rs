@@ -290,16 +290,19 @@ pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, Stri
             group: "corp-managers".into(),
             role: "validateur_n1".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
         RoleMappingRow {
             group: "corp-hr".into(),
             role: "administrateur_rh".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
         RoleMappingRow {
             group: "corp-employees".into(),
             role: "collaborateur".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
     ];
     config.oidc.clients = vec![ClientConfig {

@@ -225,6 +225,7 @@ mod tests {
             group: group.into(),
             role: role.into(),
             module: module.map(Into::into),
+            ..Default::default()
         }
     }
 

@@ -1,6 +1,7 @@
 //! The Lucca legacy v3 API client: user lookup, paging, creation, partial update and the
 //! department list, every request going through the tenant's [`RateLimiter`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,13 @@ const MAX_RATE_LIMIT_RETRIES: u32 = 3;
 const DEPARTMENTS_TTL: Duration = Duration::from_secs(15 * 60);
 /// Stops `list_all_users` on a server that never reports the end (10 million users).
 const MAX_PAGES: u32 = 10_000;
+/// Today's departments route (v4 envelope, `page`/`limit` paging).
+const V4_DEPARTMENTS_PATH: &str = "organization/structure/api/departments";
+/// v4 routes cap `limit` at 100.
+const V4_PAGE_SIZE: u32 = 100;
+const V4_FIRST_PAGE: &str = "1";
+/// A cursor longer than this is not one Lucca would send.
+const MAX_CURSOR_LEN: usize = 2048;
 
 /// A client for one Lucca tenant. Cheap to clone; clones share the HTTP connection pool, the
 /// rate limiter and the department cache.
@@ -51,6 +59,8 @@ struct Inner {
     departments: std::sync::Mutex<Option<(Instant, Arc<Vec<Department>>)>>,
     /// Held by batch callers while they refresh `departments`, so they share one fetch.
     departments_refresh: tokio::sync::Mutex<()>,
+    /// Set once the v4 departments route answered 404 on this tenant.
+    departments_v3: AtomicBool,
 }
 
 struct Call<'a> {
@@ -136,6 +146,7 @@ impl LuccaClient {
                 request_timeout,
                 departments: std::sync::Mutex::new(None),
                 departments_refresh: tokio::sync::Mutex::new(()),
+                departments_v3: AtomicBool::new(false),
             }),
             priority: Priority::Batch,
             max_wait: None,
@@ -247,6 +258,26 @@ impl LuccaClient {
         self.user_page("list users", query).await
     }
 
+    /// One page of users, former and future employees included, in id order, narrowed by
+    /// v3 filters (`modifiedAt=since,…`, `dtContractEnd=between,…`): the directory sync's read.
+    pub async fn list_users_where(
+        &self,
+        offset: u32,
+        limit: u32,
+        filters: &[(&'static str, String)],
+        fields: &str,
+    ) -> Result<UserPage, LuccaError> {
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let mut query = vec![
+            ("formerEmployees", "true".to_string()),
+            ("fields", fields.to_string()),
+            ("paging", format!("{offset},{limit}")),
+            ("orderBy", "id,asc".into()),
+        ];
+        query.extend(filters.iter().cloned());
+        self.user_page("list users", query).await
+    }
+
     /// Every user, page after page, with a custom `fields=` projection.
     pub async fn list_all_users_with_fields(
         &self,
@@ -320,8 +351,8 @@ impl LuccaClient {
         Ok(Some(envelope.data))
     }
 
-    /// All departments (id and name), cached for 15 minutes. Lucca sunsets this v3 route in
-    /// September 2026; callers only see `Department`, so a v4 fallback can slot in here.
+    /// All departments (id and name), cached for 15 minutes: from the v4 route, or from the
+    /// v3 one (sunset by Lucca in September 2026) when v4 answers 404.
     pub async fn departments(&self) -> Result<Arc<Vec<Department>>, LuccaError> {
         // Batch callers queue behind a refresh in progress and reuse its result. A caller
         // with a deadline (a person signing in) never waits behind someone else's refresh,
@@ -344,6 +375,53 @@ impl LuccaClient {
     }
 
     async fn fetch_departments(&self) -> Result<Arc<Vec<Department>>, LuccaError> {
+        let departments = if self.inner.departments_v3.load(Ordering::Relaxed) {
+            self.fetch_departments_v3().await?
+        } else {
+            match self.fetch_departments_v4().await {
+                Ok(list) => list,
+                // A tenant that does not serve the v4 route yet: v3 until the process restarts
+                // (v4 is asked first again then), without paying a 404 at every refresh.
+                Err(LuccaError::NotFound { .. }) => {
+                    tracing::info!("Lucca has no v4 departments route here; reading /api/v3/departments instead");
+                    self.inner.departments_v3.store(true, Ordering::Relaxed);
+                    self.fetch_departments_v3().await?
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let list = Arc::new(departments);
+        *self.departments_cache() = Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// `GET /organization/structure/api/departments` (lucca-api.md §1.7): `{"items", "next"}`
+    /// pages of at most 100, `next` being a URL, a cursor or a page number, `null` at the end.
+    async fn fetch_departments_v4(&self) -> Result<Vec<Department>, LuccaError> {
+        let mut departments = Vec::new();
+        let mut page = V4_FIRST_PAGE.to_string();
+        for _ in 0..MAX_PAGES {
+            let envelope: V4Page = self
+                .call(Call {
+                    operation: "list departments",
+                    method: Method::GET,
+                    path: V4_DEPARTMENTS_PATH.into(),
+                    query: vec![("page", page.clone()), ("limit", V4_PAGE_SIZE.to_string())],
+                    body: None,
+                })
+                .await?;
+            let received = envelope.items.len();
+            departments.extend(parse_items::<Department>(envelope.items, "department"));
+            match next_page(envelope.next.as_ref())? {
+                Some(next) if received > 0 && next != page => page = next,
+                _ => break,
+            }
+        }
+        Ok(departments)
+    }
+
+    /// The deprecated v3 route, for tenants that still lack the v4 one.
+    async fn fetch_departments_v3(&self) -> Result<Vec<Department>, LuccaError> {
         let mut departments = Vec::new();
         let mut offset = 0u32;
         for _ in 0..MAX_PAGES {
@@ -366,9 +444,7 @@ impl LuccaClient {
                 break;
             }
         }
-        let list = Arc::new(departments);
-        *self.departments_cache() = Some((Instant::now(), list.clone()));
-        Ok(list)
+        Ok(departments)
     }
 
     fn cached_departments(&self) -> Option<Arc<Vec<Department>>> {
@@ -538,6 +614,59 @@ fn status_error(
     }
 }
 
+/// A v4 list page: `{"items": [...], "next": …}` (other keys ignored).
+#[derive(Debug, serde::Deserialize)]
+struct V4Page {
+    #[serde(default)]
+    items: Vec<Value>,
+    #[serde(default)]
+    next: Option<Value>,
+}
+
+/// The `page` value for the next v4 request, from `next`: `null` (the end), a page number, a
+/// cursor, a `{"href": …}` link, or a URL whose `page` parameter is taken. Only the parameter is
+/// kept: the request goes to the tenant's own route whatever host a URL names, so an answer
+/// can never send the API key elsewhere.
+fn next_page(next: Option<&Value>) -> Result<Option<String>, LuccaError> {
+    let undecodable = |why: &str| LuccaError::Decode {
+        operation: "list departments",
+        cause: format!("`next` {why}"),
+    };
+    let text = match next {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => return Ok(Some(n.to_string())),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Object(link)) => match link.get("href") {
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(Value::Null) | None => return Ok(None),
+            Some(_) => return Err(undecodable("has a non-text href")),
+        },
+        Some(_) => return Err(undecodable("is neither a link, a cursor nor a page number")),
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() > MAX_CURSOR_LEN {
+        return Err(undecodable("is longer than any cursor Lucca sends"));
+    }
+    let query = if let Ok(url) = Url::parse(&text) {
+        url.query().map(str::to_owned)
+    } else if text.starts_with('/') || text.contains('?') {
+        text.split_once('?').map(|(_, q)| q.to_string())
+    } else {
+        return Ok(Some(text));
+    };
+    let page = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k.eq_ignore_ascii_case("page"))
+            .map(|(_, v)| v.into_owned())
+    });
+    match page {
+        Some(page) if !page.is_empty() => Ok(Some(page)),
+        _ => Err(undecodable("is a link without a `page` parameter")),
+    }
+}
+
 fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(next) = cause.source() {
@@ -612,6 +741,46 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn the_next_v4_page_comes_from_a_link_a_cursor_or_a_number() {
+        let next = |v: Value| next_page(Some(&v));
+        assert_eq!(next(Value::Null).unwrap(), None);
+        assert_eq!(next_page(None).unwrap(), None);
+        assert_eq!(next(serde_json::json!(2)).unwrap().as_deref(), Some("2"));
+        assert_eq!(
+            next(serde_json::json!("!S7DHF")).unwrap().as_deref(),
+            Some("!S7DHF")
+        );
+        assert_eq!(next(serde_json::json!("")).unwrap(), None);
+        assert_eq!(
+            next(serde_json::json!(
+                "https://acme.ilucca.net/organization/structure/api/departments?limit=100&page=3"
+            ))
+            .unwrap()
+            .as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            next(serde_json::json!(
+                "/organization/structure/api/departments?page=%21ab"
+            ))
+            .unwrap()
+            .as_deref(),
+            Some("!ab")
+        );
+        assert_eq!(
+            next(serde_json::json!({"href": "https://elsewhere.example/x?page=4"}))
+                .unwrap()
+                .as_deref(),
+            Some("4"),
+            "only the parameter is kept, never the host"
+        );
+        assert_eq!(next(serde_json::json!({"href": null})).unwrap(), None);
+        assert!(next(serde_json::json!("https://acme.ilucca.net/x?limit=1")).is_err());
+        assert!(next(serde_json::json!([1])).is_err());
+        assert!(next(serde_json::json!("x".repeat(5000))).is_err());
     }
 
     #[test]

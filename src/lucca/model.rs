@@ -79,7 +79,7 @@ pub struct ManagerRef {
     pub mail: Option<String>,
 }
 
-/// An entry of `/api/v3/departments`.
+/// A department of the v4 route (or of the deprecated `/api/v3/departments`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Department {
     #[serde(deserialize_with = "lenient_i64")]

@@ -79,6 +79,7 @@ mod tests {
                     group: "corp-hr".into(),
                     role: role.into(),
                     module: None,
+                    ..Default::default()
                 }],
                 claims: ClaimsConfig::default(),
             })),

@@ -10,6 +10,8 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use super::decision::{self, decide, identifier, CannotCreate, Decision, Lookup, PendingUpdate};
+use super::follow::Follower;
+use super::revocation::RevocationReason;
 use crate::config::{JitMode, LuccaConfig, LuccaDefaults, MatchOn, OwnedAttribute};
 use crate::identity::Claims;
 use crate::lucca::{LuccaClient, LuccaError, Priority};
@@ -68,6 +70,8 @@ pub struct Jit {
     decision_ttl: Duration,
     /// Wakes the outbox worker when an update is queued.
     pub(super) wake: Notify,
+    /// What a leaver found at sign-in goes through (shared with the sync and webhooks).
+    follower: Arc<Follower>,
 }
 
 impl std::fmt::Debug for Jit {
@@ -94,7 +98,6 @@ impl Jit {
     pub fn new(client: LuccaClient, store: Store, config: &LuccaConfig) -> Jit {
         Jit {
             client,
-            store,
             mode: config.jit,
             match_on: config.match_on,
             owned: config.owned_attributes.clone(),
@@ -102,7 +105,20 @@ impl Jit {
             support_contact: config.support_contact.trim().to_string(),
             decision_ttl: config.decision_ttl,
             wake: Notify::new(),
+            follower: Arc::new(Follower::new(&store)),
+            store,
         }
+    }
+
+    /// The tenant's client (shared connection pool, limiter and department cache).
+    pub fn client(&self) -> &LuccaClient {
+        &self.client
+    }
+
+    /// Where leavers' access is revoked: wire the access side with
+    /// [`Follower::set_revocation`].
+    pub fn follower(&self) -> &Arc<Follower> {
+        &self.follower
     }
 
     pub fn support_contact(&self) -> &str {
@@ -124,10 +140,24 @@ impl Jit {
         let email = Some(claims.email.as_str());
         match decision {
             Decision::Leaver { lucca_id, ended_on } => {
-                self.store
-                    .lucca_links()
-                    .put(subject, lucca_id, email, "ended")
-                    .await?;
+                // Someone we let in before: their sessions and tokens end now, not at the
+                // next sync. If that fails the link is left, so the sync tries again.
+                let was = link.as_ref().map_or("unknown", |l| l.status.as_str());
+                let revoked = match link.as_ref().filter(|l| l.status != "ended") {
+                    Some(_) => {
+                        let reason = RevocationReason::ContractEnded { on: ended_on };
+                        self.follower
+                            .revoke(subject, email, lucca_id, was, reason, "sign_in")
+                            .await
+                    }
+                    None => true,
+                };
+                if revoked {
+                    self.store
+                        .lucca_links()
+                        .put(subject, lucca_id, email, "ended")
+                        .await?;
+                }
                 self.audit(
                     subject,
                     "leaver",

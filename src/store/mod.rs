@@ -55,6 +55,7 @@ pub trait Adapter:
     + UpstreamIdentities
     + Housekeeping
     + Health
+    + SyncState
     + 'static
 {
 }
@@ -71,6 +72,7 @@ impl<A> Adapter for A where
         + UpstreamIdentities
         + Housekeeping
         + Health
+        + SyncState
         + 'static
 {
 }
@@ -90,6 +92,7 @@ pub struct Store {
     upstream_identities: Arc<dyn UpstreamIdentities>,
     housekeeping: Arc<dyn Housekeeping>,
     health: Arc<dyn Health>,
+    sync_state: Arc<dyn SyncState>,
 }
 
 impl std::fmt::Debug for Store {
@@ -118,6 +121,7 @@ impl Store {
             audit: adapter.clone(),
             upstream_identities: adapter.clone(),
             housekeeping: adapter.clone(),
+            sync_state: adapter.clone(),
             health: adapter,
         }
     }
@@ -154,6 +158,9 @@ impl Store {
     }
     pub fn health(&self) -> &Arc<dyn Health> {
         &self.health
+    }
+    pub fn sync_state(&self) -> &Arc<dyn SyncState> {
+        &self.sync_state
     }
 }
 

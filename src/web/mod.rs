@@ -71,6 +71,10 @@ pub struct AppState {
     pub pipeline: Arc<crate::pipeline::Pipeline>,
     /// `[server] trusted_proxies`, for the client-IP extractors.
     pub trusted_proxies: TrustedProxies,
+    /// The directory sync (`None` inside when Lucca is not configured).
+    pub sync: crate::provisioning::sync::SyncAdmin,
+    /// `POST /lucca/webhooks` (`None` inside without `[lucca] webhook_secret`).
+    pub webhooks: crate::provisioning::webhooks::WebhookState,
 }
 
 impl AppState {
@@ -138,6 +142,8 @@ pub fn router(state: AppState) -> Router {
     let mut api = Router::new()
         .merge(crate::oidc::api_routes())
         .merge(admin::routes())
+        .merge(crate::provisioning::sync::routes())
+        .merge(crate::provisioning::webhooks::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz));
     // With a metrics listener of its own, /metrics is served there only.

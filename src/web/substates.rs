@@ -40,3 +40,15 @@ impl FromRef<AppState> for SamlState {
         }
     }
 }
+
+impl FromRef<AppState> for crate::provisioning::sync::SyncAdmin {
+    fn from_ref(state: &AppState) -> Self {
+        state.sync.clone()
+    }
+}
+
+impl FromRef<AppState> for crate::provisioning::webhooks::WebhookState {
+    fn from_ref(state: &AppState) -> Self {
+        state.webhooks.clone()
+    }
+}

@@ -9,6 +9,8 @@ mod cli;
 mod hostile;
 // These two drive the in-process Lucca simulator (the default `simulator` feature).
 #[cfg(feature = "simulator")]
+mod follow;
+#[cfg(feature = "simulator")]
 mod jit;
 #[cfg(feature = "simulator")]
 mod migrations;

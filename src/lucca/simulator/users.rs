@@ -344,7 +344,7 @@ fn write_body(bytes: &Bytes) -> Result<Map<String, Value>, Refusal> {
     Ok(body)
 }
 
-fn now_stamp() -> Value {
+pub(super) fn now_stamp() -> Value {
     json!(chrono::Local::now()
         .naive_local()
         .format("%Y-%m-%dT%H:%M:%S%.3f")
@@ -518,10 +518,17 @@ pub(super) async fn update_user(
     Ok(Json(json!({"data": project(&sim.render(&user), &selection)})).into_response())
 }
 
+/// v3 departments: gone from today's Lucca (404) unless the simulator is told to keep them.
 pub(super) async fn list_departments(
     State(sim): State<Shared>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, Refusal> {
+    if !lock(&sim).v3_departments {
+        return Err(Refusal(
+            axum::http::StatusCode::NOT_FOUND,
+            "This route is no longer served: use /organization/structure/api/departments".into(),
+        ));
+    }
     let params = Params::new(raw);
     let (offset, limit) = params.paging()?;
     let (selection, with_count) = params.fields()?;
@@ -550,6 +557,70 @@ pub(super) async fn list_departments(
         data.insert("count".into(), json!(all.len()));
     }
     Ok(Json(json!({ "data": data })).into_response())
+}
+
+/// v4 departments (`GET /organization/structure/api/departments`): `page` (from 1) and
+/// `limit` (0–100, 25 by default), every property returned, `next` a URL or `null`.
+pub(super) async fn list_departments_v4(
+    State(sim): State<Shared>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Refusal> {
+    let params = Params::new(raw);
+    let page: usize =
+        match params.get("page") {
+            None => 1,
+            Some(p) => p.trim().parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                bad_request(format!("page must be an integer from 1 (got '{p}')"))
+            })?,
+        };
+    let limit: usize =
+        match params.get("limit") {
+            None => 25,
+            Some(l) => l.trim().parse().ok().filter(|l| *l <= 100).ok_or_else(|| {
+                bad_request(format!("limit must be between 0 and 100 (got '{l}')"))
+            })?,
+        };
+    let sim = lock(&sim);
+    if !sim.v4_departments {
+        return Err(Refusal(
+            axum::http::StatusCode::NOT_FOUND,
+            "No route matches this URL".into(),
+        ));
+    }
+    let all = &sim.departments;
+    let start = (page - 1).saturating_mul(limit);
+    let items: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|d| {
+            json!({
+                "id": d.id, "name": d.name, "code": null, "description": null,
+                "parentId": null, "hierarchy": format!("/{}/", d.id), "isActive": true,
+                "headId": null, "sortOrderInSiblings": 0,
+            })
+        })
+        .collect();
+    let link = |p: usize| {
+        json!(format!(
+            "{}/organization/structure/api/departments?page={p}&limit={limit}",
+            sim.base_url
+        ))
+    };
+    let next = if limit > 0 && start + limit < all.len() {
+        link(page + 1)
+    } else {
+        Value::Null
+    };
+    let prev = if page > 1 {
+        link(page - 1)
+    } else {
+        Value::Null
+    };
+    Ok(
+        Json(json!({"items": items, "count": all.len(), "prev": prev, "next": next}))
+            .into_response(),
+    )
 }
 
 #[cfg(test)]

@@ -47,6 +47,7 @@ fn live(role: &str) -> Live {
             group: "corp-hr".into(),
             role: role.into(),
             module: None,
+            ..Default::default()
         }],
         claims: ClaimsConfig::default(),
     }

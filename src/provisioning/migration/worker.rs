@@ -177,6 +177,7 @@ impl Runner<'_> {
                         lucca_id: None,
                         message: Some(format!("stored row is unreadable: {e}")),
                         done: true,
+                        findings: None,
                     };
                     store
                         .migration_jobs()
@@ -513,8 +514,9 @@ fn row_outcome(row_no: i64, outcome: &Outcome, done: bool) -> MigrationRowOutcom
         fields: (!outcome.changes.is_empty())
             .then(|| serde_json::to_string(&outcome.changes).unwrap_or_default()),
         lucca_id: outcome.lucca_id.filter(|id| *id > 0),
-        message: outcome.message(),
+        message: outcome.full_message(),
         done,
+        findings: serde_json::to_string(&outcome.findings()).ok(),
     }
 }
 
@@ -535,6 +537,7 @@ mod tests {
             done: false,
             write_started_at: write_started.then_some(1),
             notice: None,
+            findings: None,
         }
     }
 
@@ -545,6 +548,7 @@ mod tests {
             changes: vec![],
             notes: vec![],
             link_status: Some("active"),
+            also: vec![],
         }
     }
 

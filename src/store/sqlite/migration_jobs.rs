@@ -10,7 +10,8 @@ use crate::store::{
 const JOB_COLUMNS: &str =
     "id, dry_run, notify, status, total, created_at, started_at, finished_at, error";
 const ROW_COLUMNS: &str =
-    "row_no, seq, email, input, class, fields, lucca_id, message, done, write_started_at, notice";
+    "row_no, seq, email, input, class, fields, lucca_id, message, done, write_started_at, notice,
+     findings";
 
 #[async_trait]
 impl MigrationJobs for SqliteAdapter {
@@ -182,7 +183,7 @@ impl MigrationJobs for SqliteAdapter {
         for o in outcomes {
             sqlx::query(
                 "UPDATE migration_rows SET class = $3, fields = $4, lucca_id = $5, message = $6,
-                   done = $7
+                   done = $7, findings = $8
                  WHERE job_id = $1 AND row_no = $2",
             )
             .bind(id)
@@ -192,6 +193,7 @@ impl MigrationJobs for SqliteAdapter {
             .bind(o.lucca_id)
             .bind(&o.message)
             .bind(o.done)
+            .bind(&o.findings)
             .execute(&mut *tx)
             .await?;
         }

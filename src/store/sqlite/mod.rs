@@ -14,6 +14,7 @@ mod oauth;
 mod outbox;
 mod saml_request_ids;
 mod sessions;
+mod sync_state;
 mod upstream_identities;
 
 #[cfg(test)]

@@ -71,16 +71,19 @@ pub fn base_config() -> Config {
             group: "corp-managers".into(),
             role: "validateur_n1".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
         RoleMappingRow {
             group: "corp-hr".into(),
             role: "administrateur_rh".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
         RoleMappingRow {
             group: "corp-employees".into(),
             role: "collaborateur".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
     ];
     c.oidc.clients = vec![
