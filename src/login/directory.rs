@@ -36,18 +36,6 @@ pub struct Directory {
     dummy_hash: String,
 }
 
-/// Check that a configured hash is an argon2 PHC string we can verify.
-pub fn check_password_hash(hash: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(hash).map_err(|e| format!("not a PHC hash string ({e})"))?;
-    if !parsed.algorithm.as_str().starts_with("argon2") {
-        return Err(format!(
-            "algorithm `{}` is not argon2 (use `passerelle hash-password`)",
-            parsed.algorithm
-        ));
-    }
-    Ok(())
-}
-
 /// An argon2id hash of `password` with a fresh salt and the crate's default (OWASP) parameters.
 pub fn hash_password(password: &str) -> Result<String, LoginError> {
     let salt = SaltString::generate(&mut OsRng);
@@ -195,6 +183,7 @@ fn identity_of(user: &DirectoryUser) -> Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check_password_hash;
     use crate::config::Secret;
 
     fn user(email: &str, password: &str) -> DirectoryUser {

@@ -9,7 +9,7 @@ mod session;
 mod throttle;
 pub mod upstream;
 
-pub use directory::{check_password_hash, hash_password, Directory, LoginError};
+pub use directory::{hash_password, Directory, LoginError};
 pub use http_client::oidc_http_client;
 pub use session::{PendingLogin, SignedIn};
 pub use throttle::{AccountKey, Attempt, LoginThrottle, MemoryThrottle, NetworkKey, Throttled};

@@ -23,8 +23,8 @@ pub use id_token::scoped_claims;
 use crate::config::OidcConfig;
 use crate::web::AppState;
 
-/// Scopes we understand. `groups` releases the mapped roles; `offline_access` a refresh token.
-pub const SUPPORTED_SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+/// Scopes we understand: the names of [`crate::config::Scope`], the one list.
+pub const SUPPORTED_SCOPES: [&str; 5] = crate::config::Scope::NAMES;
 
 /// A client-sent value quoted in an error description: cut short, so an error never echoes an
 /// attacker-sized parameter back (into a redirect, a log line or a JSON body).

@@ -38,13 +38,7 @@ impl FromRequestParts<AppState> for Admin {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let admin = &state.config.admin;
-        let expected_hash: Option<[u8; 32]> = match (&admin.token, &admin.token_sha256) {
-            (Some(t), _) if !t.is_empty() => Some(openssl::sha::sha256(t.expose().as_bytes())),
-            (_, Some(h)) => hex::decode(h).ok().and_then(|b| b.try_into().ok()),
-            _ => None,
-        };
-        let Some(expected) = expected_hash else {
+        let Some(expected) = state.config.admin.token_digest() else {
             return Err(AdminError(
                 StatusCode::FORBIDDEN,
                 "the admin API is disabled: set [admin] token (or PASSERELLE_ADMIN_TOKEN)".into(),
