@@ -27,6 +27,15 @@ pub enum StartError {
     Directory(#[from] crate::login::LoginError),
     #[error("lucca: {0}")]
     Lucca(#[from] crate::lucca::LuccaError),
+    #[error("migrations: {0}")]
+    Migrations(#[from] crate::provisioning::migration::ContextError),
+    /// An HTTP client (with its timeouts and redirect policy) could not be built: the server
+    /// does not fall back to one without them.
+    #[error("cannot build the HTTP client for {purpose}: {source}")]
+    HttpClient {
+        purpose: &'static str,
+        source: reqwest::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -79,8 +88,13 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         claims: config.claims.clone(),
     };
     let base_url: Arc<str> = config.server.base_url().into();
+    // Every outbound HTTP client is built here, once: a failure stops the start.
+    let client_error = |purpose| move |source| StartError::HttpClient { purpose, source };
+    let oidc_http = crate::login::OidcHttp::new().map_err(client_error("OpenID providers"))?;
+    let metadata_http =
+        crate::saml::idp::metadata_http_client().map_err(client_error("SAML SP metadata"))?;
     let provisioning = crate::provisioning::Jit::from_config(&config.lucca, store.clone())?;
-    let saml = crate::saml::SamlIdp::load(&base_url, &config.saml)
+    let saml = crate::saml::SamlIdp::load(&base_url, &config.saml, metadata_http)
         .await
         .map_err(|problems| {
             StartError::Saml(
@@ -98,7 +112,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         live.clone(),
         base_url.clone(),
         provisioning.as_deref(),
-    ));
+    )?);
     let state = AppState {
         store,
         keys: Arc::new(keys),
@@ -114,7 +128,9 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         upstreams: Arc::new(crate::login::upstream::Upstreams::new(
             &config.upstreams,
             &base_url,
+            &oidc_http,
         )),
+        oidc_http,
         metrics: metrics_handle(),
         base_url,
         demo: options.demo,

@@ -23,8 +23,6 @@ struct Pending {
     verifier: String,
 }
 
-use crate::login::oidc_http_client as http_client;
-
 type Rp = CoreClient<
     EndpointSet,
     EndpointNotSet,
@@ -36,7 +34,7 @@ type Rp = CoreClient<
 async fn relying_party(state: &AppState) -> Result<Rp, PageError> {
     let issuer = IssuerUrl::new(state.base_url.to_string())
         .map_err(|e| PageError::internal("demo issuer", e))?;
-    let metadata = CoreProviderMetadata::discover_async(issuer, &http_client())
+    let metadata = CoreProviderMetadata::discover_async(issuer, &state.oidc_http.transport())
         .await
         .map_err(|e| PageError::internal("demo discovery", e))?;
     let redirect = RedirectUrl::new(state.url("/demo/oidc/callback"))
@@ -119,7 +117,7 @@ pub async fn callback(
         PageError::bad_request("No code", "The provider sent no authorization code.")
     })?;
     let rp = relying_party(&state).await?;
-    let http = http_client();
+    let http = state.oidc_http.transport();
     let token = rp
         .exchange_code(AuthorizationCode::new(code))
         .map_err(|e| PageError::internal("demo exchange", e))?

@@ -10,6 +10,6 @@ mod throttle;
 pub mod upstream;
 
 pub use directory::{hash_password, Directory, LoginError};
-pub use http_client::oidc_http_client;
+pub use http_client::OidcHttp;
 pub use session::{PendingLogin, SignedIn};
 pub use throttle::{AccountKey, Attempt, LoginThrottle, MemoryThrottle, NetworkKey, Throttled};

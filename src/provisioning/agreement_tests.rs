@@ -441,7 +441,8 @@ async fn through_migration(case: &Case) -> (Verdict, Vec<(String, String, Value)
         Arc::new(ArcSwap::from_pointee(live)),
         "http://passerelle.test".into(),
         None,
-    );
+    )
+    .unwrap();
     let p = &case.person;
     let row = PersonRow {
         email: p.email.clone(),

@@ -55,6 +55,8 @@ pub struct AppState {
     /// The SAML IdP: registered SPs (refreshed in place), intake policy, our URLs.
     pub saml: Arc<crate::saml::SamlIdp>,
     pub upstreams: Arc<crate::login::upstream::Upstreams>,
+    /// The client for calls to OpenID providers (upstreams, the demo RP), built at start.
+    pub oidc_http: crate::login::OidcHttp,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// `public_url` without a trailing slash.
     pub base_url: Arc<str>,
