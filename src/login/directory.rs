@@ -132,17 +132,6 @@ impl Directory {
         let user = &self.users[*self.by_name.get(&name.trim().to_lowercase())?].user;
         Some(identity_of(user))
     }
-
-    /// Every group some local user has (for `passerelle check`).
-    pub fn all_groups(&self) -> impl Iterator<Item = &str> {
-        self.users
-            .iter()
-            .flat_map(|e| e.user.groups.iter().map(|g| g.trim()))
-    }
-
-    pub fn users(&self) -> impl Iterator<Item = Identity> + '_ {
-        self.users.iter().map(|e| identity_of(&e.user))
-    }
 }
 
 fn verify(hash: &str, password: &str) -> bool {

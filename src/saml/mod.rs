@@ -80,7 +80,7 @@ pub use response::{
     SamlAttribute,
 };
 pub use sp::{ReplyTo, ServiceProvider, ServiceProviderLookup, SpError, SpRegistry, SpSettings};
-pub use xml::{check_strict_xml, parse_message, XmlError};
+pub use xml::{parse_message, XmlError};
 
 /// Namespace and algorithm identifiers used across the modules.
 pub mod ns {
