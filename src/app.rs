@@ -113,23 +113,53 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         base_url.clone(),
         provisioning.as_deref(),
     )?);
-    let state = AppState {
-        store,
-        keys: Arc::new(keys),
-        live,
+    let pipeline = Arc::new(crate::pipeline::Pipeline::new(
+        live.clone(),
+        provisioning
+            .clone()
+            .map(|jit| jit as Arc<dyn crate::pipeline::Provisioning>),
+    ));
+    let templates = Arc::new(Templates::new(&config.server.templates_dir));
+    // Whatever a session signs in to and must be told when it is signed out.
+    let logout = Arc::new(crate::login::LogoutParticipants::new(vec![Arc::new(
+        crate::saml::web::SingleLogout::new(store.clone(), config.login.request_ttl),
+    )]));
+    let login = crate::login::LoginState {
+        store: store.clone(),
+        settings: Arc::new(config.login.clone()),
+        live: live.clone(),
         throttle: Arc::new(MemoryThrottle::new(
             config.login.failure_window,
             config.login.max_failures_per_account,
             config.login.max_failures_per_ip,
         )),
-        templates: Arc::new(Templates::new(&config.server.templates_dir)),
-        oidc: Arc::new(crate::oidc::Provider::new(&config.oidc, &base_url)),
-        saml: Arc::new(saml),
         upstreams: Arc::new(crate::login::upstream::Upstreams::new(
             &config.upstreams,
             &base_url,
             &oidc_http,
         )),
+        templates: templates.clone(),
+        logout,
+    };
+    let keys = Arc::new(keys);
+    let oidc = crate::oidc::OidcState {
+        provider: Arc::new(crate::oidc::Provider::new(&config.oidc, &base_url)),
+        store: store.clone(),
+        keys: keys.clone(),
+        pipeline: pipeline.clone(),
+        login: login.clone(),
+        templates: templates.clone(),
+    };
+    let state = AppState {
+        trusted_proxies: crate::web::TrustedProxies(config.server.trusted_proxies.clone().into()),
+        login,
+        pipeline,
+        store,
+        keys,
+        live,
+        templates,
+        oidc,
+        saml: Arc::new(saml),
         oidc_http,
         metrics: metrics_handle(),
         base_url,

@@ -9,7 +9,7 @@ use passerelle::config::{Config, LogFormat, Severity};
 #[derive(Parser)]
 #[command(
     name = "passerelle",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PASSERELLE_BUILD_INFO"), ")"),
     about = "Self-hosted SSO identity provider bridge for Lucca (SAML 2.0 + OpenID Connect)"
 )]
 struct Cli {
@@ -113,9 +113,16 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_sessions=warn")
     });
+    // Logs are diagnostics: stderr, so stdout stays for what a command prints (the demo's
+    // banner, `keys show`, a hash). Colours only on a terminal, and never with NO_COLOR set:
+    // escape codes in a journal or a log file are noise.
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),

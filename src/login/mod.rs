@@ -2,14 +2,45 @@
 //! failed attempts, and the sign-in page. Login never knows which protocol asked: a front end
 //! stores a [`PendingLogin`] and gets the person back at its `resume_url`.
 
+mod decision;
 mod directory;
 mod http_client;
+mod logout;
 pub mod page;
 mod session;
+mod state;
 mod throttle;
 pub mod upstream;
 
+use axum::extract::FromRef;
+use axum::routing::get;
+use axum::Router;
+pub use decision::{decide, Freshness, SessionDecision};
 pub use directory::{hash_password, Directory, LoginError};
 pub use http_client::OidcHttp;
-pub use session::{PendingLogin, SignedIn};
-pub use throttle::{AccountKey, Attempt, LoginThrottle, MemoryThrottle, NetworkKey, Throttled};
+pub use logout::{LogoutError, LogoutParticipant, LogoutParticipants, SignedOut};
+pub use session::{Pending, PendingLogin, SignedIn};
+pub use state::LoginState;
+
+use crate::web::TrustedProxies;
+
+/// The sign-in and sign-out pages.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    LoginState: FromRef<S>,
+    TrustedProxies: FromRef<S>,
+{
+    Router::new()
+        .route("/login", get(page::show).post(page::submit))
+        .route("/login/upstream/{name}", get(page::upstream_begin))
+        .route(
+            "/login/upstream/{name}/callback",
+            get(page::upstream_callback),
+        )
+        .route("/logout", get(page::logout_page).post(page::logout))
+}
+
+pub use throttle::{
+    AccountKey, Attempt, BoxFuture, LoginThrottle, MemoryThrottle, NetworkKey, Throttled,
+};

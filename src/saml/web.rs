@@ -26,9 +26,11 @@ use super::{
     LogoutResponseParams, MessageKind, NameIdFormat, Rejected, ReplyTo, ResponseParams, SamlStatus,
     ServiceProvider, SigningMaterial, SubStatus,
 };
-use crate::login::page::{end_session, signed_out_page};
-use crate::login::{PendingLogin, SignedIn};
-use crate::store::{AuditEvent, PendingRequest};
+use crate::login::page::signed_out_page;
+use crate::login::{
+    decide, BoxFuture, Freshness, LogoutParticipant, PendingLogin, SessionDecision, SignedIn,
+};
+use crate::store::{AuditEvent, PendingRequest, Store, StoreError};
 use crate::web::{AppState, ClientIp, PageError};
 
 /// Pending sign-ins stored for `/saml/sso/resume`.
@@ -186,7 +188,7 @@ pub async fn sso_redirect(
         Ok(p) => p,
         Err(response) => return response,
     };
-    decide(&state, &session, &ip, pending, None).await
+    answer(&state, &session, &ip, pending, None).await
 }
 
 /// `POST /saml/sso`: HTTP-POST binding. Validated and stored, then a same-site redirect to
@@ -246,7 +248,7 @@ pub async fn sso_resume(
         }
         Err(e) => return PageError::from(e).into_response(),
     };
-    decide(
+    answer(
         &state,
         &session,
         &ip,
@@ -297,7 +299,7 @@ pub async fn idp_initiated(
         force_authn: false,
         is_passive: false,
     };
-    decide(&state, &session, &ip, pending, None).await
+    answer(&state, &session, &ip, pending, None).await
 }
 
 /// Intake outcome → a pending sign-in, or the answer to give right away (error page, or an
@@ -382,7 +384,7 @@ async fn save_pending(
 /// Answer if the session satisfies the request; otherwise send the person to sign in (or
 /// answer `NoPassive`). `resumed` = (stored id, when it was stored): with `ForceAuthn`, only an
 /// authentication after that time counts.
-async fn decide(
+async fn answer(
     state: &AppState,
     session: &Session,
     ip: &str,
@@ -393,14 +395,16 @@ async fn decide(
         return unknown_sp().into_response();
     };
     let max_session = state.config.login.session_max_age.as_secs() as i64;
-    let signed_in = SignedIn::current(session, max_session).await;
-    let usable = signed_in.filter(|s| match (&resumed, pending.force_authn) {
-        (_, false) => true,
-        (Some((_, created_at)), true) => s.auth_time >= *created_at,
-        (None, true) => false,
-    });
-    let Some(signed_in) = usable else {
-        if pending.is_passive {
+    let current = SignedIn::current(session, max_session).await;
+    let need = Freshness {
+        force: pending.force_authn,
+        max_age: None,
+        passive: pending.is_passive,
+        request_created_at: resumed.as_ref().map(|(_, created_at)| *created_at),
+    };
+    let signed_in = match decide(current.as_ref(), &need, crate::store::now()) {
+        SessionDecision::Reuse(signed_in) => signed_in,
+        SessionDecision::Passive => {
             if let Some((id, _)) = &resumed {
                 let _ = state.store.login_requests().delete(id).await;
             }
@@ -412,13 +416,15 @@ async fn decide(
                 Some("the user is not signed in (IsPassive)"),
             );
         }
-        if let Some((id, _)) = resumed {
-            return Redirect::to(&format!("/login?req={id}")).into_response();
+        SessionDecision::SignIn => {
+            if let Some((id, _)) = resumed {
+                return Redirect::to(&format!("/login?req={id}")).into_response();
+            }
+            return match save_pending(state, &sp, &pending).await {
+                Ok(id) => Redirect::to(&format!("/login?req={id}")).into_response(),
+                Err(e) => e.into_response(),
+            };
         }
-        return match save_pending(state, &sp, &pending).await {
-            Ok(id) => Redirect::to(&format!("/login?req={id}")).into_response(),
-            Err(e) => e.into_response(),
-        };
     };
     if let Some((id, _)) = &resumed {
         // The stored request is single-use.
@@ -439,7 +445,14 @@ async fn issue(
     mut signed_in: SignedIn,
 ) -> Response {
     let reply = pending.reply();
-    let (identity, mapped) = match crate::pipeline::release(state, &signed_in.identity).await {
+    let released = match state
+        .pipeline
+        .release(
+            &signed_in.identity,
+            crate::pipeline::Target::ServiceProvider(&sp.entity_id),
+        )
+        .await
+    {
         Ok(released) => released,
         Err(refusal) => {
             audit(
@@ -451,7 +464,7 @@ async fn issue(
                 Some(&refusal.to_string()),
             )
             .await;
-            return refusal.page().into_response();
+            return crate::pipeline::refusal_page(&refusal).into_response();
         }
     };
     let format = NameIdFormat::from_uri(&pending.name_id_format).unwrap_or_default();
@@ -459,12 +472,12 @@ async fn issue(
         .settings
         .identifier
         .unwrap_or(state.config.lucca.match_on);
-    let Some(name_id) = name_id_value(&mapped.claims, format, match_on) else {
+    let Some(name_id) = name_id_value(&released.claims, format, match_on) else {
         audit(
             state,
             "unknown_principal",
             Some(&sp.entity_id),
-            Some(&identity.subject),
+            Some(&released.identity.subject),
             ip,
             Some("no value for the NameID (matching on login, and the person has none)"),
         )
@@ -476,7 +489,7 @@ async fn issue(
             Some("the user has no identifier for this service provider"),
         );
     };
-    let attributes = super::attributes_from_claims(&mapped.claims);
+    let attributes = super::attributes_from_claims(&released.claims);
     let authn_context = if signed_in.amr.iter().any(|m| m == "pwd") {
         AuthnContextClass::PasswordProtectedTransport
     } else {
@@ -526,7 +539,7 @@ async fn issue(
         state,
         "success",
         Some(&sp.entity_id),
-        Some(&identity.subject),
+        Some(&released.identity.subject),
         ip,
         None,
     )
@@ -701,7 +714,7 @@ pub async fn slo_resume(
         Ok(Some(PendingRequest {
             protocol, payload, ..
         })) if protocol == SLO_IN_PROTOCOL => payload,
-        Ok(_) => return signed_out_page(&state, None),
+        Ok(_) => return signed_out_page(&state.templates, None),
         Err(e) => return PageError::from(e).into_response(),
     };
     let _ = state.store.login_requests().delete(&q.req).await;
@@ -776,7 +789,7 @@ async fn logout_request_arrived(
                     .any(|(sp, name_id)| sp == &sp_id && name_id == &accepted.name_id))
     });
     if matches {
-        match end_session(state, session, ip).await {
+        match state.login.end_session(session, ip).await {
             Ok(Some(ended)) => {
                 let others: Vec<(String, String)> = ended
                     .saml_participants
@@ -804,14 +817,14 @@ async fn logout_request_arrived(
                 }
             }
             Ok(None) => {}
-            Err(e) => return e.into_response(),
+            Err(e) => return PageError::internal("session store", e).into_response(),
         }
     } else {
         audit_slo(state, "no_matching_session", Some(&sp_id), None, ip, None).await;
     }
     match accepted.reply {
         Some(reply) => send_logout_response(state, &reply.into(), SamlStatus::SUCCESS),
-        None => signed_out_page(state, None),
+        None => signed_out_page(&state.templates, None),
     }
 }
 
@@ -908,56 +921,77 @@ impl From<StoredReply> for ReplyTo {
     }
 }
 
-/// After Passerelle ended `signed_in`'s session (`POST /logout`, OIDC logout): send a
-/// LogoutRequest to each SAML SP it signed in to, then land on the signed-out page (or
-/// `redirect`). Without SAML participants, the signed-out page (or redirect) right away.
-pub async fn propagate_logout(
-    state: &AppState,
-    signed_in: Option<&SignedIn>,
-    redirect: Option<String>,
-) -> Response {
-    let participants = signed_in
-        .map(|s| s.saml_participants.clone())
-        .unwrap_or_default();
-    match signed_in {
-        Some(s) if !participants.is_empty() => {
-            let chain = SloChain {
-                sid: s.sid.clone(),
-                remaining: participants,
-                outstanding: None,
-                finish: Finish::Page { redirect },
-            };
-            start_chain(state, chain).await
-        }
-        _ => finish_page(state, redirect),
+/// SAML's part when login signs a session out (`POST /logout`, OIDC logout): a LogoutRequest
+/// to each SP the session signed in to, one after the other, then on to where login asked.
+pub struct SingleLogout {
+    store: Store,
+    request_ttl: std::time::Duration,
+}
+
+impl SingleLogout {
+    pub fn new(store: Store, request_ttl: std::time::Duration) -> Self {
+        SingleLogout { store, request_ttl }
     }
+}
+
+impl LogoutParticipant for SingleLogout {
+    fn signed_out<'a>(
+        &'a self,
+        ended: &'a SignedIn,
+        then: Option<String>,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(async move {
+            if ended.saml_participants.is_empty() {
+                return Ok(None);
+            }
+            let chain = SloChain {
+                sid: ended.sid.clone(),
+                remaining: ended.saml_participants.clone(),
+                outstanding: None,
+                finish: Finish::Page { redirect: then },
+            };
+            let id = crate::web::random_token(18);
+            store_chain(&self.store, &id, &chain, self.request_ttl).await?;
+            Ok(Some(propagate_url(&id)))
+        })
+    }
+}
+
+fn propagate_url(chain_id: &str) -> String {
+    format!("/saml/slo/propagate?req={}", urlencode(chain_id))
 }
 
 fn finish_page(state: &AppState, redirect: Option<String>) -> Response {
     match redirect {
         Some(url) => Redirect::to(&url).into_response(),
-        None => signed_out_page(state, None),
+        None => signed_out_page(&state.templates, None),
     }
 }
 
 async fn start_chain(state: &AppState, chain: SloChain) -> Response {
     let id = crate::web::random_token(18);
     match save_chain(state, &id, &chain).await {
-        Ok(()) => Redirect::to(&format!("/saml/slo/propagate?req={id}")).into_response(),
+        Ok(()) => Redirect::to(&propagate_url(&id)).into_response(),
         Err(e) => e.into_response(),
     }
 }
 
 async fn save_chain(state: &AppState, id: &str, chain: &SloChain) -> Result<(), PageError> {
-    let payload =
-        serde_json::to_string(chain).map_err(|e| PageError::internal("logout chain", e))?;
-    let ttl = state.config.login.request_ttl.as_secs() as i64;
+    Ok(store_chain(&state.store, id, chain, state.config.login.request_ttl).await?)
+}
+
+async fn store_chain(
+    store: &Store,
+    id: &str,
+    chain: &SloChain,
+    ttl: std::time::Duration,
+) -> Result<(), StoreError> {
+    let payload = serde_json::to_string(chain).map_err(|e| StoreError::Corrupt(e.to_string()))?;
     // Rewriting the row under the same id: delete first (the store inserts).
-    state.store.login_requests().delete(id).await?;
-    state
-        .store
+    store.login_requests().delete(id).await?;
+    store
         .login_requests()
-        .put(id, SLO_PROTOCOL, &payload, ttl)
+        .put(id, SLO_PROTOCOL, &payload, ttl.as_secs() as i64)
         .await?;
     Ok(())
 }
@@ -981,7 +1015,7 @@ pub async fn slo_propagate(
     let mut chain = match load_chain(&state, &q.req).await {
         Ok(Some(c)) => c,
         // Expired or finished: the session itself is already gone.
-        Ok(None) => return signed_out_page(&state, None),
+        Ok(None) => return signed_out_page(&state.templates, None),
         Err(e) => return e.into_response(),
     };
     let registry = state.saml.registry();
@@ -1048,7 +1082,7 @@ pub async fn slo_propagate(
         Finish::Respond(Some(reply)) => {
             send_logout_response(&state, &reply.into(), SamlStatus::SUCCESS)
         }
-        Finish::Respond(None) => signed_out_page(&state, None),
+        Finish::Respond(None) => signed_out_page(&state.templates, None),
     }
 }
 
@@ -1080,7 +1114,7 @@ async fn logout_response_arrived(
         tracing::warn!(sp = %response.issuer, status = %response.status, "an SP did not complete single logout");
     }
     let Some(chain_id) = response.relay_state.clone() else {
-        return signed_out_page(state, None);
+        return signed_out_page(&state.templates, None);
     };
     match load_chain(state, &chain_id).await {
         Ok(Some(chain)) => {
@@ -1093,7 +1127,7 @@ async fn logout_response_arrived(
             Redirect::to(&format!("/saml/slo/propagate?req={}", urlencode(&chain_id)))
                 .into_response()
         }
-        Ok(None) => signed_out_page(state, None),
+        Ok(None) => signed_out_page(&state.templates, None),
         Err(e) => e.into_response(),
     }
 }

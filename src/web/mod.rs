@@ -8,6 +8,8 @@ mod headers;
 mod health;
 mod ip;
 mod networks;
+mod prepared;
+mod substates;
 mod templates;
 
 use std::sync::Arc;
@@ -23,15 +25,16 @@ use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 pub use csrf::{csrf_token, verify_csrf};
-pub use errors::{OAuthError, PageError};
+pub use errors::PageError;
 pub use headers::{current_nonce, HSTS};
-pub use ip::{client_ip, network_key, ClientAddr, ClientIp};
+pub use ip::{client_ip, network_key, ClientAddr, ClientIp, TrustedProxies};
 pub use networks::sign_in_allowed;
+pub use prepared::Prepared;
 pub use templates::Templates;
 
 use crate::config::{ClaimsConfig, Config, RoleMappingRow};
 use crate::keys::Keys;
-use crate::login::{Directory, LoginThrottle};
+use crate::login::Directory;
 use crate::store::Store;
 
 /// What a config reload replaces; everything else needs a restart.
@@ -48,13 +51,13 @@ pub struct AppState {
     pub store: Store,
     pub keys: Arc<Keys>,
     pub live: Arc<ArcSwap<Live>>,
-    /// Failed sign-ins, per person and per network (the port; in memory today).
-    pub throttle: Arc<dyn LoginThrottle>,
     pub templates: Arc<Templates>,
-    pub oidc: Arc<crate::oidc::Provider>,
+    /// The OIDC provider's narrow state (its clients, settings and issuer in `provider`).
+    pub oidc: crate::oidc::OidcState,
     /// The SAML IdP: registered SPs (refreshed in place), intake policy, our URLs.
     pub saml: Arc<crate::saml::SamlIdp>,
-    pub upstreams: Arc<crate::login::upstream::Upstreams>,
+    /// Login's narrow state: sessions, directory, throttle, upstreams, logout participants.
+    pub login: crate::login::LoginState,
     /// The client for calls to OpenID providers (upstreams, the demo RP), built at start.
     pub oidc_http: crate::login::OidcHttp,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
@@ -66,6 +69,10 @@ pub struct AppState {
     pub provisioning: Option<Arc<crate::provisioning::Jit>>,
     /// What migration jobs need; shared with their worker.
     pub migrations: Arc<crate::provisioning::migration::MigrationContext>,
+    /// Policy, mapping and provisioning between sign-in and the protocol answer.
+    pub pipeline: Arc<crate::pipeline::Pipeline>,
+    /// `[server] trusted_proxies`, for the client-IP extractors.
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl AppState {
@@ -107,27 +114,12 @@ pub fn router(state: AppState) -> Router {
 
     let browser = Router::new()
         .route("/", get(crate::demo::landing))
-        .route(
-            "/login",
-            get(crate::login::page::show).post(crate::login::page::submit),
-        )
-        .route(
-            "/login/upstream/{name}",
-            get(crate::login::page::upstream_begin),
-        )
-        .route(
-            "/login/upstream/{name}/callback",
-            get(crate::login::page::upstream_callback),
-        )
-        .route(
-            "/logout",
-            get(crate::login::page::logout_page).post(crate::login::page::logout),
-        )
+        .merge(crate::login::routes())
         .merge(crate::oidc::browser_routes())
         .merge(crate::saml::web::routes())
         .merge(crate::demo::routes(state.demo))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.templates.clone(),
             errors::render_error_pages,
         ))
         .layer(sessions)

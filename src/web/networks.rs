@@ -11,7 +11,7 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::{AppState, ClientAddr};
-use crate::config::Config;
+use crate::config::Network;
 
 /// Browser paths reachable from every network even when `allowed_networks` is set.
 const OPEN_PATHS: [&str; 7] = [
@@ -26,8 +26,8 @@ const OPEN_PATHS: [&str; 7] = [
 
 /// May this client sign in? Everyone when `allowed_networks` is unset; otherwise only an
 /// address inside one of them (an unknown address is not).
-pub fn sign_in_allowed(config: &Config, client: ClientAddr) -> bool {
-    match &config.login.allowed_networks {
+pub fn sign_in_allowed(allowed_networks: Option<&[Network]>, client: ClientAddr) -> bool {
+    match allowed_networks {
         None => true,
         Some(networks) => client
             .0
@@ -46,7 +46,7 @@ pub async fn require_allowed_network(
     }
     let (parts, body) = request.into_parts();
     let client = ClientAddr::from_parts(&parts, &state.config.server.trusted_proxies);
-    if sign_in_allowed(&state.config, client) {
+    if sign_in_allowed(state.config.login.allowed_networks.as_deref(), client) {
         return next.run(Request::from_parts(parts, body)).await;
     }
     tracing::info!(client = %client, path = %parts.uri.path(), "sign-in refused: client outside login.allowed_networks");

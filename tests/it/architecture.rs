@@ -17,8 +17,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// What the tree may still do until the composition root (`src/app/`) holds the state, the
-/// router, reload and the admin routes, and logout has its participants: edges a room may
-/// still have, and rooms that may still name `AppState`. Removed when app/ lands.
+/// router, reload and the admin routes: edges a room may still have, and rooms that may still
+/// name `AppState`. Removed when app/ lands.
 const UNTIL_APP_LANDS: Allowances = Allowances {
     edges: &[
         // The router, `AppState` and the admin routes still live in web/.
@@ -26,13 +26,11 @@ const UNTIL_APP_LANDS: Allowances = Allowances {
         ("web", "keys"),
         ("web", "login"),
         ("web", "oidc"),
+        ("web", "pipeline"),
         ("web", "preview"),
         ("web", "provisioning"),
         ("web", "saml"),
         ("web", "store"),
-        // Logout still runs SAML's SLO chain directly (logout participants pending).
-        ("oidc", "saml"),
-        ("login", "saml"),
     ],
     app_state_in: &[
         "demo",
