@@ -5,7 +5,6 @@
 //! `provisioning/` makes sure the Lucca account exists, and the front end answers.
 
 pub mod app;
-pub mod check;
 pub mod config;
 pub mod demo;
 pub mod identity;
@@ -14,7 +13,6 @@ pub mod login;
 pub mod lucca;
 pub mod oidc;
 pub mod pipeline;
-pub mod preview;
 pub mod provisioning;
 pub mod saml;
 pub mod store;

@@ -17,8 +17,9 @@ use axum::http::StatusCode;
 use chrono::NaiveDate;
 
 use crate::identity::{map_claims, Claims, Identity, Mapped, Source};
+use crate::login::Live;
 use crate::provisioning::{Denied, Jit};
-use crate::web::{Live, PageError};
+use crate::web::PageError;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -12,7 +12,8 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use crate::web::{AppState, PageError};
+use super::DemoState;
+use crate::web::PageError;
 
 const SESSION_KEY: &str = "demo_rp";
 
@@ -31,7 +32,7 @@ type Rp = CoreClient<
     EndpointMaybeSet,
     EndpointMaybeSet,
 >;
-async fn relying_party(state: &AppState) -> Result<Rp, PageError> {
+async fn relying_party(state: &DemoState) -> Result<Rp, PageError> {
     let issuer = IssuerUrl::new(state.base_url.to_string())
         .map_err(|e| PageError::internal("demo issuer", e))?;
     let metadata = CoreProviderMetadata::discover_async(issuer, &state.oidc_http.transport())
@@ -48,7 +49,10 @@ async fn relying_party(state: &AppState) -> Result<Rp, PageError> {
 }
 
 /// `GET /demo/oidc/start`: begin a code + PKCE flow as the demo client.
-pub async fn start(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
+pub async fn start(
+    State(state): State<DemoState>,
+    session: Session,
+) -> Result<Response, PageError> {
     let rp = relying_party(&state).await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, csrf, nonce) = rp
@@ -84,7 +88,7 @@ pub struct CallbackQuery {
 
 /// `GET /demo/oidc/callback`: exchange the code, verify the ID token, show its claims.
 pub async fn callback(
-    State(state): State<AppState>,
+    State(state): State<DemoState>,
     session: Session,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, PageError> {

@@ -5,6 +5,7 @@
 mod decision;
 mod directory;
 mod http_client;
+mod live;
 mod logout;
 pub mod page;
 mod session;
@@ -18,6 +19,7 @@ use axum::Router;
 pub use decision::{decide, Freshness, SessionDecision};
 pub use directory::{hash_password, Directory, LoginError};
 pub use http_client::OidcHttp;
+pub use live::Live;
 pub use logout::{LogoutError, LogoutParticipant, LogoutParticipants, SignedOut};
 pub use session::{Pending, PendingLogin, SignedIn};
 pub use state::LoginState;
@@ -44,3 +46,12 @@ where
 pub use throttle::{
     AccountKey, Attempt, BoxFuture, LoginThrottle, MemoryThrottle, NetworkKey, Throttled,
 };
+
+/// A storage failure behind a page is ours: an internal-error page (logged; no detail shown).
+/// Written here, not in `web/` (which imports no store) nor `store/` (which knows no HTTP):
+/// login is the lowest room that knows both, and every page handler builds on it.
+impl<E: Into<crate::store::StoreError>> From<E> for crate::web::PageError {
+    fn from(err: E) -> Self {
+        crate::web::PageError::internal("storage", err.into())
+    }
+}

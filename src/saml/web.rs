@@ -26,12 +26,13 @@ use super::{
     LogoutResponseParams, MessageKind, NameIdFormat, Rejected, ReplyTo, ResponseParams, SamlStatus,
     ServiceProvider, SigningMaterial, SubStatus,
 };
+use crate::app::AppState;
 use crate::login::page::signed_out_page;
 use crate::login::{
     decide, BoxFuture, Freshness, LogoutParticipant, PendingLogin, SessionDecision, SignedIn,
 };
 use crate::store::{AuditEvent, PendingRequest, Store, StoreError};
-use crate::web::{AppState, ClientIp, PageError};
+use crate::web::{ClientIp, PageError};
 
 /// Pending sign-ins stored for `/saml/sso/resume`.
 pub const PROTOCOL: &str = "saml";

@@ -12,9 +12,9 @@ use super::super::Jit;
 use super::notify::{NotifyError, SmtpRelay};
 use crate::config::{Config, LuccaConfig, MigrationsConfig, SmtpConfig};
 use crate::login::Directory;
+use crate::login::Live;
 use crate::lucca::{LuccaClient, LuccaError};
 use crate::store::Store;
-use crate::web::Live;
 
 /// Why the migration context could not be built (the server then does not start).
 #[derive(Debug, thiserror::Error)]

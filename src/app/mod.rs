@@ -1,4 +1,21 @@
-//! Start-up: turn a validated configuration into running state and a listening server.
+//! The composition root: turns a validated configuration into running state (every room's
+//! narrow state, the HTTP clients, the workers) and a listening server; assembles the router;
+//! owns reload, housekeeping, the `/admin/*` API, `passerelle check` and the claims preview
+//! (they compose several rooms). The only room that knows every other; nothing imports it but
+//! `main.rs` (and the tests, examples and benches outside `src/`).
+
+pub mod admin;
+pub mod check;
+mod housekeeping;
+pub mod preview;
+mod reload;
+mod router;
+mod state;
+mod substates;
+
+pub use reload::{reload, Reloaded};
+pub use router::{metrics_router, router};
+pub use state::AppState;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -9,9 +26,10 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, Severity};
 use crate::keys::Keys;
+use crate::login::Live;
 use crate::login::{Directory, MemoryThrottle};
 use crate::store::StoreConfig;
-use crate::web::{AppState, Live, Templates};
+use crate::web::Templates;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -233,8 +251,8 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         source,
     })?;
     let mut workers = vec![
-        crate::web::spawn_housekeeping(state.clone()),
-        crate::web::spawn_reload_on_sighup(state.clone()),
+        housekeeping::spawn_housekeeping(state.clone()),
+        reload::spawn_reload_on_sighup(state.clone()),
         crate::provisioning::migration::spawn_worker(state.migrations.clone()),
     ];
     // Pending updates from before a restart are picked up by the worker's first pass.
@@ -254,7 +272,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
                 source,
             })?;
         metrics_addr = listener.local_addr().ok();
-        let app = crate::web::metrics_router(state.clone());
+        let app = metrics_router(state.clone());
         // A worker: it stops with the server.
         workers.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -262,7 +280,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
             }
         }));
     }
-    let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
