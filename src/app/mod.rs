@@ -140,7 +140,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     let templates = Arc::new(Templates::new(&config.server.templates_dir));
     // Whatever a session signs in to and must be told when it is signed out.
     let logout = Arc::new(crate::login::LogoutParticipants::new(vec![Arc::new(
-        crate::saml::web::SingleLogout::new(store.clone(), config.login.request_ttl),
+        crate::saml::SingleLogout::new(store.clone(), config.login.request_ttl),
     )]));
     let login = crate::login::LoginState {
         store: store.clone(),

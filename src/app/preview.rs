@@ -108,7 +108,7 @@ pub async fn preview(
         saml.insert(
             sp.entity_id.clone(),
             json!({
-                "name_id": crate::saml::web::name_id_for(&sp, &mapped.claims, state.config.lucca.match_on),
+                "name_id": crate::saml::name_id_for(&sp, &mapped.claims, state.config.lucca.match_on),
                 "name_id_format": sp.settings.name_id_format.uri(),
                 "attribute_name_format": sp.settings.attribute_name_format.uri(),
                 "attributes": attributes,

@@ -32,7 +32,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(crate::demo::landing))
         .merge(crate::login::routes())
         .merge(crate::oidc::browser_routes())
-        .merge(crate::saml::web::routes())
+        .merge(crate::saml::routes())
         .merge(crate::demo::routes(state.demo))
         .layer(axum::middleware::from_fn_with_state(
             state.templates.clone(),

@@ -1,5 +1,6 @@
 //! How each room's narrow state is cut from [`AppState`] (axum `FromRef`): handlers extract
-//! `State<LoginState>`, `State<OidcState>`, `State<DemoState>`, `State<Arc<MigrationContext>>`,
+//! `State<LoginState>`, `State<OidcState>`, `State<SamlState>`, `State<DemoState>`,
+//! `State<Arc<MigrationContext>>`,
 //! the readiness handle… and never see the whole app.
 
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use crate::keys::Keys;
 use crate::login::LoginState;
 use crate::oidc::OidcState;
 use crate::provisioning::migration::MigrationContext;
+use crate::saml::SamlState;
 use crate::store::Store;
 use crate::web::health::{Metrics, Readiness, ReadinessProbe};
 use crate::web::{AdminToken, TrustedProxies};
@@ -31,6 +33,21 @@ impl FromRef<AppState> for LoginState {
 impl FromRef<AppState> for OidcState {
     fn from_ref(state: &AppState) -> Self {
         state.oidc.clone()
+    }
+}
+
+impl FromRef<AppState> for SamlState {
+    fn from_ref(state: &AppState) -> Self {
+        SamlState {
+            idp: state.saml.clone(),
+            store: state.store.clone(),
+            keys: state.keys.clone(),
+            pipeline: state.pipeline.clone(),
+            login: state.login.clone(),
+            templates: state.templates.clone(),
+            match_on: state.config.lucca.match_on,
+            public_url: state.base_url.clone(),
+        }
     }
 }
 

@@ -1,6 +1,16 @@
-//! Authentication: the sign-in session, the local directory (argon2 passwords), throttling of
-//! failed attempts, and the sign-in page. Login never knows which protocol asked: a front end
-//! stores a [`PendingLogin`] and gets the person back at its `resume_url`.
+//! Authentication, whichever protocol asked: the sign-in session ([`SignedIn`]), the local
+//! directory (argon2 passwords), upstream OIDC federation, throttling of failed attempts, and
+//! the sign-in page. A front end stores a [`PendingLogin`] and gets the person back at its
+//! `resume_path`; it never learns how they signed in.
+//!
+//! Two decisions live here, once for both front ends:
+//! - [`decide`]: reuse the session, send the person to sign in, or fail a passive request —
+//!   one pure function of the session, the request's [`Freshness`] needs and the clock;
+//! - signing out ([`LoginState::sign_out`]): end the session, then tell each registered
+//!   [`LogoutParticipant`] (SAML's single logout is one, registered at start-up), so neither
+//!   front end imports the other.
+//!
+//! Handlers extract the narrow [`LoginState`].
 
 mod decision;
 mod directory;

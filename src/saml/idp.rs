@@ -83,6 +83,11 @@ impl SamlIdp {
         })
     }
 
+    /// `[saml]` as configured at start.
+    pub fn settings(&self) -> &SamlConfig {
+        &self.config
+    }
+
     /// The registry as it is now (cheap; a refresh swaps in a new one).
     pub fn registry(&self) -> Arc<SpRegistry> {
         self.sps.load_full()
