@@ -1,4 +1,7 @@
 //! The `passerelle` command line: parse arguments, load configuration, start.
+//!
+//! Above every room, it may import any: `serve`, `demo`, `check` and `preview` hand over to
+//! `app/`; `keys`, `hash-password` and `migrate` call their own room directly.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -7,6 +7,9 @@
 //!
 //! Both front ends call [`Pipeline::release`] once per sign-in; OIDC stores what it released
 //! with the code and the grant, so the token, refresh and userinfo endpoints never map again.
+//!
+//! May import `config/`, `web/`, `store/`, `identity/`, `login/` and `provisioning/`; no protocol
+//! room, no `app/`.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -3,6 +3,8 @@
 //! owns reload, housekeeping, the `/admin/*` API, `passerelle check` and the claims preview
 //! (they compose several rooms). The only room that knows every other; nothing imports it but
 //! `main.rs` (and the tests, examples and benches outside `src/`).
+//!
+//! May import every room.
 
 pub mod admin;
 pub mod check;

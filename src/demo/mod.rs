@@ -2,6 +2,9 @@
 //! the verified ID token claims, and an in-process Lucca simulator that JIT provisions into
 //! (listed at `/demo/lucca`). A build without the `simulator` cargo feature runs the demo with
 //! JIT off, and says so.
+//!
+//! Handlers take a narrow [`DemoState`]. May import `config/`, `web/`, `keys/`, `login/`, `lucca/`
+//! (the simulator) and `saml/` (its IdP metadata and Redirect encoding); only `app/` imports it.
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};

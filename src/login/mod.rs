@@ -11,6 +11,8 @@
 //!   front end imports the other.
 //!
 //! Handlers extract the narrow [`LoginState`].
+//!
+//! May import `config/`, `web/`, `store/` and `identity/`; no protocol room, no `app/`.
 
 mod decision;
 mod directory;

@@ -16,6 +16,9 @@
 //! [`http`] holds the thin axum handlers: they extract `State<OidcState>`, parse, call the core,
 //! and map its answer to OAuth JSON, the authorization response, or a page. The person is
 //! signed in (and out) by `login/`; what is released comes from the pipeline, as for SAML.
+//!
+//! May import `config/`, `web/`, `store/`, `keys/`, `identity/`, `login/` and `pipeline`; never
+//! `saml/` nor `app/`.
 
 pub mod claims;
 mod clients;

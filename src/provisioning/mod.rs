@@ -6,6 +6,9 @@
 //! - [`Jit`]: the sign-in step, its records in `lucca_links` and the audit log, the preview;
 //! - the outbox worker ([`spawn_outbox_worker`]): deferred, retried attribute updates;
 //! - [`migration`]: the batch SSO migration jobs (`/admin/migrations`, `passerelle migrate`).
+//!
+//! May import `config/`, `web/`, `store/`, `identity/`, `login/` (the directory) and `lucca/`; no
+//! protocol room, no `app/`.
 
 #[cfg(all(test, feature = "simulator"))]
 mod agreement_tests;

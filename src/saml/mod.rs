@@ -44,6 +44,9 @@
 //!   sent per `reply.binding`: Redirect = [`encode_redirect`] with `signing` (XML unsigned), POST =
 //!   XML signed + [`encode_post`].
 //! - Builders fail only on our side (key/OpenSSL): status `Responder`, a 500 page.
+//!
+//! May import `config/`, `web/`, `store/`, `keys/`, `identity/`, `login/` and `pipeline`; never
+//! `oidc/` nor `app/`.
 
 pub mod binding;
 pub mod dsig;
