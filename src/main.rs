@@ -1,4 +1,7 @@
 //! The `passerelle` command line: parse arguments, load configuration, start.
+//!
+//! Above every room, it may import any: `serve`, `demo`, `check` and `preview` hand over to
+//! `app/`; `keys`, `hash-password` and `migrate` call their own room directly.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -186,7 +189,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Check { config } => {
             let path = default_config_path(config);
             let config = load(path.as_deref())?;
-            let problems = passerelle::check::check(&config).await;
+            let problems = passerelle::app::check::check(&config).await;
             for p in &problems {
                 println!("{p}");
             }
@@ -241,13 +244,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             // The preview reads the configuration only; keep its database apart from a running server's.
             let scratch = tempfile_dir()?;
             config.server.data_dir = scratch.join("data");
-            let target = passerelle::preview::Target::from_params(sp, client_id)
+            let target = passerelle::app::preview::Target::from_params(sp, client_id)
                 .map_err(|e| format!("error: {e}"))?;
             let state =
                 passerelle::app::build_state(config, &passerelle::app::StartOptions::default())
                     .await
                     .map_err(|e| format!("error: {e}"))?;
-            let result = passerelle::preview::preview(&state, &user, &target).await;
+            let result = passerelle::app::preview::preview(&state, &user, &target).await;
             let _ = std::fs::remove_dir_all(&scratch);
             let preview = result.map_err(|e| format!("error: {e}"))?;
             println!(

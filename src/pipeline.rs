@@ -7,6 +7,9 @@
 //!
 //! Both front ends call [`Pipeline::release`] once per sign-in; OIDC stores what it released
 //! with the code and the grant, so the token, refresh and userinfo endpoints never map again.
+//!
+//! May import `config/`, `web/`, `store/`, `identity/`, `login/` and `provisioning/`; no protocol
+//! room, no `app/`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -17,8 +20,9 @@ use axum::http::StatusCode;
 use chrono::NaiveDate;
 
 use crate::identity::{map_claims, Claims, Identity, Mapped, Source};
+use crate::login::Live;
 use crate::provisioning::{Denied, Jit};
-use crate::web::{Live, PageError};
+use crate::web::PageError;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 

@@ -391,7 +391,7 @@ impl Config {
             let hash = hash.trim().to_ascii_lowercase();
             if shipped_values()
                 .iter()
-                .any(|s| crate::store::token_hash(s) == hash)
+                .any(|s| hex::encode(openssl::sha::sha256(s.as_bytes())) == hash)
             {
                 v.error(
                     "admin.token_sha256",

@@ -2,6 +2,8 @@
 //! about them ([`Claims`]), joined by one pure function: [`map_claims`], the group→role table.
 //! Only the pipeline (`crate::pipeline`) calls it, once per sign-in; both protocol front ends
 //! release what it computed, so OIDC and SAML always agree.
+//!
+//! May import `config/` only.
 
 use std::collections::BTreeMap;
 

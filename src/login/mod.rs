@@ -11,10 +11,13 @@
 //!   front end imports the other.
 //!
 //! Handlers extract the narrow [`LoginState`].
+//!
+//! May import `config/`, `web/`, `store/` and `identity/`; no protocol room, no `app/`.
 
 mod decision;
 mod directory;
 mod http_client;
+mod live;
 mod logout;
 pub mod page;
 mod session;
@@ -26,8 +29,9 @@ use axum::extract::FromRef;
 use axum::routing::get;
 use axum::Router;
 pub use decision::{decide, Freshness, SessionDecision};
-pub use directory::{check_password_hash, hash_password, Directory, LoginError};
-pub use http_client::oidc_http_client;
+pub use directory::{hash_password, Directory, LoginError};
+pub use http_client::OidcHttp;
+pub use live::Live;
 pub use logout::{LogoutError, LogoutParticipant, LogoutParticipants, SignedOut};
 pub use session::{Pending, PendingLogin, SignedIn};
 pub use state::LoginState;
@@ -54,3 +58,12 @@ where
 pub use throttle::{
     AccountKey, Attempt, BoxFuture, LoginThrottle, MemoryThrottle, NetworkKey, Throttled,
 };
+
+/// A storage failure behind a page is ours: an internal-error page (logged; no detail shown).
+/// Written here, not in `web/` (which imports no store) nor `store/` (which knows no HTTP):
+/// login is the lowest room that knows both, and every page handler builds on it.
+impl<E: Into<crate::store::StoreError>> From<E> for crate::web::PageError {
+    fn from(err: E) -> Self {
+        crate::web::PageError::internal("storage", err.into())
+    }
+}

@@ -10,10 +10,11 @@ use tower_sessions::Session;
 use super::logout::{self, LogoutError, LogoutParticipants, SignedOut};
 use super::session::Pending;
 use super::upstream::Upstreams;
+use super::Live;
 use super::{Directory, LoginThrottle, PendingLogin, SignedIn};
 use crate::config::LoginConfig;
 use crate::store::{Store, StoreError};
-use crate::web::{Live, Templates};
+use crate::web::Templates;
 
 /// Login's narrow state: cheap to clone.
 #[derive(Clone)]

@@ -135,6 +135,9 @@ impl LuccaClient {
             .default_headers(headers)
             .timeout(request_timeout)
             .connect_timeout(request_timeout)
+            // The API answers where it is asked; a redirect means a wrong base_url, and the
+            // request carries the API key.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("passerelle/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| LuccaError::Config(format!("cannot build the HTTP client: {e}")))?;

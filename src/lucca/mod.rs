@@ -5,6 +5,8 @@
 //! Every request of every client of one tenant goes through that tenant's [`RateLimiter`]
 //! (Lucca allows 50 requests/minute per tenant, shared by all integrations), where a person
 //! signing in ([`Priority::SignIn`]) always goes before batch work.
+//!
+//! May import `config/` only.
 
 mod client;
 mod error;

@@ -16,6 +16,9 @@
 //! [`http`] holds the thin axum handlers: they extract `State<OidcState>`, parse, call the core,
 //! and map its answer to OAuth JSON, the authorization response, or a page. The person is
 //! signed in (and out) by `login/`; what is released comes from the pipeline, as for SAML.
+//!
+//! May import `config/`, `web/`, `store/`, `keys/`, `identity/`, `login/` and `pipeline`; never
+//! `saml/` nor `app/`.
 
 pub mod claims;
 mod clients;
@@ -48,8 +51,8 @@ use crate::store::Store;
 use crate::web::Templates;
 use grants::GrantContext;
 
-/// Scopes we understand. `groups` releases the mapped roles; `offline_access` a refresh token.
-pub const SUPPORTED_SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+/// Scopes we understand: the names of [`crate::config::Scope`], the one list.
+pub const SUPPORTED_SCOPES: [&str; 5] = crate::config::Scope::NAMES;
 
 /// A client-sent value quoted in an error description: cut short, so an error never echoes an
 /// attacker-sized parameter back (into a redirect, a log line or a JSON body).

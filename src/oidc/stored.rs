@@ -52,7 +52,7 @@ mod tests {
     use crate::config::{ClaimsConfig, RoleMappingRow};
     use crate::identity::Source;
     use crate::login::Directory;
-    use crate::web::Live;
+    use crate::login::Live;
 
     fn alice() -> Identity {
         Identity {

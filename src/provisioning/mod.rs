@@ -9,6 +9,9 @@
 //! - [`sync`]: the directory sync (`[lucca] sync_interval`, `/admin/sync`), and [`follow`],
 //!   what it, webhooks and the refresh re-check do with what Lucca says about an account;
 //! - [`revocation`]: the [`AccessRevocation`] port the access side implements.
+//!
+//! May import `config/`, `web/`, `store/`, `identity/`, `login/` (the directory) and `lucca/`; no
+//! protocol room, no `app/`.
 
 #[cfg(all(test, feature = "simulator"))]
 mod agreement_tests;

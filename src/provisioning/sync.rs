@@ -534,8 +534,7 @@ pub fn routes<S>() -> axum::Router<S>
 where
     S: Clone + Send + Sync + 'static,
     SyncAdmin: axum::extract::FromRef<S>,
-    crate::web::admin::Admin:
-        axum::extract::FromRequestParts<S, Rejection = crate::web::admin::AdminError>,
+    crate::web::AdminToken: axum::extract::FromRef<S>,
 {
     axum::Router::new().route(
         "/admin/sync",
@@ -551,7 +550,7 @@ mod http {
     use serde_json::json;
 
     use super::{SyncAdmin, SyncError};
-    use crate::web::admin::{Admin, AdminError};
+    use crate::web::{Admin, AdminError};
 
     const OFF: &str = "the directory sync needs [lucca] base_url and api_key";
 

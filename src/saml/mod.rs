@@ -44,6 +44,9 @@
 //!   sent per `reply.binding`: Redirect = [`encode_redirect`] with `signing` (XML unsigned), POST =
 //!   XML signed + [`encode_post`].
 //! - Builders fail only on our side (key/OpenSSL): status `Responder`, a 500 page.
+//!
+//! May import `config/`, `web/`, `store/`, `keys/`, `identity/`, `login/` and `pipeline`; never
+//! `oidc/` nor `app/`.
 
 pub mod binding;
 pub mod dsig;
@@ -91,7 +94,7 @@ pub use response::{
 };
 pub use sp::{ReplyTo, ServiceProvider, ServiceProviderLookup, SpError, SpRegistry, SpSettings};
 pub use sso::name_id_for;
-pub use xml::{check_strict_xml, parse_message, XmlError};
+pub use xml::{parse_message, XmlError};
 
 /// Namespace and algorithm identifiers used across the modules.
 pub mod ns {

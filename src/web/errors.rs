@@ -56,12 +56,6 @@ impl IntoResponse for PageError {
     }
 }
 
-impl<E: Into<crate::store::StoreError>> From<E> for PageError {
-    fn from(err: E) -> Self {
-        PageError::internal("storage", err.into())
-    }
-}
-
 /// Middleware: turn a [`PageError`] carried by a response into the rendered error page.
 pub async fn render_error_pages(
     State(templates): State<Arc<Templates>>,

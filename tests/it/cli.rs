@@ -279,7 +279,7 @@ fn hash_password_prints_an_argon2id_hash() {
     let out = child.wait_with_output().unwrap();
     let hash = String::from_utf8_lossy(&out.stdout);
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    passerelle::login::check_password_hash(hash.trim()).unwrap();
+    passerelle::config::check_password_hash(hash.trim()).unwrap();
 }
 
 #[test]

@@ -593,9 +593,9 @@ async fn check_pings_lucca_and_names_the_key_at_fault() {
             .map(|p| (p.key, p.message))
             .collect::<Vec<_>>()
     };
-    let ok = passerelle::check::check(&config(sim.base_url().into(), sim.api_key())).await;
+    let ok = passerelle::app::check::check(&config(sim.base_url().into(), sim.api_key())).await;
     assert_eq!(lucca_problems(ok), vec![]);
-    let bad_key = passerelle::check::check(&config(sim.base_url().into(), "wrong")).await;
+    let bad_key = passerelle::app::check::check(&config(sim.base_url().into(), "wrong")).await;
     let bad_key = lucca_problems(bad_key);
     assert_eq!(bad_key.len(), 1, "{bad_key:?}");
     assert_eq!(bad_key[0].0, "lucca.api_key");
@@ -604,8 +604,9 @@ async fn check_pings_lucca_and_names_the_key_at_fault() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let down =
-        lucca_problems(passerelle::check::check(&config(format!("http://{closed}"), "k")).await);
+    let down = lucca_problems(
+        passerelle::app::check::check(&config(format!("http://{closed}"), "k")).await,
+    );
     assert_eq!(down.len(), 1, "{down:?}");
     assert_eq!(down[0].0, "lucca.base_url");
     assert!(down[0].1.contains("cannot connect"), "{down:?}");

@@ -3,6 +3,8 @@
 
 mod common;
 
+mod architecture;
+
 mod bridge;
 mod claims;
 mod cli;

@@ -418,6 +418,32 @@ async fn metrics_listen_serves_metrics_there_only_without_auth() {
     assert_eq!(r.status(), 404, "not on the main listener, token or not");
 }
 
+/// A configured outbound client that cannot be built stops the start with a message naming what
+/// to fix, instead of the server running on without it (here: the Lucca client migrations use
+/// when JIT is off; before, the server started and every migration job failed).
+#[tokio::test]
+async fn a_client_that_cannot_be_built_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config();
+    config.server.data_dir = dir.path().join("data");
+    config.server.keys_dir = dir.path().join("keys");
+    let start = |config: passerelle::config::Config| async move {
+        passerelle::app::build_state(config, &passerelle::app::StartOptions::default())
+            .await
+            .err()
+            .map(|e| e.to_string())
+    };
+
+    let mut lucca = config;
+    lucca.lucca.base_url = Some("https://acme.ilucca.test".into());
+    // Not a header value: the client that would carry it cannot be built.
+    lucca.lucca.api_key = Some(passerelle::config::Secret::new(
+        "0f8fad5b-d9cb-469f-a165\n-70867728950e",
+    ));
+    let error = start(lucca).await.expect("refused");
+    assert!(error.contains("lucca.api_key"), "{error}");
+}
+
 /// Discovery and the JWKS are prepared bytes with a strong ETag: a client holding the current
 /// version gets 304; a rotation changes the JWKS (and its ETag) at once.
 #[tokio::test]

@@ -14,12 +14,12 @@ use crate::config::{
     ClaimsConfig, ClientConfig, DirectoryUser, OidcConfig, RefreshPolicy, RoleMappingRow,
 };
 use crate::keys::KeyError;
+use crate::login::Live;
 use crate::login::{Directory, SignedIn};
 use crate::oidc::mint::{Signer, TokenResponse};
 use crate::oidc::{revocation, userinfo, Client, OidcError, Provider, ValidRequest};
 use crate::pipeline::{Pipeline, Target};
 use crate::store::{now, token_hash, Store};
-use crate::web::Live;
 
 const REDIRECT: &str = "https://acme.ilucca.test/cb";
 /// RFC 7636 appendix B.

@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::classify::{classify, identifier, LuccaIndex, Outcome, Plan, Rules, BULK_FIELDS};
 use super::context::MigrationContext;
 use super::model::{Class, JobStatus, PersonRow};
-use super::notify::{EmailContext, Mailer};
+use super::notify::{EmailContext, Mailer, NotifyError};
 use crate::config::MatchOn;
 use crate::identity::Identity;
 use crate::lucca::{LuccaClient, LuccaError, Priority};
@@ -409,10 +409,13 @@ impl Runner<'_> {
 
     async fn notify_all(&self) -> Result<(), Stop> {
         let ctx = self.ctx;
-        let mailer = match Mailer::from_config(&ctx.smtp, &ctx.templates_dir) {
-            Ok(m) => m,
-            Err(e) => return Err(Stop::Fatal(format!("cannot send the emails: {e}"))),
+        let Some(relay) = ctx.relay.as_ref() else {
+            return Err(Stop::Fatal(format!(
+                "cannot send the emails: {}",
+                NotifyError::NotConfigured
+            )));
         };
+        let mailer = Mailer::new(relay, &ctx.templates_dir);
         let directory = ctx.directory();
         let rows = ctx.store.migration_jobs().report_rows(&self.job.id).await?;
         for r in rows {

@@ -30,7 +30,7 @@ impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
-    pub fn state(&self) -> &passerelle::web::AppState {
+    pub fn state(&self) -> &passerelle::app::AppState {
         &self.running.as_ref().expect("running").state
     }
 }

@@ -66,18 +66,24 @@ pub async fn check(config: &Config) -> Vec<Problem> {
     }
 
     // SAML SPs: metadata that cannot be read, fetched or parsed, or lacks a POST ACS.
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
-    for (i, sp) in config.saml.service_providers.iter().enumerate() {
-        match crate::saml::idp::load_one(&http, i, sp).await {
-            Ok(loaded) => {
-                for warning in crate::saml::idp::sp_warnings(i, sp, &loaded) {
-                    push(Severity::Warning, &warning.key, warning.message);
+    match crate::saml::idp::metadata_http_client() {
+        Err(e) if !config.saml.service_providers.is_empty() => push(
+            Severity::Error,
+            "saml.service_providers",
+            format!("cannot build the HTTP client that fetches SP metadata: {e}"),
+        ),
+        Err(_) => {}
+        Ok(http) => {
+            for (i, sp) in config.saml.service_providers.iter().enumerate() {
+                match crate::saml::idp::load_one(&http, i, sp).await {
+                    Ok(loaded) => {
+                        for warning in crate::saml::idp::sp_warnings(i, sp, &loaded) {
+                            push(Severity::Warning, &warning.key, warning.message);
+                        }
+                    }
+                    Err(problem) => push(Severity::Error, &problem.key, problem.message),
                 }
             }
-            Err(problem) => push(Severity::Error, &problem.key, problem.message),
         }
     }
 

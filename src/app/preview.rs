@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::AppState;
 use crate::identity::{GroupTrace, Identity};
-use crate::web::AppState;
 
 /// Whose view to preview.
 #[derive(Debug, Clone)]

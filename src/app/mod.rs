@@ -1,4 +1,23 @@
-//! Start-up: turn a validated configuration into running state and a listening server.
+//! The composition root: turns a validated configuration into running state (every room's
+//! narrow state, the HTTP clients, the workers) and a listening server; assembles the router;
+//! owns reload, housekeeping, the `/admin/*` API, `passerelle check` and the claims preview
+//! (they compose several rooms). The only room that knows every other; nothing imports it but
+//! `main.rs` (and the tests, examples and benches outside `src/`).
+//!
+//! May import every room.
+
+pub mod admin;
+pub mod check;
+mod housekeeping;
+pub mod preview;
+mod reload;
+mod router;
+mod state;
+mod substates;
+
+pub use reload::{reload, Reloaded};
+pub use router::{metrics_router, router};
+pub use state::AppState;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -9,9 +28,10 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, Severity};
 use crate::keys::Keys;
+use crate::login::Live;
 use crate::login::{Directory, MemoryThrottle};
 use crate::store::StoreConfig;
-use crate::web::{AppState, Live, Templates};
+use crate::web::Templates;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -27,6 +47,15 @@ pub enum StartError {
     Directory(#[from] crate::login::LoginError),
     #[error("lucca: {0}")]
     Lucca(#[from] crate::lucca::LuccaError),
+    #[error("migrations: {0}")]
+    Migrations(#[from] crate::provisioning::migration::ContextError),
+    /// An HTTP client (with its timeouts and redirect policy) could not be built: the server
+    /// does not fall back to one without them.
+    #[error("cannot build the HTTP client for {purpose}: {source}")]
+    HttpClient {
+        purpose: &'static str,
+        source: reqwest::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -79,8 +108,13 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         claims: config.claims.clone(),
     };
     let base_url: Arc<str> = config.server.base_url().into();
+    // Every outbound HTTP client is built here, once: a failure stops the start.
+    let client_error = |purpose| move |source| StartError::HttpClient { purpose, source };
+    let oidc_http = crate::login::OidcHttp::new().map_err(client_error("OpenID providers"))?;
+    let metadata_http =
+        crate::saml::idp::metadata_http_client().map_err(client_error("SAML SP metadata"))?;
     let provisioning = crate::provisioning::Jit::from_config(&config.lucca, store.clone())?;
-    let saml = crate::saml::SamlIdp::load(&base_url, &config.saml)
+    let saml = crate::saml::SamlIdp::load(&base_url, &config.saml, metadata_http)
         .await
         .map_err(|problems| {
             StartError::Saml(
@@ -98,7 +132,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         live.clone(),
         base_url.clone(),
         provisioning.as_deref(),
-    ));
+    )?);
     let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref())?;
     let webhooks = crate::provisioning::webhooks::build(&config.lucca, &sync);
     let pipeline = Arc::new(crate::pipeline::Pipeline::new(
@@ -124,6 +158,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         upstreams: Arc::new(crate::login::upstream::Upstreams::new(
             &config.upstreams,
             &base_url,
+            &oidc_http,
         )),
         templates: templates.clone(),
         logout,
@@ -149,6 +184,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         templates,
         oidc,
         saml: Arc::new(saml),
+        oidc_http,
         metrics: metrics_handle(),
         base_url,
         demo: options.demo,
@@ -221,8 +257,8 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         source,
     })?;
     let mut workers = vec![
-        crate::web::spawn_housekeeping(state.clone()),
-        crate::web::spawn_reload_on_sighup(state.clone()),
+        housekeeping::spawn_housekeeping(state.clone()),
+        reload::spawn_reload_on_sighup(state.clone()),
         crate::provisioning::migration::spawn_worker(state.migrations.clone()),
     ];
     // Pending updates from before a restart are picked up by the worker's first pass.
@@ -244,7 +280,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
                 source,
             })?;
         metrics_addr = listener.local_addr().ok();
-        let app = crate::web::metrics_router(state.clone());
+        let app = metrics_router(state.clone());
         // A worker: it stops with the server.
         workers.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -252,7 +288,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
             }
         }));
     }
-    let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
