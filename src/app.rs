@@ -99,7 +99,11 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         base_url.clone(),
         provisioning.as_deref(),
     ));
-    let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref())?;
+    let roles = crate::provisioning::roles::RoleApplier::from_config(&config, &store, live.clone());
+    if let (Some(jit), Some(roles)) = (&provisioning, &roles) {
+        jit.set_role_applier(roles.clone());
+    }
+    let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref(), roles)?;
     let webhooks = crate::provisioning::webhooks::build(&config.lucca, &sync);
     let state = AppState {
         sync,

@@ -463,6 +463,37 @@ impl LuccaClient {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Lucca's roles (`GET /api/v3/roles`, id and name), to resolve `lucca_role` names.
+    pub async fn roles(&self) -> Result<Vec<Department>, LuccaError> {
+        let envelope: ListEnvelope = self
+            .call(Call {
+                operation: "list roles",
+                method: Method::GET,
+                path: "api/v3/roles".into(),
+                query: vec![
+                    ("fields", "id,name".into()),
+                    ("paging", format!("0,{MAX_PAGE_SIZE}")),
+                ],
+                body: None,
+            })
+            .await?;
+        Ok(parse_items::<Department>(envelope.data.items, "role"))
+    }
+
+    /// The ids of a user's secondary roles (`habilitedRoles`), read now.
+    pub async fn habilited_roles(&self, id: i64) -> Result<Vec<i64>, LuccaError> {
+        let envelope: ItemEnvelope<LuccaUser> = self
+            .call(Call {
+                operation: "read a user",
+                method: Method::GET,
+                path: format!("api/v3/users/{id}"),
+                query: vec![("fields", "id,habilitedRoles[id,name]".into())],
+                body: None,
+            })
+            .await?;
+        Ok(envelope.data.habilited_role_ids())
+    }
+
     /// A cheap authenticated request, for `passerelle check`: proves the URL, the key and its
     /// right to read users.
     pub async fn ping(&self) -> Result<(), LuccaError> {

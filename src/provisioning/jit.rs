@@ -12,6 +12,7 @@ use tokio::sync::Notify;
 use super::decision::{self, decide, identifier, CannotCreate, Decision, Lookup, PendingUpdate};
 use super::follow::Follower;
 use super::revocation::RevocationReason;
+use super::roles::RoleApplier;
 use crate::config::{JitMode, LuccaConfig, LuccaDefaults, MatchOn, OwnedAttribute};
 use crate::identity::Claims;
 use crate::lucca::{LuccaClient, LuccaError, Priority};
@@ -72,6 +73,8 @@ pub struct Jit {
     pub(super) wake: Notify,
     /// What a leaver found at sign-in goes through (shared with the sync and webhooks).
     follower: Arc<Follower>,
+    /// `[lucca] apply_roles`: set once by the composition root.
+    roles: std::sync::OnceLock<Arc<RoleApplier>>,
 }
 
 impl std::fmt::Debug for Jit {
@@ -106,8 +109,14 @@ impl Jit {
             decision_ttl: config.decision_ttl,
             wake: Notify::new(),
             follower: Arc::new(Follower::new(&store)),
+            roles: std::sync::OnceLock::new(),
             store,
         }
+    }
+
+    /// Apply the Lucca roles the table grants at each sign-in (`[lucca] apply_roles`).
+    pub fn set_role_applier(&self, roles: Arc<RoleApplier>) {
+        let _ = self.roles.set(roles);
     }
 
     /// The tenant's client (shared connection pool, limiter and department cache).
@@ -128,6 +137,29 @@ impl Jit {
     /// Make sure the person can use Lucca: called after authentication, before any answer
     /// goes back to the application.
     pub async fn at_sign_in(&self, claims: &Claims) -> Result<Granted, Denied> {
+        let granted = self.provision(claims).await?;
+        let lucca_id = match granted {
+            Granted::Created { lucca_id }
+            | Granted::UpdateQueued { lucca_id }
+            | Granted::Unchanged { lucca_id } => Some(lucca_id),
+            // Lucca did not answer: nothing more is asked of it now.
+            Granted::KnownActive { .. } => None,
+        };
+        if let (Some(roles), Some(lucca_id)) = (self.roles.get(), lucca_id) {
+            let client = self.client.with_priority(Priority::SignIn);
+            // The person gets in whatever happens here; their next sign-in or the sync
+            // tries again.
+            if let Err(e) = roles
+                .apply(&client, lucca_id, None, claims, "sign_in")
+                .await
+            {
+                tracing::warn!(subject = %claims.subject, lucca_id, error = %e, "could not apply Lucca roles at sign-in");
+            }
+        }
+        Ok(granted)
+    }
+
+    async fn provision(&self, claims: &Claims) -> Result<Granted, Denied> {
         let link = self.store.lucca_links().get(&claims.subject).await?;
         let client = self.client.with_priority(Priority::SignIn);
         let lookup = match self.look_up(&client, claims, link.as_ref()).await {
@@ -542,6 +574,27 @@ impl Jit {
             }),
         };
         extend(&mut out, described);
+        if let Some(roles) = self.roles.get() {
+            let lucca_id = match &decision {
+                Decision::Update { lucca_id, .. } | Decision::Unchanged { lucca_id } => {
+                    Some(*lucca_id)
+                }
+                _ => None,
+            };
+            let planned = match lucca_id {
+                Some(id) => match roles.plan(&client, id, None, claims).await {
+                    Ok(Some(change)) => json!({"change": change}),
+                    Ok(None) => {
+                        json!({"change": null, "reason": "Lucca already holds the roles the table grants"})
+                    }
+                    Err(e) => json!({"error": e.to_string()}),
+                },
+                None => {
+                    json!({"change": null, "reason": "no active Lucca account to write roles to yet"})
+                }
+            };
+            extend(&mut out, json!({"lucca_roles": planned}));
+        }
         out
     }
 }

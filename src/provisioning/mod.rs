@@ -18,6 +18,7 @@ mod jit;
 pub mod migration;
 mod outbox;
 pub mod revocation;
+pub mod roles;
 pub mod sync;
 pub mod webhooks;
 

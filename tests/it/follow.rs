@@ -435,3 +435,126 @@ async fn webhooks_are_off_without_a_secret() {
         .await;
     assert_eq!(status, 404);
 }
+
+/// Alice is in corp-managers and corp-employees; Bob in corp-hr.
+fn with_lucca_roles(c: &mut passerelle::config::Config) {
+    c.lucca.apply_roles = true;
+    for row in &mut c.role_mapping {
+        match row.group.as_str() {
+            "corp-managers" => row.lucca_role = Some("Employee +".into()),
+            "corp-hr" => row.lucca_role_id = Some(1),
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn roles_named_in_the_table_reach_lucca_and_hand_given_ones_stay() {
+    let sim = simulator().await;
+    sim.set_rate_limit(None);
+    // In Lucca, Alice holds role 55 (given by hand) and 1 (named by the corp-hr row, which
+    // she is not in).
+    assert!(sim.modify_user(
+        2,
+        serde_json::json!({"habilitedRoles": [{"id": 55}, {"id": 1}]})
+    ));
+    let server = start(|c| {
+        with_lucca(c, &sim, JitMode::UpdateOnly);
+        with_lucca_roles(c);
+    })
+    .await;
+    sim.clear_requests();
+    code(sign_in(&server, "alice@acme.test", "openid").await).await;
+    let alice = sim.user(2).unwrap();
+    let ids: Vec<i64> = alice["habilitedRoles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        [55, 59],
+        "59 granted by the table (by name), 1 taken back, 55 kept"
+    );
+    let writes: Vec<Value> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .filter_map(|r| r.body)
+        .collect();
+    assert_eq!(
+        writes,
+        [serde_json::json!({"habilitedRoles": [{"id": 55}, {"id": 59}]})]
+    );
+    let roles_read = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/api/v3/roles")
+        .count();
+    assert_eq!(roles_read, 1, "names resolved through the roles API");
+    let audit = server
+        .state()
+        .store
+        .audit()
+        .recent(20, Some("alice@acme.test"))
+        .await
+        .unwrap();
+    let change = audit
+        .iter()
+        .find(|e| e.event == "lucca_roles")
+        .expect("audited");
+    let detail: Value = serde_json::from_str(change.detail.as_deref().unwrap()).unwrap();
+    assert_eq!(
+        (detail["add"].clone(), detail["remove"].clone()),
+        (serde_json::json!([59]), serde_json::json!([1]))
+    );
+
+    // Signed in again: nothing to write.
+    sim.clear_requests();
+    code(sign_in(&server, "alice@acme.test", "openid").await).await;
+    assert!(sim.requests().iter().all(|r| r.method == "GET"));
+
+    // The preview shows the exact change the table asks for.
+    assert!(sim.modify_user(
+        2,
+        serde_json::json!({"habilitedRoles": [{"id": 59}, {"id": 1}]})
+    ));
+    let preview: Value = reqwest::Client::new()
+        .get(server.url("/admin/preview?user=alice@acme.test"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let planned = &preview["jit"]["lucca_roles"]["change"];
+    assert_eq!(planned["remove"], serde_json::json!([1]), "{preview}");
+    assert_eq!(planned["result"], serde_json::json!([59]));
+}
+
+#[tokio::test]
+async fn check_reports_a_lucca_role_name_that_does_not_resolve() {
+    let sim = simulator().await;
+    let mut config = base_config();
+    with_lucca(&mut config, &sim, JitMode::UpdateOnly);
+    with_lucca_roles(&mut config);
+    config.role_mapping[0].lucca_role = Some("Employe +".into());
+    let problems = passerelle::check::check(&config).await;
+    let found = problems
+        .iter()
+        .find(|p| p.key == "role_mapping[0].lucca_role")
+        .unwrap_or_else(|| panic!("{problems:?}"));
+    assert!(
+        found.message.contains("Employe +") && found.message.contains("Employee +"),
+        "{}",
+        found.message
+    );
+    config.role_mapping[0].lucca_role = Some("employee +".into());
+    let problems = passerelle::check::check(&config).await;
+    assert!(
+        !problems.iter().any(|p| p.key.starts_with("role_mapping")),
+        "{problems:?}"
+    );
+}
