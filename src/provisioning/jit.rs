@@ -276,15 +276,52 @@ impl Jit {
         }
     }
 
-    /// For a refresh: refuse a person whose last known contract state is ended or not
-    /// started. Reads `lucca_links` only; their next sign-in asks Lucca again.
+    /// For a refresh: refuse a person whose contract state is ended or not started, or whose
+    /// account Lucca no longer has. The recorded state is used while younger than
+    /// `lucca.decision_ttl`; older, Lucca is asked again (one read by id), and a leaver found
+    /// then loses their access like one the sync finds. When Lucca cannot answer, the
+    /// recorded state stands.
     pub async fn check_cached(&self, subject: &str) -> Result<(), Denied> {
-        match self.store.lucca_links().get(subject).await? {
-            Some(link) if link.status == "ended" => Err(Denied::ContractEnded { on: None }),
-            Some(link) if link.status == "not_started" => {
-                Err(Denied::ContractNotStarted { on: None })
-            }
+        let status = match self.store.lucca_links().get(subject).await? {
+            Some(link) if self.is_stale(&link) => self.reread(link).await?,
+            Some(link) => link.status,
+            None => return Ok(()),
+        };
+        match status.as_str() {
+            "ended" => Err(Denied::ContractEnded { on: None }),
+            "not_started" => Err(Denied::ContractNotStarted { on: None }),
+            super::follow::REMOVED => Err(Denied::NoAccount),
             _ => Ok(()),
+        }
+    }
+
+    fn is_stale(&self, link: &LuccaLink) -> bool {
+        let ttl = i64::try_from(self.decision_ttl.as_secs()).unwrap_or(i64::MAX);
+        crate::store::now().saturating_sub(link.checked_at) > ttl
+    }
+
+    /// The account's status after asking Lucca now (the refresh re-check): what Lucca says,
+    /// even when revoking failed (the sync retries that); the recorded one if Lucca is out.
+    async fn reread(&self, link: LuccaLink) -> Result<String, StoreError> {
+        let client = self.client.with_priority(Priority::SignIn);
+        let today = today();
+        match client.get_user(link.lucca_id).await {
+            Ok(user) => {
+                let seen = super::follow::Seen::Present(&user);
+                self.follower.observe(seen, today, "refresh").await?;
+                Ok(decision::link_status(user.contract_status(today)).to_string())
+            }
+            Err(LuccaError::NotFound { .. }) => {
+                let gone = super::follow::Seen::Gone {
+                    lucca_id: link.lucca_id,
+                };
+                self.follower.observe(gone, today, "refresh").await?;
+                Ok(super::follow::REMOVED.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(subject = %link.subject, error = %e, "Lucca could not be asked at refresh; the recorded status stands");
+                Ok(link.status)
+            }
         }
     }
 

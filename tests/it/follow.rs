@@ -558,3 +558,59 @@ async fn check_reports_a_lucca_role_name_that_does_not_resolve() {
         "{problems:?}"
     );
 }
+
+#[tokio::test]
+async fn a_refresh_re_reads_lucca_once_the_recorded_status_is_older_than_decision_ttl() {
+    let sim = simulator().await;
+    sim.set_rate_limit(None);
+    let server = start(|c| {
+        with_lucca(c, &sim, JitMode::UpdateOnly);
+        c.lucca.decision_ttl = Duration::from_secs(1);
+    })
+    .await;
+    let recording = wire(&server);
+    let tokens = tokens_for(&server, "alice@acme.test").await;
+    let first = tokens["refresh_token"].as_str().unwrap().to_string();
+
+    // Within decision_ttl: the recorded status, no Lucca call.
+    sim.clear_requests();
+    let (status, renewed) = refresh(&server, &first).await;
+    assert_eq!(status, 200, "{renewed}");
+    assert_eq!(sim.request_count(), 0);
+
+    // Alice leaves; nobody signs in, no sync runs. Once the record is older than the TTL,
+    // the refresh asks Lucca, is refused, and her access is revoked.
+    let mut alice = sim.user(2).unwrap();
+    alice["dtContractEnd"] = Value::from(format!("{}T00:00:00", yesterday()));
+    sim.put_user(alice);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let token = renewed["refresh_token"].as_str().unwrap();
+    let (status, body) = refresh(&server, token).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let reads: Vec<String> = sim.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(reads, ["/api/v3/users/2"]);
+    assert_eq!(
+        recording.calls(),
+        [(
+            PersonRef::new(Some("alice@acme.test"), Some("alice@acme.test")),
+            RevocationReason::ContractEnded { on: yesterday() }
+        )]
+    );
+    let audit = server
+        .state()
+        .store
+        .audit()
+        .recent(20, Some("alice@acme.test"))
+        .await
+        .unwrap();
+    let revocation = audit.iter().find(|e| e.event == "revocation").unwrap();
+    assert!(revocation
+        .detail
+        .as_deref()
+        .unwrap()
+        .contains(r#""source":"refresh""#));
+}
