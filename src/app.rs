@@ -105,6 +105,9 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     }
     let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref(), roles)?;
     let webhooks = crate::provisioning::webhooks::build(&config.lucca, &sync);
+    let metrics = metrics_handle();
+    crate::lucca::describe_metrics();
+    crate::provisioning::describe_metrics();
     let state = AppState {
         sync,
         webhooks,
@@ -123,7 +126,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
             &config.upstreams,
             &base_url,
         )),
-        metrics: metrics_handle(),
+        metrics,
         base_url,
         demo: options.demo,
         config_path: options.config_path.clone(),

@@ -536,14 +536,26 @@ impl LuccaClient {
             .map_err(|e| LuccaError::Config(format!("cannot build a request URL: {e}")))?;
         let deadline = self.max_wait.map(|w| Instant::now() + w);
         let mut rate_limited = 0;
+        let priority = match self.priority {
+            Priority::SignIn => "sign_in",
+            Priority::Batch => "batch",
+        };
         loop {
-            self.inner
-                .limiter
-                .acquire(self.priority, deadline)
-                .await
-                .map_err(|e| LuccaError::RateLimited {
+            let queued = Instant::now();
+            let slot = self.inner.limiter.acquire(self.priority, deadline).await;
+            metrics::histogram!("passerelle_lucca_queue_wait_seconds", "priority" => priority)
+                .record(queued.elapsed().as_secs_f64());
+            let stats = self.inner.limiter.stats();
+            metrics::gauge!("passerelle_lucca_queue_depth", "priority" => "sign_in")
+                .set(stats.waiting_sign_in as f64);
+            metrics::gauge!("passerelle_lucca_queue_depth", "priority" => "batch")
+                .set(stats.waiting_batch as f64);
+            slot.map_err(|e| {
+                metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => "budget_exhausted").increment(1);
+                LuccaError::RateLimited {
                     retry_after: e.retry_after,
-                })?;
+                }
+            })?;
             let mut request = self
                 .inner
                 .http
@@ -553,11 +565,20 @@ impl LuccaClient {
                 request = request.json(body);
             }
             let started = Instant::now();
-            let response = request
-                .send()
-                .await
-                .map_err(|e| self.transport_error(operation, e))?;
+            let response = request.send().await.map_err(|e| {
+                metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => "unavailable").increment(1);
+                self.transport_error(operation, e)
+            })?;
             let status = response.status();
+            let outcome = match status.as_u16() {
+                200..=299 => "ok",
+                429 => "rate_limited",
+                401 | 403 => "refused_key",
+                404 => "not_found",
+                400..=499 => "client_error",
+                _ => "server_error",
+            };
+            metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => outcome).increment(1);
             tracing::debug!(
                 method = %call.method, path = %call.path, status = status.as_u16(),
                 elapsed_ms = started.elapsed().as_millis() as u64, "lucca request"
@@ -570,6 +591,7 @@ impl LuccaClient {
                     .and_then(parse_retry_after)
                     .unwrap_or(DEFAULT_RETRY_AFTER);
                 self.inner.limiter.note_rate_limited(retry_after);
+                metrics::counter!("passerelle_lucca_rate_limited_total").increment(1);
                 rate_limited += 1;
                 let too_late = deadline.is_some_and(|d| Instant::now() + retry_after > d);
                 if rate_limited > MAX_RATE_LIMIT_RETRIES || too_late {

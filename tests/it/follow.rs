@@ -251,6 +251,30 @@ async fn admin_sync_runs_on_demand_and_refuses_a_second_run() {
     assert!(after["next_run_at"].is_null(), "off: no next run");
     assert!(after["last_error"].is_null());
 
+    let metrics = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "passerelle_lucca_requests_total",
+        "passerelle_lucca_queue_wait_seconds",
+        "passerelle_sync_runs_total",
+    ] {
+        assert!(
+            metrics.contains(&format!("# HELP {name} ")),
+            "{name} described:\n{metrics}"
+        );
+    }
+    assert!(
+        metrics.contains(r#"operation="list users",outcome="ok""#),
+        "{metrics}"
+    );
+
     let unauthenticated = reqwest::Client::new()
         .post(server.url("/admin/sync"))
         .send()
