@@ -638,3 +638,79 @@ async fn a_refresh_re_reads_lucca_once_the_recorded_status_is_older_than_decisio
         .unwrap()
         .contains(r#""source":"refresh""#));
 }
+
+/// The whole path once the access side implements `AccessRevocation` and the composition root
+/// wires it (until then the placeholder revokes nothing but the refresh, which the recorded
+/// `ended` status already refuses).
+#[tokio::test]
+#[ignore = "needs the access side's AccessRevocation wired in the composition root"]
+async fn a_leaver_found_by_the_sync_loses_tokens_and_session() {
+    let sim = simulator().await;
+    sim.set_rate_limit(None);
+    let server = start(|c| {
+        with_lucca(c, &sim, JitMode::UpdateOnly);
+        c.lucca.sync_interval = Duration::from_secs(1);
+    })
+    .await;
+    let browser = Browser::new();
+    let mut url = url::Url::parse(&server.url("/oidc/authorize")).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", "lucca"),
+        ("redirect_uri", LUCCA_CALLBACK),
+        ("scope", "openid offline_access"),
+        ("state", "st"),
+    ]);
+    let to = browser
+        .authorize(
+            &server.base,
+            url.as_str(),
+            "alice@acme.test",
+            ALICE_PASSWORD,
+        )
+        .await;
+    let code = query(&to)["code"].clone();
+    let tokens: Value = reqwest::Client::new()
+        .post(server.url("/oidc/token"))
+        .basic_auth("lucca", Some(LUCCA_SECRET))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", LUCCA_CALLBACK),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_string();
+
+    let mut alice = sim.user(2).unwrap();
+    alice["dtContractEnd"] = Value::from(format!("{}T00:00:00", yesterday()));
+    sim.put_user(alice);
+    until("the sync's revocation", || async {
+        server
+            .state()
+            .store
+            .lucca_links()
+            .get("alice@acme.test")
+            .await
+            .unwrap()
+            .is_some_and(|l| l.status == "ended")
+    })
+    .await;
+
+    let (status, _) = refresh(&server, &refresh_token).await;
+    assert_eq!(status, 400, "refresh token refused");
+    let userinfo = reqwest::Client::new()
+        .get(server.url("/oidc/userinfo"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), 401, "access token revoked");
+    let again = browser.follow(&server.base, url.as_str()).await;
+    assert_eq!(again.url().path(), "/login", "browser session ended");
+}
