@@ -314,7 +314,8 @@ impl DirectorySync {
         let Some(roles) = &self.roles else {
             return Ok(());
         };
-        let active = matches!(followed, Followed::Unchanged | Followed::StatusChanged)
+        // Everyone active in the directory, signed in yet or not.
+        let active = !matches!(followed, Followed::Revoked | Followed::RevokeFailed)
             && user.is_active(today);
         // Whose groups: the local directory's entry for the account's mail.
         let claims = user

@@ -714,3 +714,58 @@ async fn a_leaver_found_by_the_sync_loses_tokens_and_session() {
     let again = browser.follow(&server.base, url.as_str()).await;
     assert_eq!(again.url().path(), "/login", "browser session ended");
 }
+
+#[tokio::test]
+async fn the_sync_applies_the_table_s_lucca_roles_to_people_of_the_directory() {
+    let sim = simulator().await;
+    sim.set_rate_limit(None);
+    assert!(sim.modify_user(
+        2,
+        serde_json::json!({"habilitedRoles": [{"id": 55}, {"id": 1}]})
+    ));
+    let server = start(|c| {
+        with_lucca(c, &sim, JitMode::UpdateOnly);
+        with_lucca_roles(c);
+        c.lucca.sync_interval = Duration::ZERO;
+    })
+    .await;
+    assert_eq!(run_sync(&server).await, 202);
+    until("the run", || async {
+        admin_sync(&server).await["last_run"].is_object()
+    })
+    .await;
+    let roles = |id: i64| -> Vec<i64> {
+        sim.user(id).unwrap()["habilitedRoles"]
+            .as_array()
+            .map(|a| a.iter().map(|r| r["id"].as_i64().unwrap()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        roles(2),
+        [55, 59],
+        "Alice (corp-managers): 59 added, 1 taken back, 55 kept"
+    );
+    assert_eq!(roles(1), [1], "Bob (corp-hr): 1");
+    let status = admin_sync(&server).await;
+    assert_eq!(status["last_run"]["counts"]["roles_changed"], 2, "{status}");
+    let listing = sim
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/v3/users")
+        .unwrap();
+    assert!(listing
+        .query_param("fields")
+        .unwrap()
+        .contains("habilitedRoles"));
+    // Nothing more to write on the next run.
+    sim.clear_requests();
+    assert_eq!(run_sync(&server).await, 202);
+    until("the second run", || async {
+        sim.requests().iter().any(|r| r.path == "/api/v3/users")
+            && !admin_sync(&server).await["running"]
+                .as_bool()
+                .unwrap_or(true)
+    })
+    .await;
+    assert!(sim.requests().iter().all(|r| r.method == "GET"));
+}
