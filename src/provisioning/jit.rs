@@ -69,6 +69,9 @@ pub struct Jit {
     defaults: LuccaDefaults,
     support_contact: String,
     decision_ttl: Duration,
+    /// `[lucca] sign_in_wait`: the longest a person signing in waits for Lucca (the budget,
+    /// a Retry-After) before being told to try again.
+    sign_in_wait: Duration,
     /// Wakes the outbox worker when an update is queued.
     pub(super) wake: Notify,
     /// What a leaver found at sign-in goes through (shared with the sync and webhooks).
@@ -107,6 +110,7 @@ impl Jit {
             defaults: config.defaults.clone(),
             support_contact: config.support_contact.trim().to_string(),
             decision_ttl: config.decision_ttl,
+            sign_in_wait: config.sign_in_wait,
             wake: Notify::new(),
             follower: Arc::new(Follower::new(&store)),
             roles: std::sync::OnceLock::new(),
@@ -161,7 +165,10 @@ impl Jit {
 
     async fn provision(&self, claims: &Claims) -> Result<Granted, Denied> {
         let link = self.store.lucca_links().get(&claims.subject).await?;
-        let client = self.client.with_priority(Priority::SignIn);
+        let client = self
+            .client
+            .with_priority(Priority::SignIn)
+            .with_max_wait(Some(self.sign_in_wait));
         let lookup = match self.look_up(&client, claims, link.as_ref()).await {
             Ok(lookup) => lookup,
             Err(error) => return self.while_unavailable(claims, link, &error).await,

@@ -769,3 +769,101 @@ async fn the_sync_applies_the_table_s_lucca_roles_to_people_of_the_directory() {
     .await;
     assert!(sim.requests().iter().all(|r| r.method == "GET"));
 }
+
+#[tokio::test]
+async fn a_migration_dry_run_reports_each_person_s_lucca_role_change() {
+    let sim = simulator().await;
+    sim.set_rate_limit(None);
+    assert!(sim.modify_user(
+        2,
+        serde_json::json!({"habilitedRoles": [{"id": 55}, {"id": 1}]})
+    ));
+    let server = start(|c| {
+        with_lucca(c, &sim, JitMode::UpdateOnly);
+        with_lucca_roles(c);
+    })
+    .await;
+    let http = reqwest::Client::new();
+    let accepted: Value = http
+        .post(server.url("/admin/migrations?dry_run=true"))
+        .bearer_auth(ADMIN_TOKEN)
+        .header("content-type", "text/csv")
+        .body("email\nalice@acme.test\n")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = accepted["id"].as_str().unwrap().to_string();
+    let report_url = server.url(&format!("/admin/migrations/{id}/report"));
+    let report = || {
+        let (http, report_url) = (http.clone(), report_url.clone());
+        async move {
+            let body: Value = http
+                .get(&report_url)
+                .bearer_auth(ADMIN_TOKEN)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            body["rows"].as_array().cloned().unwrap_or_default()
+        }
+    };
+    until("the dry run", || async {
+        report().await.first().is_some_and(|r| r["done"] == true)
+    })
+    .await;
+    let rows = report().await;
+    let alice = &rows[0];
+    let change = alice["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["field"] == "lucca_roles")
+        .unwrap_or_else(|| panic!("{alice}"));
+    assert_eq!(
+        (change["from"].as_str(), change["to"].as_str()),
+        (Some("55,1"), Some("55,59"))
+    );
+    assert!(
+        alice["message"]
+            .as_str()
+            .unwrap()
+            .contains("add [59], remove [1]"),
+        "{alice}"
+    );
+    assert!(
+        sim.requests().iter().all(|r| r.method == "GET"),
+        "a dry run writes nothing"
+    );
+}
+
+#[tokio::test]
+async fn a_sign_in_waits_out_a_retry_after_within_sign_in_wait_and_sends_nothing_meanwhile() {
+    let sim = simulator().await;
+    sim.set_rate_limit(None);
+    let server = start(|c| {
+        with_lucca(c, &sim, JitMode::UpdateOnly);
+        c.lucca.sign_in_wait = Duration::from_secs(20);
+    })
+    .await;
+    sim.set_injected_retry_after(Some("6"));
+    sim.fail_next(1, 429);
+    let started = Instant::now();
+    code(sign_in(&server, "alice@acme.test", "openid").await).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    let requests = sim.requests();
+    assert_eq!(requests[0].status, Some(429));
+    let gap = requests[1].at.duration_since(requests[0].at);
+    assert!(
+        gap >= Duration::from_secs(6),
+        "nothing sent during the Retry-After: {gap:?}"
+    );
+}
