@@ -109,6 +109,8 @@ pub async fn check(config: &Config) -> Vec<Problem> {
     }
     if let Some(problem) = check_lucca(config, &problems).await {
         problems.push(problem);
+    } else {
+        problems.extend(check_lucca_roles(config, &problems).await);
     }
     problems
 }
@@ -137,6 +139,48 @@ async fn check_lucca(config: &Config, problems: &[Problem]) -> Option<Problem> {
         key: key.into(),
         message: format!("{error} (while checking {})", client.base_url()),
     })
+}
+
+/// `[[role_mapping]] lucca_role` names that no single Lucca role has (read from Lucca's roles
+/// API once Lucca answered the ping).
+async fn check_lucca_roles(config: &Config, problems: &[Problem]) -> Vec<Problem> {
+    let named = config.role_mapping.iter().any(|r| r.lucca_role.is_some());
+    let lucca_broken = problems
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.key.starts_with("lucca."));
+    if !named || lucca_broken {
+        return Vec::new();
+    }
+    let Ok(Some(client)) = LuccaClient::from_config(&config.lucca) else {
+        return Vec::new();
+    };
+    let roles = match client.roles().await {
+        Ok(roles) => roles,
+        Err(e) => {
+            return vec![Problem {
+                severity: Severity::Warning,
+                key: "role_mapping".into(),
+                message: format!("cannot read Lucca's roles to resolve lucca_role names: {e}"),
+            }]
+        }
+    };
+    let resolved = crate::provisioning::roles::resolve(&config.role_mapping, &roles);
+    config
+        .role_mapping
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| {
+            let name = row.lucca_role.as_ref().filter(|_| row.lucca_role_id.is_none())?;
+            resolved.unresolved.contains(name).then(|| Problem {
+                severity: Severity::Error,
+                key: format!("role_mapping[{i}].lucca_role"),
+                message: format!(
+                    "no single Lucca role is named `{name}` (Lucca's roles: {}); use lucca_role_id or the exact name",
+                    roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            })
+        })
+        .collect()
 }
 
 /// What is wrong with a directory Passerelle writes to, without creating or writing anything:

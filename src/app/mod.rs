@@ -133,8 +133,15 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         base_url.clone(),
         provisioning.as_deref(),
     )?);
-    let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref())?;
+    let roles = crate::provisioning::roles::RoleApplier::from_config(&config, &store, live.clone());
+    if let (Some(jit), Some(roles)) = (&provisioning, &roles) {
+        jit.set_role_applier(roles.clone());
+    }
+    let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref(), roles)?;
     let webhooks = crate::provisioning::webhooks::build(&config.lucca, &sync);
+    let metrics = metrics_handle();
+    crate::lucca::describe_metrics();
+    crate::provisioning::describe_metrics();
     let pipeline = Arc::new(crate::pipeline::Pipeline::new(
         live.clone(),
         provisioning
@@ -185,7 +192,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         oidc,
         saml: Arc::new(saml),
         oidc_http,
-        metrics: metrics_handle(),
+        metrics,
         base_url,
         demo: options.demo,
         config_path: options.config_path.clone(),

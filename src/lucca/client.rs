@@ -466,6 +466,37 @@ impl LuccaClient {
             .unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Lucca's roles (`GET /api/v3/roles`, id and name), to resolve `lucca_role` names.
+    pub async fn roles(&self) -> Result<Vec<Department>, LuccaError> {
+        let envelope: ListEnvelope = self
+            .call(Call {
+                operation: "list roles",
+                method: Method::GET,
+                path: "api/v3/roles".into(),
+                query: vec![
+                    ("fields", "id,name".into()),
+                    ("paging", format!("0,{MAX_PAGE_SIZE}")),
+                ],
+                body: None,
+            })
+            .await?;
+        Ok(parse_items::<Department>(envelope.data.items, "role"))
+    }
+
+    /// The ids of a user's secondary roles (`habilitedRoles`), read now.
+    pub async fn habilited_roles(&self, id: i64) -> Result<Vec<i64>, LuccaError> {
+        let envelope: ItemEnvelope<LuccaUser> = self
+            .call(Call {
+                operation: "read a user",
+                method: Method::GET,
+                path: format!("api/v3/users/{id}"),
+                query: vec![("fields", "id,habilitedRoles[id,name]".into())],
+                body: None,
+            })
+            .await?;
+        Ok(envelope.data.habilited_role_ids())
+    }
+
     /// A cheap authenticated request, for `passerelle check`: proves the URL, the key and its
     /// right to read users.
     pub async fn ping(&self) -> Result<(), LuccaError> {
@@ -508,14 +539,26 @@ impl LuccaClient {
             .map_err(|e| LuccaError::Config(format!("cannot build a request URL: {e}")))?;
         let deadline = self.max_wait.map(|w| Instant::now() + w);
         let mut rate_limited = 0;
+        let priority = match self.priority {
+            Priority::SignIn => "sign_in",
+            Priority::Batch => "batch",
+        };
         loop {
-            self.inner
-                .limiter
-                .acquire(self.priority, deadline)
-                .await
-                .map_err(|e| LuccaError::RateLimited {
+            let queued = Instant::now();
+            let slot = self.inner.limiter.acquire(self.priority, deadline).await;
+            metrics::histogram!("passerelle_lucca_queue_wait_seconds", "priority" => priority)
+                .record(queued.elapsed().as_secs_f64());
+            let stats = self.inner.limiter.stats();
+            metrics::gauge!("passerelle_lucca_queue_depth", "priority" => "sign_in")
+                .set(stats.waiting_sign_in as f64);
+            metrics::gauge!("passerelle_lucca_queue_depth", "priority" => "batch")
+                .set(stats.waiting_batch as f64);
+            slot.map_err(|e| {
+                metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => "budget_exhausted").increment(1);
+                LuccaError::RateLimited {
                     retry_after: e.retry_after,
-                })?;
+                }
+            })?;
             let mut request = self
                 .inner
                 .http
@@ -525,11 +568,20 @@ impl LuccaClient {
                 request = request.json(body);
             }
             let started = Instant::now();
-            let response = request
-                .send()
-                .await
-                .map_err(|e| self.transport_error(operation, e))?;
+            let response = request.send().await.map_err(|e| {
+                metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => "unavailable").increment(1);
+                self.transport_error(operation, e)
+            })?;
             let status = response.status();
+            let outcome = match status.as_u16() {
+                200..=299 => "ok",
+                429 => "rate_limited",
+                401 | 403 => "refused_key",
+                404 => "not_found",
+                400..=499 => "client_error",
+                _ => "server_error",
+            };
+            metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => outcome).increment(1);
             tracing::debug!(
                 method = %call.method, path = %call.path, status = status.as_u16(),
                 elapsed_ms = started.elapsed().as_millis() as u64, "lucca request"
@@ -542,6 +594,7 @@ impl LuccaClient {
                     .and_then(parse_retry_after)
                     .unwrap_or(DEFAULT_RETRY_AFTER);
                 self.inner.limiter.note_rate_limited(retry_after);
+                metrics::counter!("passerelle_lucca_rate_limited_total").increment(1);
                 rate_limited += 1;
                 let too_late = deadline.is_some_and(|d| Instant::now() + retry_after > d);
                 if rate_limited > MAX_RATE_LIMIT_RETRIES || too_late {

@@ -149,6 +149,21 @@ impl LuccaUser {
             .or_else(|| self.department.as_ref().and_then(|d| d.id))
     }
 
+    /// The ids in `habilitedRoles` (when projected), in Lucca's order.
+    pub fn habilited_role_ids(&self) -> Vec<i64> {
+        self.extra
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("habilitedRoles"))
+            .and_then(|(_, v)| v.as_array())
+            .map(|roles| {
+                roles
+                    .iter()
+                    .filter_map(|r| r.get("id").and_then(as_i64))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     pub fn effective_manager_id(&self) -> Option<i64> {
         self.manager_id
             .or_else(|| self.manager.as_ref().and_then(|m| m.id))

@@ -22,7 +22,8 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-use super::follow::{FollowCounts, Follower, Seen, REMOVED};
+use super::follow::{FollowCounts, Followed, Follower, Seen, REMOVED};
+use super::roles::RoleApplier;
 use crate::lucca::{format_lucca_date, LuccaClient, LuccaError, LuccaUser, Priority};
 use crate::store::{now, LuccaLinks, Store, StoreError, SyncState, SyncStateRecord};
 
@@ -30,6 +31,9 @@ use crate::store::{now, LuccaLinks, Store, StoreError, SyncState, SyncStateRecor
 pub const JOB: &str = "directory";
 /// Only what following a person needs: the ids to link, the contract dates.
 pub const SYNC_FIELDS: &str = "id,login,mail,dtContractStart,dtContractEnd,modifiedAt";
+/// With `[lucca] apply_roles`: the roles too.
+pub const SYNC_FIELDS_WITH_ROLES: &str =
+    "id,login,mail,dtContractStart,dtContractEnd,modifiedAt,habilitedRoles[id,name]";
 /// Read again around the last run's start: clocks differ, and Lucca's `modifiedAt` is local
 /// time without an offset (ours is sent in UTC, which is behind every European tenant's).
 const SINCE_MARGIN_SECONDS: i64 = 5 * 60;
@@ -76,6 +80,7 @@ pub struct DirectorySync {
     state: Arc<dyn SyncState>,
     links: Arc<dyn LuccaLinks>,
     follower: Arc<Follower>,
+    roles: Option<Arc<RoleApplier>>,
     settings: SyncSettings,
     /// This process's name on the lease.
     holder: String,
@@ -105,6 +110,7 @@ impl DirectorySync {
         client: LuccaClient,
         store: &Store,
         follower: Arc<Follower>,
+        roles: Option<Arc<RoleApplier>>,
         settings: SyncSettings,
     ) -> DirectorySync {
         DirectorySync {
@@ -112,6 +118,7 @@ impl DirectorySync {
             state: store.sync_state().clone(),
             links: store.lucca_links().clone(),
             follower,
+            roles,
             settings,
             holder: format!("{}-{}", std::process::id(), crate::web::random_token(9)),
             running: AtomicBool::new(false),
@@ -216,7 +223,11 @@ impl DirectorySync {
             .and_then(|c| serde_json::from_str(c).ok())
             .unwrap_or_default();
         let today = super::jit::today();
-        let fields = SYNC_FIELDS;
+        let fields = if self.roles.is_some() {
+            SYNC_FIELDS_WITH_ROLES
+        } else {
+            SYNC_FIELDS
+        };
         // Removals are told only by a listing read whole in this process.
         let mut seen_ids = (state.run_full && state.cursor == 0).then(HashSet::new);
         let filters: Vec<(&'static str, String)> = state
@@ -300,6 +311,32 @@ impl DirectorySync {
             .observe(Seen::Present(user), today, "sync")
             .await?;
         counts.add(followed);
+        let Some(roles) = &self.roles else {
+            return Ok(());
+        };
+        // Everyone active in the directory, signed in yet or not.
+        let active = !matches!(followed, Followed::Revoked | Followed::RevokeFailed)
+            && user.is_active(today);
+        // Whose groups: the local directory's entry for the account's mail.
+        let claims = user
+            .mail
+            .as_deref()
+            .filter(|_| active)
+            .and_then(|mail| roles.directory_claims(mail));
+        if let Some(claims) = claims {
+            let current = Some(user.habilited_role_ids());
+            match roles
+                .apply(&self.client, user.id, current, &claims, "sync")
+                .await
+            {
+                Ok(true) => counts.roles_changed += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    counts.errors += 1;
+                    tracing::warn!(lucca_id = user.id, error = %e, "could not apply Lucca roles");
+                }
+            }
+        }
         Ok(())
     }
 
@@ -503,6 +540,7 @@ pub fn build(
     config: &crate::config::Config,
     store: &Store,
     jit: Option<&super::Jit>,
+    roles: Option<Arc<RoleApplier>>,
 ) -> Result<SyncAdmin, LuccaError> {
     let (client, follower) = match jit {
         Some(jit) => (jit.client().clone(), jit.follower().clone()),
@@ -513,7 +551,7 @@ pub fn build(
     };
     let settings = SyncSettings::new(config.lucca.sync_interval);
     Ok(SyncAdmin(Some(Arc::new(DirectorySync::new(
-        client, store, follower, settings,
+        client, store, follower, roles, settings,
     )))))
 }
 

@@ -248,6 +248,7 @@ pub async fn spawn(config: SimulatorConfig) -> Result<SimulatorHandle, Simulator
         .route("/api/v3/users", get(list_users).post(create_user))
         .route("/api/v3/users/{id}", get(get_user).put(update_user))
         .route("/api/v3/departments", get(list_departments))
+        .route("/api/v3/roles", get(users::list_roles))
         .route(
             "/organization/structure/api/departments",
             get(list_departments_v4),

@@ -135,6 +135,18 @@ impl Sim {
                     })
                 });
         out.insert("manager".into(), manager);
+        let habilited: Vec<Value> = user
+            .get("habilitedRoles")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("id").and_then(Value::as_i64))
+            .map(|id| match Self::named(&self.roles, Some(id)) {
+                Some(r) => reference("roles", r),
+                None => json!({"id": id, "name": null}),
+            })
+            .collect();
+        out.insert("habilitedRoles".into(), Value::Array(habilited));
         Value::Object(out)
     }
 
@@ -233,6 +245,24 @@ impl Sim {
             if self.login_taken(login, existing) {
                 return Err(format!("A user with the login '{login}' already exists"));
             }
+        }
+        if let Some(roles) = body.get("habilitedRoles") {
+            let ids: Option<Vec<i64>> = roles.as_array().and_then(|list| {
+                list.iter()
+                    .map(|r| r.get("id").and_then(Value::as_i64))
+                    .collect()
+            });
+            let ids = ids.ok_or("habilitedRoles must be a list of {\"id\": n}")?;
+            if let Some(bad) = ids
+                .iter()
+                .find(|id| Self::named(&self.roles, Some(**id)).is_none())
+            {
+                return Err(format!("Role {bad} does not exist"));
+            }
+            body.insert(
+                "habilitedRoles".into(),
+                Value::Array(ids.into_iter().map(|id| json!({"id": id})).collect()),
+            );
         }
         let id_of = |k: &str| body.get(k).and_then(Value::as_i64);
         if let Some(d) = id_of("departmentId") {
@@ -557,6 +587,28 @@ pub(super) async fn list_departments(
         data.insert("count".into(), json!(all.len()));
     }
     Ok(Json(json!({ "data": data })).into_response())
+}
+
+/// `GET /api/v3/roles`: the seed's roles (`id`, `name`).
+pub(super) async fn list_roles(
+    State(sim): State<Shared>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Refusal> {
+    let params = Params::new(raw);
+    let (offset, limit) = params.paging()?;
+    let (selection, _) = params.fields()?;
+    let sim = lock(&sim);
+    let items: Vec<Value> = sim
+        .roles
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| {
+            let full = json!({"id": r.id, "name": r.name, "url": format!("{}/api/v3/roles/{}", sim.base_url, r.id)});
+            project(&full, &selection)
+        })
+        .collect();
+    Ok(Json(json!({"data": {"items": items}})).into_response())
 }
 
 /// v4 departments (`GET /organization/structure/api/departments`): `page` (from 1) and

@@ -62,6 +62,11 @@ impl LuccaIndex {
         self.lookup(self.by_mail.get(&key(mail)))
     }
 
+    /// The account with this id, if read.
+    pub fn get(&self, id: i64) -> Option<&LuccaUser> {
+        self.users.get(&id)
+    }
+
     pub fn with_login(&self, login: &str) -> Vec<&LuccaUser> {
         self.lookup(self.by_login.get(&key(login)))
     }

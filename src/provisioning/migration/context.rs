@@ -99,6 +99,11 @@ impl MigrationContext {
         self.live.load().directory.clone()
     }
 
+    /// The live role table and claim settings, with the directory (a dry run's role report).
+    pub(super) fn live(&self) -> Arc<Live> {
+        self.live.load_full()
+    }
+
     /// Tell the worker a job is waiting (or was cancelled).
     pub(super) fn wake(&self) {
         self.wake.notify_one();
