@@ -49,6 +49,7 @@ fuzz_target!(|data: &[u8]| {
                     message: r.problem.clone(),
                     notification: None,
                     input: Some(r.person.clone()),
+                    findings: Vec::new(),
                 }
             })
             .collect();
