@@ -19,6 +19,8 @@ pub enum StartError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("[store] url (or PASSERELLE_DATABASE_URL) {0}")]
+    StoreUrl(#[from] crate::store::UrlError),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error("SAML service providers:\n{0}")]
@@ -70,7 +72,9 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     for warning in problems.iter().filter(|p| p.severity == Severity::Warning) {
         tracing::warn!("{warning}");
     }
-    let store = crate::store::open(&StoreConfig::sqlite(&config.server.data_dir)).await?;
+    let store_config = StoreConfig::from_settings(config.store.url(), &config.server.data_dir)?;
+    let store = crate::store::open(&store_config).await?;
+    tracing::info!(store = %store_config.describe(), "store open");
     let keys = Keys::load_or_generate(&config.server.keys_dir, &config.keys)?;
     let directory = Directory::new(&config.directory.users)?;
     let live = Live {

@@ -13,6 +13,9 @@ use url::Url;
 
 mod hardening;
 pub mod secrets;
+pub mod store;
+
+pub use store::StoreSettings;
 
 /// A secret value: never printed by `Debug`, so it cannot leak through logs.
 #[derive(Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -111,6 +114,7 @@ pub struct Config {
     pub migrations: MigrationsConfig,
     pub smtp: SmtpConfig,
     pub audit: AuditConfig,
+    pub store: StoreSettings,
 }
 
 /// `[audit]`: how long the audit log keeps its rows.
@@ -736,12 +740,13 @@ pub const KNOWN_MODULES: [&str; 10] = [
 
 /// The environment variables of the contract, read through a lookup so tests need not touch
 /// the process environment.
-pub const ENV_OVERRIDES: [&str; 5] = [
+pub const ENV_OVERRIDES: [&str; 6] = [
     "PASSERELLE_LISTEN",
     "PASSERELLE_PUBLIC_URL",
     "PASSERELLE_DATA_DIR",
     "PASSERELLE_LUCCA_API_KEY",
     "PASSERELLE_ADMIN_TOKEN",
+    "PASSERELLE_DATABASE_URL",
 ];
 
 impl Config {
@@ -806,6 +811,9 @@ impl Config {
         if let Some(v) = get("PASSERELLE_ADMIN_TOKEN") {
             self.admin.token = Some(Secret::new(v));
             self.admin.token_file = None;
+        }
+        if let Some(v) = get("PASSERELLE_DATABASE_URL") {
+            self.store.url = Some(Secret::new(v));
         }
     }
 

@@ -27,11 +27,19 @@ use super::{
 
 /// One `#[tokio::test]` per check, each on a store from `$open`: an async fn returning
 /// `(Store, guard)`, the guard kept alive for the test (a temp dir, a throwaway database).
+/// `optional $open`: `$open` returns `Option<(Store, guard)>`, and `None` (a backend that is not
+/// available here, which its opener has said on stderr) skips the check.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! store_conformance_suite {
     ($open:path) => {
-        $crate::store_conformance_suite!(@each $open;
+        $crate::store_conformance_suite!(@list required $open);
+    };
+    (optional $open:path) => {
+        $crate::store_conformance_suite!(@list optional $open);
+    };
+    (@list $mode:ident $open:path) => {
+        $crate::store_conformance_suite!(@each $mode $open;
             login_requests_round_trip,
             login_requests_expire_and_are_purged,
             oversized_values_are_refused_not_stored,
@@ -66,11 +74,22 @@ macro_rules! store_conformance_suite {
             ping_answers,
         );
     };
-    (@each $open:path; $($check:ident),* $(,)?) => {
+    (@each required $open:path; $($check:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
                 let (store, _guard) = $open().await;
+                $crate::store::conformance::$check(store).await;
+            }
+        )*
+    };
+    (@each optional $open:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some((store, _guard)) = $open().await else {
+                    return;
+                };
                 $crate::store::conformance::$check(store).await;
             }
         )*

@@ -8,6 +8,13 @@ pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum StoreError {
     #[error("database: {0}")]
     Backend(#[source] BackendError),
+    /// The URL is shown redacted: never a password in a message.
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: BackendError,
+    },
     #[error("database migration: {0}")]
     Migrate(#[source] BackendError),
     #[error("cannot create data directory {path}: {source}")]

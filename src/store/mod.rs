@@ -1,13 +1,16 @@
 //! Persistence behind ports: one trait per need (`ports/`), a [`Store`] bundle holding one
 //! adapter behind all of them, and the adapters — `sqlite/`, the embedded default (one file in
-//! `data_dir`, migrations applied at start). A second backend is one more adapter that passes
-//! the same conformance suite (`conformance.rs`). No other room writes SQL or names the driver;
+//! `data_dir`), and `postgres/`, for several nodes on one database — sharing their SQL
+//! (`sql/`), each applying its own migrations at start, both held to the same conformance suite
+//! (`conformance.rs`). No other room writes SQL or names the driver;
 //! this room imports `config/` at most.
 
 mod error;
 pub mod ports;
+mod postgres;
 mod rows;
 mod sqlite;
+mod url;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
@@ -18,17 +21,41 @@ use std::sync::Arc;
 pub use error::{BackendError, StoreError};
 pub use ports::*;
 pub use sqlite::{create_private_dir, open_data_files, DB_FILE};
+pub use url::{redact, DatabaseUrl, UrlError};
 
-/// Where the data lives. Today one backend: the embedded SQLite file in `data_dir`.
+/// Where the data lives: the embedded SQLite file in `data_dir` (the default), or a PostgreSQL
+/// database that several nodes share (`[store] url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     Sqlite { data_dir: PathBuf },
+    Postgres { url: DatabaseUrl },
 }
 
 impl StoreConfig {
     pub fn sqlite(data_dir: impl Into<PathBuf>) -> StoreConfig {
         StoreConfig::Sqlite {
             data_dir: data_dir.into(),
+        }
+    }
+
+    /// `[store] url` when set (it must be a `postgres://` URL), the SQLite file in `data_dir`
+    /// otherwise.
+    pub fn from_settings(url: Option<&str>, data_dir: &Path) -> Result<StoreConfig, UrlError> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => Ok(StoreConfig::Postgres {
+                url: DatabaseUrl::parse(url)?,
+            }),
+            None => Ok(StoreConfig::sqlite(data_dir)),
+        }
+    }
+
+    /// What to log about it: the backend and where, never a password.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Sqlite { data_dir } => {
+                format!("SQLite file {}", data_dir.join(DB_FILE).display())
+            }
+            StoreConfig::Postgres { url } => format!("PostgreSQL at {}", url.redacted()),
         }
     }
 }
@@ -39,6 +66,18 @@ pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
         StoreConfig::Sqlite { data_dir } => Ok(Store::from_adapter(Arc::new(
             sqlite::SqliteAdapter::open(data_dir).await?,
         ))),
+        StoreConfig::Postgres { url } => Ok(Store::from_adapter(Arc::new(
+            postgres::PgAdapter::open(url).await?,
+        ))),
+    }
+}
+
+/// Check that the configured backend can be reached, changing nothing (`passerelle check`):
+/// for PostgreSQL, a connection and the server's version; SQLite has nothing to reach.
+pub async fn probe(config: &StoreConfig) -> Result<Option<String>, StoreError> {
+    match config {
+        StoreConfig::Sqlite { .. } => Ok(None),
+        StoreConfig::Postgres { url } => postgres::PgAdapter::probe(url).await.map(Some),
     }
 }
 

@@ -33,7 +33,7 @@ use sqlx::{Connection, Executor};
 
 /// The role of the throwaway cluster; its password is only good on loopback for this run.
 const ROLE: &str = "passerelle_test";
-const PASSWORD: &str = "throwaway-test-password";
+pub const PASSWORD: &str = "throwaway-test-password";
 
 /// The server the tests use: an admin URL (database `postgres`) on it.
 struct Server {

@@ -1,6 +1,5 @@
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::outbox::MAX_RECENT;
 use crate::store::{now, Outbox, OutboxRow, StoreError};
 
@@ -8,7 +7,7 @@ const COLUMNS: &str = "id, subject, lucca_id, payload, status, version, attempts
      next_attempt_at, last_error, created_at, updated_at";
 
 #[async_trait]
-impl Outbox for SqliteAdapter {
+impl Outbox for Adapter {
     async fn enqueue(&self, subject: &str, lucca_id: i64, payload: &str) -> Result<(), StoreError> {
         let now = now();
         let replaced = sqlx::query(

@@ -1,6 +1,5 @@
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::migration_jobs::MAX_LISTED;
 use crate::store::{
     now, MigrationClassCount, MigrationJobRecord, MigrationJobs, MigrationRowOutcome,
@@ -13,7 +12,7 @@ const ROW_COLUMNS: &str =
     "row_no, seq, email, input, class, fields, lucca_id, message, done, write_started_at, notice";
 
 #[async_trait]
-impl MigrationJobs for SqliteAdapter {
+impl MigrationJobs for Adapter {
     async fn create_job(
         &self,
         id: &str,
