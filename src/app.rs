@@ -74,7 +74,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     }
     let store_config = StoreConfig::from_settings(config.store.url(), &config.server.data_dir)?;
     let store = crate::store::open(&store_config).await?;
-    tracing::info!(store = %store_config.describe(), "store open");
+    tracing::info!(store = %store_config.describe(), node = store.node_id(), "store open");
     let keys = Keys::load_or_generate(&config.server.keys_dir, &config.keys)?;
     let directory = Directory::new(&config.directory.users)?;
     let live = Live {

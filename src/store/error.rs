@@ -32,6 +32,10 @@ pub enum StoreError {
         len: usize,
         limit: usize,
     },
+    /// The work's lease (an outbox row, a migration job) went to another node: this node
+    /// stalled past its deadline and must stop rather than write what the other now owns.
+    #[error("{what} is now held by another node (this node's lease expired)")]
+    LeaseLost { what: String },
     #[error("session store: {0}")]
     Sessions(String),
 }

@@ -60,16 +60,73 @@ impl StoreConfig {
     }
 }
 
-/// Open the configured backend, bringing its schema up to date.
-pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
-    match config {
-        StoreConfig::Sqlite { data_dir } => Ok(Store::from_adapter(Arc::new(
-            sqlite::SqliteAdapter::open(data_dir).await?,
-        ))),
-        StoreConfig::Postgres { url } => Ok(Store::from_adapter(Arc::new(
-            postgres::PgAdapter::open(url).await?,
-        ))),
+/// This process as the store sees it when nodes share it: the owner of the leases it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// With PostgreSQL, random at each start: a restarted node does not resume its old leases
+    /// as if it had never stopped, it waits for them (at most one lease) like any other node.
+    pub id: String,
+    /// How long a claim on work (an outbox row, a migration job) holds without renewal: a node
+    /// that stops renewing for this long loses the work to another.
+    pub lease: std::time::Duration,
+}
+
+impl Node {
+    pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// The one node of an SQLite store.
+    pub fn local() -> Node {
+        Node {
+            id: "local".into(),
+            lease: Node::DEFAULT_LEASE,
+        }
     }
+
+    pub fn random() -> Node {
+        let mut bytes = [0u8; 8];
+        // Only uniqueness matters; should the RNG fail, the clock and pid still tell nodes apart.
+        if openssl::rand::rand_bytes(&mut bytes).is_err() {
+            let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64
+                ^ u64::from(std::process::id());
+            bytes = seed.to_le_bytes();
+        }
+        Node {
+            id: format!("node-{}", hex::encode(bytes)),
+            lease: Node::DEFAULT_LEASE,
+        }
+    }
+
+    pub(crate) fn lease_secs(&self) -> i64 {
+        ports::leases::ttl_secs(self.lease)
+    }
+}
+
+/// Open the configured backend, bringing its schema up to date. On PostgreSQL this process
+/// is a new node ([`Node::random`]); the SQLite file has one node, always the same
+/// ([`Node::local`]), so that a restart resumes its own claimed work at once, as before leases.
+pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+    let node = match config {
+        StoreConfig::Sqlite { .. } => Node::local(),
+        StoreConfig::Postgres { .. } => Node::random(),
+    };
+    open_as(config, node).await
+}
+
+/// [`open`] as `node` (tests give nodes short leases).
+pub async fn open_as(config: &StoreConfig, node: Node) -> Result<Store, StoreError> {
+    let shared = Arc::new(node.clone());
+    let store = match config {
+        StoreConfig::Sqlite { data_dir } => {
+            Store::from_adapter(Arc::new(sqlite::SqliteAdapter::open(data_dir, node).await?))
+        }
+        StoreConfig::Postgres { url } => {
+            Store::from_adapter(Arc::new(postgres::PgAdapter::open(url, node).await?))
+        }
+    };
+    Ok(Store {
+        node: shared,
+        ..store
+    })
 }
 
 /// Check that the configured backend can be reached, changing nothing (`passerelle check`):
@@ -94,6 +151,7 @@ pub trait Adapter:
     + UpstreamIdentities
     + Housekeeping
     + Health
+    + Leases
     + 'static
 {
 }
@@ -110,6 +168,7 @@ impl<A> Adapter for A where
         + UpstreamIdentities
         + Housekeeping
         + Health
+        + Leases
         + 'static
 {
 }
@@ -129,6 +188,8 @@ pub struct Store {
     upstream_identities: Arc<dyn UpstreamIdentities>,
     housekeeping: Arc<dyn Housekeeping>,
     health: Arc<dyn Health>,
+    leases: Arc<dyn Leases>,
+    node: Arc<Node>,
 }
 
 impl std::fmt::Debug for Store {
@@ -157,7 +218,9 @@ impl Store {
             audit: adapter.clone(),
             upstream_identities: adapter.clone(),
             housekeeping: adapter.clone(),
+            leases: adapter.clone(),
             health: adapter,
+            node: Arc::new(Node::random()),
         }
     }
 
@@ -194,7 +257,50 @@ impl Store {
     pub fn health(&self) -> &Arc<dyn Health> {
         &self.health
     }
+    pub fn leases(&self) -> &Arc<dyn Leases> {
+        &self.leases
+    }
+    /// The node this store was opened as: the owner of its leases.
+    pub fn node_id(&self) -> &str {
+        &self.node.id
+    }
+
+    /// Keep this node's lease on running migration job `id` alive (renewed every third of the
+    /// lease) until the returned guard is dropped. A renewal that finds the job taken over only
+    /// logs: the job's next fenced write stops the work.
+    pub fn hold_job_lease(&self, id: &str) -> JobLease {
+        let jobs = self.migration_jobs.clone();
+        let every = (self.node.lease / 3).max(std::time::Duration::from_millis(200));
+        let id = id.to_string();
+        JobLease(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match jobs.renew_job_lease(&id).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job = %id, "migration job lease lost to another node");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %id, error = %e, "cannot renew migration job lease")
+                    }
+                }
+            }
+        }))
+    }
 }
+
+/// See [`Store::hold_job_lease`]: renewal stops when this is dropped.
+#[derive(Debug)]
+pub struct JobLease(tokio::task::JoinHandle<()>);
+
+impl Drop for JobLease {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl Store {}
 
 /// The current time in unix seconds, as the store records it.
 pub fn now() -> i64 {

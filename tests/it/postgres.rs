@@ -3,7 +3,8 @@
 
 use sqlx::Connection;
 
-use crate::common::pg;
+use crate::common::{pg, start, Browser, TestServer, LUCCA_CALLBACK};
+use crate::oidc::{exchange, lucca_code};
 
 /// The harness hands out a fresh, empty database that a password login reaches over TCP.
 #[tokio::test]
@@ -25,4 +26,156 @@ async fn the_harness_gives_each_test_a_fresh_database() {
     if wrong != a {
         assert!(sqlx::PgConnection::connect(&wrong).await.is_err());
     }
+}
+
+/// Two nodes on one fresh database, sharing the key ring and the public URL (as behind a load
+/// balancer): node B takes A's keys dir and A's `public_url`.
+async fn two_nodes() -> Option<(TestServer, TestServer)> {
+    let url = pg::database().await?;
+    let a = start(|c| c.store.url = Some(passerelle::config::Secret::new(url.clone()))).await;
+    let (keys, issuer) = (a.state().config.server.keys_dir.clone(), a.base.clone());
+    let b = start(move |c| {
+        c.store.url = Some(passerelle::config::Secret::new(url));
+        c.server.keys_dir = keys;
+        c.server.public_url = issuer;
+    })
+    .await;
+    Some((a, b))
+}
+
+/// A sign-in started on A (authorize, sign-in page) is finished on B (the form post, the
+/// code), and the code is exchanged on A; the same code then fails on B, revoking the grant.
+#[tokio::test]
+async fn a_sign_in_started_on_one_node_finishes_on_another() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    assert_ne!(a.state().store.node_id(), b.state().store.node_id());
+    let browser = Browser::new();
+    let (verifier, challenge) = crate::oidc::pkce_pair();
+    let url = crate::oidc::authorize_url(
+        &a,
+        &[
+            ("response_type", "code"),
+            ("client_id", "lucca"),
+            ("redirect_uri", LUCCA_CALLBACK),
+            ("scope", "openid email"),
+            ("state", "st"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    let page = browser.follow(&a.base, &url).await;
+    assert_eq!(page.url().path(), "/login");
+    // The form is posted to B: its CSRF token and pending request are in the shared store.
+    let posted = browser
+        .submit_login(
+            &b.base,
+            page,
+            "alice@acme.test",
+            crate::common::ALICE_PASSWORD,
+        )
+        .await;
+    assert_eq!(posted.status(), 303, "B accepts the form A served");
+    let next = crate::common::absolute(
+        &b.base,
+        &crate::common::location(&posted).expect("location"),
+    );
+    let next = next.replace(&a.base, &b.base);
+    let done = browser.follow(&b.base, &next).await;
+    let redirect = crate::common::location(&done).expect("redirect to the client");
+    assert!(redirect.starts_with(LUCCA_CALLBACK), "{redirect}");
+    let code = crate::common::query(&redirect)["code"].clone();
+
+    let (status, tokens) = exchange(&a, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    let (status, _) = crate::oidc::userinfo(&b, &access).await;
+    assert_eq!(status, 200, "B honours A's access token");
+
+    let (status, body) = exchange(&b, &code, &verifier).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _) = crate::oidc::userinfo(&a, &access).await;
+    assert_eq!(status, 401, "the replay on B revoked the grant on A too");
+}
+
+/// The same code sent to both nodes at once: one spends it, the other is a replay, and a replay
+/// stops the grant (before it exists, or by revoking it): nobody keeps tokens from that code.
+#[tokio::test]
+async fn a_code_sent_to_two_nodes_at_once_is_spent_once() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&a, &browser, "openid").await;
+    let (x, y) = tokio::join!(
+        exchange(&a, &code, &verifier),
+        exchange(&b, &code, &verifier)
+    );
+    let issued: Vec<&serde_json::Value> = [&x, &y]
+        .into_iter()
+        .filter(|(status, _)| *status == 200)
+        .map(|(_, body)| body)
+        .collect();
+    assert!(issued.len() <= 1, "{x:?} {y:?}");
+    let replays = [&x, &y]
+        .into_iter()
+        .filter(|(status, body)| *status == 400 && body["error"] == "invalid_grant")
+        .count();
+    assert_eq!(issued.len() + replays, 2, "{x:?} {y:?}");
+    assert!(replays >= 1, "{x:?} {y:?}");
+    for body in issued {
+        let access = body["access_token"].as_str().unwrap();
+        for node in [&a, &b] {
+            let (status, _) = crate::oidc::userinfo(node, access).await;
+            assert_eq!(status, 401, "the family is revoked on every node");
+        }
+    }
+}
+
+/// `passerelle check` connects to the configured database: a wrong password is an error on
+/// `store.url` with the server's reason, and the password is not in the output.
+#[tokio::test]
+async fn check_connects_to_the_database_and_never_prints_the_password() {
+    let Some(url) = pg::database().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.toml");
+    let run = |url: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\ndata_dir = \"{0}/data\"\nkeys_dir = \"{0}/keys\"\n[store]\nurl = \"{url}\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
+        for var in passerelle::config::ENV_OVERRIDES {
+            cmd.env_remove(var);
+        }
+        let out = cmd.args(["check", "--config"]).arg(&path).output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let wrong = url.replace(pg::PASSWORD, "wrong-password-xyz");
+    let text = run(&wrong);
+    assert!(text.contains("error: store.url:"), "{text}");
+    assert!(text.contains("password authentication failed"), "{text}");
+    assert!(!text.contains("wrong-password-xyz"), "{text}");
+    let text = run(&url);
+    assert!(!text.contains("store.url"), "{text}");
+    assert!(!text.contains(pg::PASSWORD), "{text}");
+    let text = run("mysql://u:secret-x@h/db");
+    assert!(
+        text.contains("error: store.url:") && !text.contains("secret-x"),
+        "{text}"
+    );
 }

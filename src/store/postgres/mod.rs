@@ -3,6 +3,7 @@
 //! ports' SQL is the SQLite adapter's (`../sql/`); what only PostgreSQL has is here: the
 //! connection, the session store, and the claim queries of `dialect`.
 
+mod dialect;
 mod sessions;
 
 #[cfg(test)]
@@ -14,7 +15,7 @@ use std::time::Duration;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::Connection;
 
-use super::{DatabaseUrl, StoreError};
+use super::{DatabaseUrl, Node, StoreError};
 
 fn options(url: &DatabaseUrl) -> Result<PgConnectOptions, StoreError> {
     Ok(PgConnectOptions::from_str(url.expose())
@@ -40,18 +41,19 @@ const SCHEMA_LOCK: i64 = 0x7061_7373_6572_656c; // "passerel"
 #[derive(Clone, Debug)]
 pub struct PgAdapter {
     pool: PgPool,
+    node: Node,
 }
 
 impl PgAdapter {
     /// Connect to `url` and bring its schema up to date.
-    pub async fn open(url: &DatabaseUrl) -> Result<PgAdapter, StoreError> {
+    pub async fn open(url: &DatabaseUrl, node: Node) -> Result<PgAdapter, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options(url)?)
             .await
             .map_err(|e| connect_error(url, e))?;
-        let adapter = PgAdapter { pool };
+        let adapter = PgAdapter { pool, node };
         adapter.migrate().await?;
         Ok(adapter)
     }
@@ -141,4 +143,8 @@ mod saml_request_ids {
 mod upstream_identities {
     use super::PgAdapter as Adapter;
     include!("../sql/upstream_identities.rs");
+}
+mod leases {
+    use super::PgAdapter as Adapter;
+    include!("../sql/leases.rs");
 }

@@ -24,6 +24,29 @@ mod conformance {
     crate::store_conformance_suite!(optional super::open_database);
 }
 
+/// Two nodes (two stores, one-second leases) on one fresh database.
+async fn open_two_nodes() -> Option<(Store, Store, ())> {
+    let url = pg::database().await?;
+    let config = StoreConfig::Postgres {
+        url: DatabaseUrl::parse(&url).unwrap(),
+    };
+    let node = |id: &str| crate::store::Node {
+        id: id.into(),
+        lease: crate::store::conformance::SHORT_LEASE,
+    };
+    let a = crate::store::open_as(&config, node("node-a"))
+        .await
+        .unwrap();
+    let b = crate::store::open_as(&config, node("node-b"))
+        .await
+        .unwrap();
+    Some((a, b, ()))
+}
+
+mod two_nodes {
+    crate::store_two_node_suite!(super::open_two_nodes);
+}
+
 /// Each table as `column -> (type, not null)`, the types named as SQLite declares them.
 type Schema = BTreeMap<String, BTreeMap<String, (String, bool)>>;
 

@@ -4,6 +4,7 @@
 //! `rowid`, no `AUTOINCREMENT`, `ON CONFLICT` and `RETURNING`); what only SQLite has is here:
 //! the file and its modes, the session store, and the claim queries of `dialect`.
 
+mod dialect;
 mod files;
 mod sessions;
 
@@ -48,6 +49,10 @@ mod upstream_identities {
     use super::SqliteAdapter as Adapter;
     include!("../sql/upstream_identities.rs");
 }
+mod leases {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/leases.rs");
+}
 
 #[cfg(test)]
 mod tests;
@@ -62,7 +67,7 @@ use sqlx::sqlite::{
 
 pub use files::{create_private_dir, open_data_files, DB_FILE};
 
-use super::StoreError;
+use super::{Node, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -70,12 +75,13 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone, Debug)]
 pub struct SqliteAdapter {
     pool: SqlitePool,
+    node: Node,
 }
 
 impl SqliteAdapter {
     /// Open (creating if needed) `data_dir/passerelle.db` and bring its schema up to date.
     /// The directory is created 0700 and the file 0600, whatever the process umask.
-    pub async fn open(data_dir: &Path) -> Result<SqliteAdapter, StoreError> {
+    pub async fn open(data_dir: &Path, node: Node) -> Result<SqliteAdapter, StoreError> {
         let file = files::prepare(data_dir)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(file)
@@ -97,6 +103,6 @@ impl SqliteAdapter {
             .migrate()
             .await
             .map_err(StoreError::from)?;
-        Ok(SqliteAdapter { pool })
+        Ok(SqliteAdapter { pool, node })
     }
 }
