@@ -10,6 +10,7 @@ pub mod ports;
 mod postgres;
 mod rows;
 mod sqlite;
+pub mod transfer;
 mod url;
 
 #[cfg(any(test, feature = "conformance"))]

@@ -31,10 +31,21 @@ async fn the_harness_gives_each_test_a_fresh_database() {
 /// Two nodes on one fresh database, sharing the key ring and the public URL (as behind a load
 /// balancer): node B takes A's keys dir and A's `public_url`.
 async fn two_nodes() -> Option<(TestServer, TestServer)> {
+    two_nodes_with(|_| {}).await
+}
+
+async fn two_nodes_with(
+    tweak: impl Fn(&mut passerelle::config::Config),
+) -> Option<(TestServer, TestServer)> {
     let url = pg::database().await?;
-    let a = start(|c| c.store.url = Some(passerelle::config::Secret::new(url.clone()))).await;
+    let a = start(|c| {
+        tweak(c);
+        c.store.url = Some(passerelle::config::Secret::new(url.clone()));
+    })
+    .await;
     let (keys, issuer) = (a.state().config.server.keys_dir.clone(), a.base.clone());
-    let b = start(move |c| {
+    let b = start(|c| {
+        tweak(c);
         c.store.url = Some(passerelle::config::Secret::new(url));
         c.server.keys_dir = keys;
         c.server.public_url = issuer;
@@ -178,4 +189,154 @@ async fn check_connects_to_the_database_and_never_prints_the_password() {
         text.contains("error: store.url:") && !text.contains("secret-x"),
         "{text}"
     );
+}
+
+async fn refresh(node: &TestServer, token: &str) -> (u16, serde_json::Value) {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", token)];
+    crate::oidc::token_request(node, &form, Some(("lucca", crate::common::LUCCA_SECRET))).await
+}
+
+/// A refresh token rotated on A and retried on B within the grace window gets A's answer.
+#[tokio::test]
+async fn a_refresh_retried_on_another_node_within_the_grace_gets_the_same_answer() {
+    let Some((a, b)) =
+        two_nodes_with(|c| c.oidc.refresh_grace = std::time::Duration::from_secs(30)).await
+    else {
+        return;
+    };
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&a, &browser, "openid offline_access").await;
+    let (_, first) = exchange(&a, &code, &verifier).await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+    let (status, on_a) = refresh(&a, &r1).await;
+    assert_eq!(status, 200, "{on_a}");
+    let (status, on_b) = refresh(&b, &r1).await;
+    assert_eq!(status, 200, "within the grace window on B: {on_b}");
+    assert_eq!(on_b["refresh_token"], on_a["refresh_token"], "A's answer");
+    let r2 = on_a["refresh_token"].as_str().unwrap();
+    let (status, _) = refresh(&b, r2).await;
+    assert_eq!(status, 200, "B rotates the token A issued");
+}
+
+/// Without a grace window, a refresh token rotated on A and replayed on B is reuse: B refuses
+/// it and revokes the family, which A then refuses too.
+#[tokio::test]
+async fn a_refresh_replayed_on_another_node_revokes_the_family_everywhere() {
+    let Some((a, b)) = two_nodes_with(|c| c.oidc.refresh_grace = std::time::Duration::ZERO).await
+    else {
+        return;
+    };
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&a, &browser, "openid offline_access").await;
+    let (_, first) = exchange(&a, &code, &verifier).await;
+    let r1 = first["refresh_token"].as_str().unwrap().to_string();
+    let (status, on_a) = refresh(&a, &r1).await;
+    assert_eq!(status, 200, "{on_a}");
+    let (status, body) = refresh(&b, &r1).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _) = refresh(&a, on_a["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(
+        status, 400,
+        "the new token of the family is revoked on A too"
+    );
+    let (status, _) = crate::oidc::userinfo(&a, on_a["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, 401);
+}
+
+/// `passerelle store migrate --to`: an SQLite install with a signed-in person, tokens and an
+/// audit log is copied into an empty PostgreSQL database; a node on that database then honours
+/// the refresh token issued on SQLite. A second run refuses the now non-empty database.
+#[tokio::test]
+async fn store_migrate_copies_an_sqlite_install_into_postgres() {
+    let Some(url) = pg::database().await else {
+        return;
+    };
+    let mut lite = start(|_| {}).await;
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&lite, &browser, "openid offline_access").await;
+    let (status, tokens) = exchange(&lite, &code, &verifier).await;
+    assert_eq!(status, 200);
+    let refresh_token = tokens["refresh_token"].as_str().unwrap().to_string();
+    let audit_before = lite
+        .state()
+        .store
+        .audit()
+        .recent(1000, None)
+        .await
+        .unwrap()
+        .len();
+    let (data_dir, keys_dir) = (
+        lite.state().config.server.data_dir.clone(),
+        lite.state().config.server.keys_dir.clone(),
+    );
+    lite.running.take().unwrap().stop().await;
+
+    let config = lite.dir.path().join("p.toml");
+    std::fs::write(
+        &config,
+        format!("[server]\ndata_dir = \"{}\"\n", data_dir.display()),
+    )
+    .unwrap();
+    let run = || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
+        for var in passerelle::config::ENV_OVERRIDES {
+            cmd.env_remove(var);
+        }
+        cmd.args(["store", "migrate", "--to", &url, "--config"])
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains(pg::PASSWORD), "{text}");
+    assert!(text.contains("refresh_tokens"), "{text}");
+
+    let target = url.clone();
+    let node = start(move |c| {
+        c.store.url = Some(passerelle::config::Secret::new(target));
+        c.server.keys_dir = keys_dir;
+    })
+    .await;
+    let audit_after = node
+        .state()
+        .store
+        .audit()
+        .recent(1000, None)
+        .await
+        .unwrap()
+        .len();
+    assert!(
+        audit_after >= audit_before && audit_before > 0,
+        "{audit_before} {audit_after}"
+    );
+    let (status, body) = refresh(&node, &refresh_token).await;
+    assert_eq!(
+        status, 200,
+        "the SQLite refresh token works on PostgreSQL: {body}"
+    );
+    node.state()
+        .store
+        .audit()
+        .record(passerelle::store::AuditEvent {
+            event: "after",
+            outcome: "ok",
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let out = run();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(text.contains("not empty"), "{text}");
 }

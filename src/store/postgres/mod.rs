@@ -45,6 +45,10 @@ pub struct PgAdapter {
 }
 
 impl PgAdapter {
+    pub(crate) fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
     /// Connect to `url` and bring its schema up to date.
     pub async fn open(url: &DatabaseUrl, node: Node) -> Result<PgAdapter, StoreError> {
         let pool = PgPoolOptions::new()

@@ -79,6 +79,10 @@ pub struct SqliteAdapter {
 }
 
 impl SqliteAdapter {
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Open (creating if needed) `data_dir/passerelle.db` and bring its schema up to date.
     /// The directory is created 0700 and the file 0600, whatever the process umask.
     pub async fn open(data_dir: &Path, node: Node) -> Result<SqliteAdapter, StoreError> {
