@@ -340,3 +340,78 @@ async fn store_migrate_copies_an_sqlite_install_into_postgres() {
     assert!(!out.status.success());
     assert!(text.contains("not empty"), "{text}");
 }
+
+/// A SAML request answered on A is a replay on B.
+#[tokio::test]
+async fn a_saml_request_answered_on_one_node_is_refused_on_another() {
+    use crate::saml::{
+        assert_error_page, authn_request, new_request_id, posted, redirect_url, register_sp,
+        through_login, SP_ACS, SP_ENTITY,
+    };
+    let Some((a, b)) = two_nodes_with(|c| register_sp(c, false)).await else {
+        return;
+    };
+    let browser = Browser::new();
+    let id = new_request_id();
+    // The request names the cluster's one public URL (A's, which B serves too).
+    let xml = authn_request(&a.base, &id, SP_ENTITY, SP_ACS, "");
+    let on_a = redirect_url(&a.base, &xml, None, true);
+    let post = posted(through_login(&browser, &a.base, &on_a).await).await;
+    assert!(post.xml.contains(&format!(r#"InResponseTo="{id}""#)));
+    let on_b = on_a.replace(&a.base, &b.base);
+    assert_error_page(browser.get(&on_b).await).await;
+
+    // Not because B refuses A's requests: a new one, sent to B, is answered (same session).
+    let fresh = new_request_id();
+    let xml = authn_request(&a.base, &fresh, SP_ENTITY, SP_ACS, "");
+    let post =
+        posted(through_login(&browser, &b.base, &redirect_url(&b.base, &xml, None, true)).await)
+            .await;
+    assert!(post.xml.contains(&format!(r#"InResponseTo="{fresh}""#)));
+}
+
+/// A session started on A is a session on B (no sticky sessions); a logout on A ends it on B.
+#[tokio::test]
+async fn a_logout_on_one_node_holds_on_another() {
+    let Some((a, b)) = two_nodes().await else {
+        return;
+    };
+    let browser = Browser::new();
+    let (code, verifier) = lucca_code(&a, &browser, "openid").await;
+    let (_, body) = exchange(&a, &code, &verifier).await;
+    let id_token = body["id_token"].as_str().unwrap();
+    let silent = |node: &TestServer| {
+        let (_, challenge) = crate::oidc::pkce_pair();
+        crate::oidc::authorize_url(
+            node,
+            &[
+                ("response_type", "code"),
+                ("client_id", "lucca"),
+                ("redirect_uri", LUCCA_CALLBACK),
+                ("scope", "openid"),
+                ("prompt", "none"),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+    };
+    let r = browser.get(&silent(&b)).await;
+    let to = crate::common::location(&r).unwrap_or_default();
+    assert!(
+        to.starts_with(LUCCA_CALLBACK) && to.contains("code="),
+        "B knows A's session: {to}"
+    );
+
+    let url = format!(
+        "{}?id_token_hint={id_token}&post_logout_redirect_uri=https://acme.ilucca.test/&state=bye",
+        a.url("/oidc/logout")
+    );
+    let r = browser.get(&url).await;
+    assert_eq!(
+        crate::common::location(&r).as_deref(),
+        Some("https://acme.ilucca.test/?state=bye")
+    );
+    let r = browser.get(&silent(&b)).await;
+    let to = crate::common::location(&r).unwrap_or_default();
+    assert!(to.contains("error=login_required"), "ended on B too: {to}");
+}
