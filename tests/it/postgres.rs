@@ -415,3 +415,56 @@ async fn a_logout_on_one_node_holds_on_another() {
     let to = crate::common::location(&r).unwrap_or_default();
     assert!(to.contains("error=login_required"), "ended on B too: {to}");
 }
+
+/// One outbox update, both nodes delivering what is due at the same moment: one PUT reaches
+/// Lucca. (The row is queued through the store, so neither node's worker is woken for it: both
+/// deliveries below run at once.)
+#[cfg(feature = "simulator")]
+#[tokio::test]
+async fn an_outbox_update_is_sent_once_by_two_nodes_delivering_at_once() {
+    use passerelle::config::{JitMode, Secret};
+    use passerelle::lucca::simulator::{spawn, SimulatorConfig};
+    let sim = spawn(SimulatorConfig::default()).await.unwrap();
+    let Some((a, b)) = two_nodes_with(|c| {
+        c.lucca.base_url = Some(sim.base_url().into());
+        c.lucca.api_key = Some(Secret::new(sim.api_key()));
+        c.lucca.jit = JitMode::UpdateOnly;
+    })
+    .await
+    else {
+        return;
+    };
+    // Each worker makes a first pass at start, then sleeps (nothing is due): let them.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    a.state()
+        .store
+        .outbox()
+        .enqueue(
+            "alice@acme.test",
+            2,
+            r#"{"job_title":"Principal Engineer"}"#,
+        )
+        .await
+        .unwrap();
+    let (ja, jb) = (
+        a.state().provisioning.clone().unwrap(),
+        b.state().provisioning.clone().unwrap(),
+    );
+    let now = passerelle::store::now();
+    let (x, y) = tokio::join!(ja.deliver_due(now), jb.deliver_due(now));
+    assert_eq!(x.unwrap() + y.unwrap(), 1, "one node claimed the row");
+    let puts: Vec<_> = sim
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "PUT")
+        .collect();
+    assert_eq!(puts.len(), 1, "{puts:?}");
+    assert_eq!(sim.user(2).unwrap()["jobTitle"], "Principal Engineer");
+    let rows = b.state().store.outbox().recent(None, 10).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.status.as_str(), r.attempts))
+            .collect::<Vec<_>>(),
+        [("done", 1)]
+    );
+}
