@@ -73,7 +73,11 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         tracing::warn!("{warning}");
     }
     let store_config = StoreConfig::from_settings(config.store.url(), &config.server.data_dir)?;
-    let store = crate::store::open(&store_config).await?;
+    let node = crate::store::Node {
+        lease: config.store.lease,
+        ..crate::store::Node::for_store(&store_config)
+    };
+    let store = crate::store::open_as(&store_config, node).await?;
     tracing::info!(store = %store_config.describe(), node = store.node_id(), "store open");
     let keys = Keys::load_or_generate(&config.server.keys_dir, &config.keys)?;
     let directory = Directory::new(&config.directory.users)?;

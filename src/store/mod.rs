@@ -75,6 +75,14 @@ pub struct Node {
 impl Node {
     pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
 
+    /// This process's node on `config`'s backend, with the default lease.
+    pub fn for_store(config: &StoreConfig) -> Node {
+        match config {
+            StoreConfig::Sqlite { .. } => Node::local(),
+            StoreConfig::Postgres { .. } => Node::random(),
+        }
+    }
+
     /// The one node of an SQLite store.
     pub fn local() -> Node {
         Node {
@@ -106,11 +114,7 @@ impl Node {
 /// is a new node ([`Node::random`]); the SQLite file has one node, always the same
 /// ([`Node::local`]), so that a restart resumes its own claimed work at once, as before leases.
 pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
-    let node = match config {
-        StoreConfig::Sqlite { .. } => Node::local(),
-        StoreConfig::Postgres { .. } => Node::random(),
-    };
-    open_as(config, node).await
+    open_as(config, Node::for_store(config)).await
 }
 
 /// [`open`] as `node` (tests give nodes short leases).
