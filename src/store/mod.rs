@@ -119,18 +119,15 @@ pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
 
 /// [`open`] as `node` (tests give nodes short leases).
 pub async fn open_as(config: &StoreConfig, node: Node) -> Result<Store, StoreError> {
-    let shared = Arc::new(node.clone());
-    let store = match config {
-        StoreConfig::Sqlite { data_dir } => {
-            Store::from_adapter(Arc::new(sqlite::SqliteAdapter::open(data_dir, node).await?))
-        }
-        StoreConfig::Postgres { url } => {
-            Store::from_adapter(Arc::new(postgres::PgAdapter::open(url, node).await?))
-        }
-    };
-    Ok(Store {
-        node: shared,
-        ..store
+    Ok(match config {
+        StoreConfig::Sqlite { data_dir } => Store::from_adapter(
+            Arc::new(sqlite::SqliteAdapter::open(data_dir, node.clone()).await?),
+            node,
+        ),
+        StoreConfig::Postgres { url } => Store::from_adapter(
+            Arc::new(postgres::PgAdapter::open(url, node.clone()).await?),
+            node,
+        ),
     })
 }
 
@@ -210,8 +207,8 @@ impl Store {
         open(&StoreConfig::sqlite(data_dir)).await
     }
 
-    /// One adapter behind every port.
-    pub fn from_adapter<A: Adapter>(adapter: Arc<A>) -> Store {
+    /// One adapter behind every port; `node` is the one the adapter was opened as.
+    pub fn from_adapter<A: Adapter>(adapter: Arc<A>, node: Node) -> Store {
         Store {
             login_requests: adapter.clone(),
             oauth: adapter.clone(),
@@ -225,7 +222,7 @@ impl Store {
             housekeeping: adapter.clone(),
             leases: adapter.clone(),
             health: adapter,
-            node: Arc::new(Node::random()),
+            node: Arc::new(node),
         }
     }
 
