@@ -16,6 +16,13 @@ mod url;
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
 
+/// The throwaway PostgreSQL of the tests (the integration tests' harness, one file for both):
+/// unit tests anywhere in the crate use `crate::store::test_pg::database()`, so that one test
+/// process starts one server.
+#[cfg(test)]
+#[path = "../../tests/it/common/pg.rs"]
+pub(crate) mod test_pg;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 

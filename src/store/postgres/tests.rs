@@ -7,9 +7,7 @@ use sqlx::{Connection, PgConnection, SqliteConnection};
 
 use crate::store::{DatabaseUrl, Store, StoreConfig, DB_FILE};
 
-/// The integration tests' PostgreSQL harness: one file for both kinds of test.
-#[path = "../../../tests/it/common/pg.rs"]
-pub(crate) mod pg;
+use crate::store::test_pg as pg;
 
 /// A fresh store on a fresh database. `None`: no PostgreSQL here (outside CI), test skipped.
 pub(crate) async fn open_database() -> Option<(Store, String)> {

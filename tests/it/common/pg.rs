@@ -1,9 +1,9 @@
 //! A throwaway PostgreSQL for tests: one cluster per test process, started lazily on first use
 //! and stopped when the process ends, and a fresh database per test.
 //!
-//! Shared by the integration tests (`mod pg` here) and the library's unit tests (included with
-//! `#[path]` from `src/store/postgres/tests.rs`), so it depends on nothing but std, libc, sqlx
-//! and tokio.
+//! Shared by the integration tests (`common::pg`) and the library's unit tests (included with
+//! `#[path]` as `crate::store::test_pg`), so it depends on nothing but std, libc, sqlx, tokio and
+//! tempfile. Include it once per test binary: each copy would start its own server.
 //!
 //! - `PASSERELLE_TEST_DATABASE_URL` set (a role allowed to `CREATE DATABASE`): the databases are
 //!   created on that server and nothing is started.
