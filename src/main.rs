@@ -1,4 +1,7 @@
 //! The `passerelle` command line: parse arguments, load configuration, start.
+//!
+//! Above every room, it may import any: `serve`, `demo`, `check` and `preview` hand over to
+//! `app/`; `keys`, `hash-password` and `migrate` call their own room directly.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -9,7 +12,7 @@ use passerelle::config::{Config, LogFormat, Severity};
 #[derive(Parser)]
 #[command(
     name = "passerelle",
-    version,
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("PASSERELLE_BUILD_INFO"), ")"),
     about = "Self-hosted SSO identity provider bridge for Lucca (SAML 2.0 + OpenID Connect)"
 )]
 struct Cli {
@@ -132,9 +135,16 @@ fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_sessions=warn")
     });
+    // Logs are diagnostics: stderr, so stdout stays for what a command prints (the demo's
+    // banner, `keys show`, a hash). Colours only on a terminal, and never with NO_COLOR set:
+    // escape codes in a journal or a log file are noise.
+    use std::io::IsTerminal;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -198,7 +208,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         Command::Check { config } => {
             let path = default_config_path(config);
             let config = load(path.as_deref())?;
-            let problems = passerelle::check::check(&config).await;
+            let problems = passerelle::app::check::check(&config).await;
             for p in &problems {
                 println!("{p}");
             }
@@ -278,13 +288,13 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let scratch = tempfile_dir()?;
             config.server.data_dir = scratch.join("data");
             config.store.url = None;
-            let target = passerelle::preview::Target::from_params(sp, client_id)
+            let target = passerelle::app::preview::Target::from_params(sp, client_id)
                 .map_err(|e| format!("error: {e}"))?;
             let state =
                 passerelle::app::build_state(config, &passerelle::app::StartOptions::default())
                     .await
                     .map_err(|e| format!("error: {e}"))?;
-            let result = passerelle::preview::preview(&state, &user, &target).await;
+            let result = passerelle::app::preview::preview(&state, &user, &target).await;
             let _ = std::fs::remove_dir_all(&scratch);
             let preview = result.map_err(|e| format!("error: {e}"))?;
             println!(

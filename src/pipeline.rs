@@ -1,13 +1,30 @@
-//! The identity pipeline between authentication and a protocol answer: take the signed-in
-//! person's current identity, apply policy and the group→role table, and (with JIT) make sure
-//! their Lucca account is right. Both front ends call [`release`]; neither knows the details.
+//! The boundary between sign-in and a protocol answer. A [`Pipeline`] takes the signed-in
+//! person's identity, applies policy (does the account still exist?) and the live group→role
+//! table, and asks the provisioning port (JIT) to make sure the Lucca account is right. It
+//! answers [`Released`] — the identity and the claims JIT acted on, which the front end sends
+//! as they are — or a typed [`Refusal`]. It renders nothing: each front end's HTTP layer shows
+//! a refusal through [`refusal_page`], the one place its wording lives.
+//!
+//! Both front ends call [`Pipeline::release`] once per sign-in; OIDC stores what it released
+//! with the code and the grant, so the token, refresh and userinfo endpoints never map again.
+//!
+//! May import `config/`, `web/`, `store/`, `identity/`, `login/` and `provisioning/`; no protocol
+//! room, no `app/`.
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 use axum::http::StatusCode;
 use chrono::NaiveDate;
 
-use crate::identity::{map_claims, Identity, Mapped, Source};
-use crate::provisioning::Denied;
-use crate::web::{AppState, PageError};
+use crate::identity::{map_claims, Claims, Identity, Mapped, Source};
+use crate::login::Live;
+use crate::provisioning::{Denied, Jit};
+use crate::web::PageError;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Why a signed-in person may not be signed in to the application.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +56,12 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// Our own failure (the store), not something about the person: the caller retries or
+    /// answers "temporarily unavailable" instead of revoking anything.
+    pub fn is_internal(&self) -> bool {
+        matches!(self, Refusal::Storage(_))
+    }
+
     fn from_jit(denied: Denied, contact: &str) -> Refusal {
         let contact = contact.to_string();
         match denied {
@@ -52,70 +75,188 @@ impl Refusal {
             Denied::Store(e) => Refusal::Storage(e),
         }
     }
+}
 
-    pub fn page(&self) -> PageError {
-        let refused = |title: &str, message: String| {
-            PageError::new(StatusCode::FORBIDDEN, title, message).with_retry("/logout")
-        };
-        match self {
-            Refusal::AccountGone => PageError::new(
-                StatusCode::FORBIDDEN,
-                "Your account is not active",
-                "Your account has been removed or disabled since you signed in. Contact your IT team if you think this is a mistake.",
-            )
-            .with_retry("/logout"),
-            Refusal::ContractEnded { on, contact } => refused(
-                "Your Lucca access has ended",
-                format!(
-                    "According to Lucca, your contract {}, so you can no longer sign in to Lucca. If you think this is a mistake, contact {contact}.",
-                    match on {
-                        Some(day) => format!("ended on {}", human_date(*day)),
-                        None => "has ended".into(),
-                    }
-                ),
-            ),
-            Refusal::ContractNotStarted { on, contact } => refused(
-                "Your Lucca account is not open yet",
-                format!(
-                    "According to Lucca, your contract {}. You can sign in to Lucca from that day. If this date is wrong, contact {contact}.",
-                    match on {
-                        Some(day) => format!("starts on {}", human_date(*day)),
-                        None => "has not started yet".into(),
-                    }
-                ),
-            ),
-            Refusal::SeveralLuccaAccounts { contact } => refused(
-                "Several Lucca accounts match you",
-                format!(
-                    "Lucca has more than one account with your email address or login, so it cannot tell which one is yours. Nothing was changed. Ask {contact} to correct the accounts in Lucca, then sign in again."
-                ),
-            ),
-            Refusal::NoLuccaAccount { contact } => refused(
-                "You have no Lucca account yet",
-                format!(
-                    "You signed in correctly, but there is no Lucca account for you yet, and Passerelle does not create accounts here. Ask {contact} to create yours in Lucca, then sign in again."
-                ),
-            ),
-            Refusal::LuccaIdentifierDiffers { contact } => refused(
-                "Your Lucca account uses another address",
-                format!(
-                    "Your Lucca account is registered under another email address or login than the one you signed in with, so Lucca would not recognise you. Ask {contact} to correct it in Lucca."
-                ),
-            ),
-            Refusal::LuccaUnavailable => PageError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "Lucca cannot be reached right now",
-                "You signed in correctly, but Passerelle could not check your Lucca account because Lucca is not answering. Nothing was lost: please go back to Lucca and try again in a minute.",
-            ),
-            Refusal::LuccaFailed { contact, .. } => PageError::new(
-                StatusCode::BAD_GATEWAY,
-                "Your Lucca account could not be set up",
-                format!(
-                    "You signed in correctly, but Passerelle could not check or create your Lucca account because of a problem it has logged for the administrators. Please contact {contact}."
-                ),
-            ),
-            Refusal::Storage(e) => PageError::internal("storage", e),
+/// Who the release is for: the client or SP the answer goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target<'a> {
+    Client(&'a str),
+    ServiceProvider(&'a str),
+}
+
+/// What a front end may send about the person: the identity as it is now and the claims JIT
+/// acted on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Released {
+    pub identity: Identity,
+    pub claims: Claims,
+}
+
+/// The provisioning port: what happens in Lucca when a person signs in, and the check of a
+/// grant renewed without them. JIT is the adapter; without Lucca there is none.
+pub trait Provisioning: Send + Sync {
+    /// Make sure the person can use Lucca with these claims, before any answer goes out.
+    fn at_sign_in<'a>(&'a self, claims: &'a Claims) -> BoxFuture<'a, Result<(), Refusal>>;
+    /// For a renewal without the person: refuse when the last sign-in found the contract ended
+    /// or not started. Reads what was recorded; never calls Lucca.
+    fn recheck<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<(), Refusal>>;
+}
+
+impl Provisioning for Jit {
+    fn at_sign_in<'a>(&'a self, claims: &'a Claims) -> BoxFuture<'a, Result<(), Refusal>> {
+        Box::pin(async move {
+            Jit::at_sign_in(self, claims)
+                .await
+                .map(drop)
+                .map_err(|denied| Refusal::from_jit(denied, self.support_contact()))
+        })
+    }
+
+    fn recheck<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<(), Refusal>> {
+        Box::pin(async move {
+            self.check_cached(subject)
+                .await
+                .map_err(|denied| Refusal::from_jit(denied, self.support_contact()))
+        })
+    }
+}
+
+/// The identity pipeline: the live directory, role table and claim settings (swapped by a
+/// reload), and the provisioning port.
+pub struct Pipeline {
+    live: Arc<ArcSwap<Live>>,
+    provisioning: Option<Arc<dyn Provisioning>>,
+}
+
+impl Pipeline {
+    pub fn new(live: Arc<ArcSwap<Live>>, provisioning: Option<Arc<dyn Provisioning>>) -> Self {
+        Pipeline { live, provisioning }
+    }
+
+    /// The identity as it is now (a local user may have been edited or removed since sign-in).
+    pub fn current_identity(&self, identity: &Identity) -> Result<Identity, Refusal> {
+        match &identity.source {
+            Source::Local => self
+                .live
+                .load()
+                .directory
+                .by_subject(&identity.subject)
+                .ok_or(Refusal::AccountGone),
+            Source::Upstream { .. } => Ok(identity.clone()),
         }
+    }
+
+    /// Read-only: what the live table makes of this identity, with the trace that explains it.
+    /// No policy, no Lucca. For the preview, and for codes and grants stored before claims were
+    /// stored with them.
+    pub fn map(&self, identity: &Identity) -> Mapped {
+        let live = self.live.load();
+        map_claims(identity, &live.role_mapping, &live.claims)
+    }
+
+    /// `[claims] module_roles_claim` as it is now.
+    pub fn module_roles_claim(&self) -> Option<String> {
+        self.live.load().claims.module_roles_claim.clone()
+    }
+
+    /// Policy + mapping + provisioning for a signed-in identity: computed once per sign-in.
+    pub async fn release(
+        &self,
+        identity: &Identity,
+        target: Target<'_>,
+    ) -> Result<Released, Refusal> {
+        let identity = self.current_identity(identity)?;
+        let claims = self.map(&identity).claims;
+        if claims.roles_dropped > 0 {
+            tracing::warn!(
+                subject = %identity.subject,
+                dropped = claims.roles_dropped,
+                ?target,
+                "role list cut to claims.max_roles"
+            );
+        }
+        if let Some(provisioning) = &self.provisioning {
+            provisioning.at_sign_in(&claims).await?;
+        }
+        Ok(Released { identity, claims })
+    }
+
+    /// For a grant being renewed without the person (the refresh-token grant): the current
+    /// identity, refused when provisioning last found their Lucca contract ended or not yet
+    /// started.
+    pub async fn recheck(&self, identity: &Identity) -> Result<Identity, Refusal> {
+        let identity = self.current_identity(identity)?;
+        if let Some(provisioning) = &self.provisioning {
+            provisioning.recheck(&identity.subject).await?;
+        }
+        Ok(identity)
+    }
+}
+
+/// The edge: how a refusal is shown to the person, whichever front end asked. Both front ends'
+/// HTTP layers call this; the wording lives here only.
+pub fn refusal_page(refusal: &Refusal) -> PageError {
+    let refused = |title: &str, message: String| {
+        PageError::new(StatusCode::FORBIDDEN, title, message).with_retry("/logout")
+    };
+    match refusal {
+        Refusal::AccountGone => PageError::new(
+            StatusCode::FORBIDDEN,
+            "Your account is not active",
+            "Your account has been removed or disabled since you signed in. Contact your IT team if you think this is a mistake.",
+        )
+        .with_retry("/logout"),
+        Refusal::ContractEnded { on, contact } => refused(
+            "Your Lucca access has ended",
+            format!(
+                "According to Lucca, your contract {}, so you can no longer sign in to Lucca. If you think this is a mistake, contact {contact}.",
+                match on {
+                    Some(day) => format!("ended on {}", human_date(*day)),
+                    None => "has ended".into(),
+                }
+            ),
+        ),
+        Refusal::ContractNotStarted { on, contact } => refused(
+            "Your Lucca account is not open yet",
+            format!(
+                "According to Lucca, your contract {}. You can sign in to Lucca from that day. If this date is wrong, contact {contact}.",
+                match on {
+                    Some(day) => format!("starts on {}", human_date(*day)),
+                    None => "has not started yet".into(),
+                }
+            ),
+        ),
+        Refusal::SeveralLuccaAccounts { contact } => refused(
+            "Several Lucca accounts match you",
+            format!(
+                "Lucca has more than one account with your email address or login, so it cannot tell which one is yours. Nothing was changed. Ask {contact} to correct the accounts in Lucca, then sign in again."
+            ),
+        ),
+        Refusal::NoLuccaAccount { contact } => refused(
+            "You have no Lucca account yet",
+            format!(
+                "You signed in correctly, but there is no Lucca account for you yet, and Passerelle does not create accounts here. Ask {contact} to create yours in Lucca, then sign in again."
+            ),
+        ),
+        Refusal::LuccaIdentifierDiffers { contact } => refused(
+            "Your Lucca account uses another address",
+            format!(
+                "Your Lucca account is registered under another email address or login than the one you signed in with, so Lucca would not recognise you. Ask {contact} to correct it in Lucca."
+            ),
+        ),
+        Refusal::LuccaUnavailable => PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Lucca cannot be reached right now",
+            "You signed in correctly, but Passerelle could not check your Lucca account because Lucca is not answering. Nothing was lost: please go back to Lucca and try again in a minute.",
+        ),
+        Refusal::LuccaFailed { contact, .. } => PageError::new(
+            StatusCode::BAD_GATEWAY,
+            "Your Lucca account could not be set up",
+            format!(
+                "You signed in correctly, but Passerelle could not check or create your Lucca account because of a problem it has logged for the administrators. Please contact {contact}."
+            ),
+        ),
+        Refusal::Storage(e) => PageError::internal("storage", e),
     }
 }
 
@@ -124,65 +265,21 @@ fn human_date(day: NaiveDate) -> String {
     day.format("%-d %B %Y").to_string()
 }
 
-/// The identity as it is now (a local user may have been edited or removed since sign-in).
-pub fn current_identity(state: &AppState, identity: &Identity) -> Result<Identity, Refusal> {
-    match &identity.source {
-        Source::Local => state
-            .live()
-            .directory
-            .by_subject(&identity.subject)
-            .ok_or(Refusal::AccountGone),
-        Source::Upstream { .. } => Ok(identity.clone()),
-    }
-}
-
-/// Policy + mapping + JIT for a signed-in identity.
-pub async fn release(state: &AppState, identity: &Identity) -> Result<(Identity, Mapped), Refusal> {
-    let identity = current_identity(state, identity)?;
-    let mapped = {
-        let live = state.live();
-        map_claims(&identity, &live.role_mapping, &live.claims)
-    };
-    if mapped.claims.roles_dropped > 0 {
-        tracing::warn!(
-            subject = %identity.subject,
-            dropped = mapped.claims.roles_dropped,
-            "role list cut to claims.max_roles"
-        );
-    }
-    if let Some(jit) = &state.provisioning {
-        jit.at_sign_in(&mapped.claims)
-            .await
-            .map_err(|denied| Refusal::from_jit(denied, jit.support_contact()))?;
-    }
-    Ok((identity, mapped))
-}
-
-/// For a grant being renewed without the person (the refresh-token grant): the current
-/// identity, refused when JIT last found their Lucca contract ended or not yet started. Reads
-/// what the last sign-in recorded; never calls Lucca.
-pub async fn recheck(state: &AppState, identity: &Identity) -> Result<Identity, Refusal> {
-    let identity = current_identity(state, identity)?;
-    if let Some(jit) = &state.provisioning {
-        jit.check_cached(&identity.subject)
-            .await
-            .map_err(|denied| Refusal::from_jit(denied, jit.support_contact()))?;
-    }
-    Ok(identity)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
+    use crate::config::{ClaimsConfig, DirectoryUser, RoleMappingRow};
+    use crate::login::Directory;
 
     #[test]
     fn refusal_pages_say_why_and_whom_to_contact() {
         let contact = "hr@acme.test".to_string();
-        let page = Refusal::ContractEnded {
+        let page = refusal_page(&Refusal::ContractEnded {
             on: NaiveDate::from_ymd_opt(2022, 12, 31),
             contact: contact.clone(),
-        }
-        .page();
+        });
         assert_eq!(page.status, StatusCode::FORBIDDEN);
         assert!(
             page.message.contains("ended on 31 December 2022"),
@@ -190,24 +287,132 @@ mod tests {
             page.message
         );
         assert!(page.message.contains("hr@acme.test"), "{}", page.message);
-        let page = Refusal::ContractNotStarted {
+        let page = refusal_page(&Refusal::ContractNotStarted {
             on: NaiveDate::from_ymd_opt(2030, 9, 2),
             contact: contact.clone(),
-        }
-        .page();
+        });
         assert!(
             page.message.contains("starts on 2 September 2030"),
             "{}",
             page.message
         );
-        let page = Refusal::LuccaUnavailable.page();
+        let page = refusal_page(&Refusal::LuccaUnavailable);
         assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(page.message.contains("try again in a minute"));
-        let page = Refusal::LuccaFailed {
+        let page = refusal_page(&Refusal::LuccaFailed {
             reason: "the Lucca API key was refused (401)".into(),
             contact,
-        }
-        .page();
+        });
         assert!(!page.message.contains("401"), "no internals on the page");
+    }
+
+    /// Records the claims it was given and refuses whom it is told to.
+    #[derive(Default)]
+    struct Recorder {
+        seen: Mutex<Vec<Claims>>,
+        refuse: bool,
+    }
+
+    impl Provisioning for Recorder {
+        fn at_sign_in<'a>(&'a self, claims: &'a Claims) -> BoxFuture<'a, Result<(), Refusal>> {
+            self.seen.lock().unwrap().push(claims.clone());
+            let refuse = self.refuse;
+            Box::pin(async move {
+                if refuse {
+                    Err(Refusal::NoLuccaAccount {
+                        contact: "hr@acme.test".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            })
+        }
+        fn recheck<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), Refusal>> {
+            let refuse = self.refuse;
+            Box::pin(async move {
+                if refuse {
+                    Err(Refusal::ContractEnded {
+                        on: None,
+                        contact: "hr@acme.test".into(),
+                    })
+                } else {
+                    Ok(())
+                }
+            })
+        }
+    }
+
+    fn table(role: &str) -> Live {
+        let users = [DirectoryUser {
+            email: "alice@acme.test".into(),
+            groups: vec!["corp-hr".into()],
+            ..Default::default()
+        }];
+        Live {
+            directory: Arc::new(Directory::new(&users).unwrap()),
+            role_mapping: vec![RoleMappingRow {
+                group: "corp-hr".into(),
+                role: role.into(),
+                module: None,
+                ..Default::default()
+            }],
+            claims: ClaimsConfig::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn release_hands_provisioning_the_claims_it_returns() {
+        let live = Arc::new(ArcSwap::from_pointee(table("administrateur_rh")));
+        let recorder = Arc::new(Recorder::default());
+        let pipeline = Pipeline::new(live.clone(), Some(recorder.clone()));
+        let alice = live.load().directory.by_name("alice@acme.test").unwrap();
+        let released = pipeline
+            .release(&alice, Target::Client("lucca"))
+            .await
+            .unwrap();
+        assert_eq!(released.claims.roles, ["administrateur_rh"]);
+        assert_eq!(
+            *recorder.seen.lock().unwrap(),
+            vec![released.claims.clone()]
+        );
+
+        // A reload changes what the next release computes, not what was released.
+        live.store(Arc::new(table("rh")));
+        assert_eq!(pipeline.map(&alice).claims.roles, ["rh"]);
+        assert_eq!(released.claims.roles, ["administrateur_rh"]);
+    }
+
+    #[tokio::test]
+    async fn refusals_come_back_typed_and_a_removed_account_is_gone() {
+        let live = Arc::new(ArcSwap::from_pointee(table("r")));
+        let alice = live.load().directory.by_name("alice@acme.test").unwrap();
+        let refusing = Pipeline::new(
+            live.clone(),
+            Some(Arc::new(Recorder {
+                refuse: true,
+                ..Default::default()
+            })),
+        );
+        assert!(matches!(
+            refusing
+                .release(&alice, Target::ServiceProvider("sp"))
+                .await,
+            Err(Refusal::NoLuccaAccount { .. })
+        ));
+        assert!(matches!(
+            refusing.recheck(&alice).await,
+            Err(Refusal::ContractEnded { .. })
+        ));
+
+        let open = Pipeline::new(live.clone(), None);
+        assert!(open.recheck(&alice).await.is_ok());
+        let mut emptied = table("r");
+        emptied.directory = Arc::new(Directory::new(&[]).unwrap());
+        live.store(Arc::new(emptied));
+        assert!(matches!(
+            open.release(&alice, Target::Client("lucca")).await,
+            Err(Refusal::AccountGone)
+        ));
+        assert!(!Refusal::AccountGone.is_internal());
     }
 }

@@ -347,6 +347,13 @@ impl Config {
             "use an API key from Lucca (Settings > API keys)",
         ));
         slots.extend(slot(
+            "lucca.webhook_secret",
+            &self.lucca.webhook_secret,
+            &self.lucca.webhook_secret_file,
+            true,
+            "",
+        ));
+        slots.extend(slot(
             "smtp.password",
             &self.smtp.password,
             &self.smtp.password_file,
@@ -384,7 +391,7 @@ impl Config {
             let hash = hash.trim().to_ascii_lowercase();
             if shipped_values()
                 .iter()
-                .any(|s| crate::store::token_hash(s) == hash)
+                .any(|s| hex::encode(openssl::sha::sha256(s.as_bytes())) == hash)
             {
                 v.error(
                     "admin.token_sha256",

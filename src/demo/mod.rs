@@ -2,6 +2,9 @@
 //! the verified ID token claims, and an in-process Lucca simulator that JIT provisions into
 //! (listed at `/demo/lucca`). A build without the `simulator` cargo feature runs the demo with
 //! JIT off, and says so.
+//!
+//! Handlers take a narrow [`DemoState`]. May import `config/`, `web/`, `keys/`, `login/`, `lucca/`
+//! (the simulator) and `saml/` (its IdP metadata and Redirect encoding); only `app/` imports it.
 
 use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
@@ -14,11 +17,38 @@ use crate::lucca::simulator::{self, SimulatorConfig, SimulatorHandle};
 mod rp;
 mod sp;
 
-use crate::login::SignedIn;
-use crate::web::AppState;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::keys::Keys;
+use crate::login::{OidcHttp, SignedIn};
+use crate::web::Templates;
+
+/// What the demo handlers read (axum `FromRef` from the app's state).
+#[derive(Clone)]
+pub struct DemoState {
+    pub config: Arc<Config>,
+    pub templates: Arc<Templates>,
+    /// `public_url` without a trailing slash.
+    pub base_url: Arc<str>,
+    /// Started by `passerelle demo`: the demo RP/SP routes and the landing page's extras.
+    pub demo: bool,
+    /// The demo RP's client: it signs in through this very server over HTTP.
+    pub oidc_http: OidcHttp,
+    /// The published certificates the demo SP verifies Responses with.
+    pub keys: Arc<Keys>,
+    /// The IdP's SSO URL the demo SP sends its AuthnRequest to.
+    pub saml_sso_url: Arc<str>,
+}
+
+impl DemoState {
+    fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base_url, path)
+    }
+}
 
 /// The landing page at `/`.
-pub async fn landing(State(state): State<AppState>, session: Session) -> Response {
+pub async fn landing(State(state): State<DemoState>, session: Session) -> Response {
     let signed_in = SignedIn::current(
         &session,
         state.config.login.session_max_age.as_secs() as i64,
@@ -58,7 +88,11 @@ pub async fn landing(State(state): State<AppState>, session: Session) -> Respons
 }
 
 /// The demo relying party's routes, served only by `passerelle demo`.
-pub fn routes(enabled: bool) -> Router<AppState> {
+pub fn routes<S>(enabled: bool) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    DemoState: axum::extract::FromRef<S>,
+{
     if !enabled {
         return Router::new();
     }
@@ -123,7 +157,7 @@ fn start_simulator() -> Result<SimulatorHandle, String> {
 }
 
 /// `/demo/lucca`: the simulator's users, so a visitor can watch JIT create and update them.
-async fn lucca_users(State(state): State<AppState>) -> Response {
+async fn lucca_users(State(state): State<DemoState>) -> Response {
     #[cfg(feature = "simulator")]
     if let Some(Ok(sim)) = SIMULATOR.get() {
         return simulator_users(&state, sim);
@@ -136,7 +170,7 @@ async fn lucca_users(State(state): State<AppState>) -> Response {
 }
 
 #[cfg(feature = "simulator")]
-fn simulator_users(state: &AppState, sim: &SimulatorHandle) -> Response {
+fn simulator_users(state: &DemoState, sim: &SimulatorHandle) -> Response {
     let text = |u: &serde_json::Value, k: &str| {
         u.get(k)
             .and_then(|v| v.as_str())
@@ -290,16 +324,19 @@ pub fn demo_config(listen: Option<String>) -> Result<crate::config::Config, Stri
             group: "corp-managers".into(),
             role: "validateur_n1".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
         RoleMappingRow {
             group: "corp-hr".into(),
             role: "administrateur_rh".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
         RoleMappingRow {
             group: "corp-employees".into(),
             role: "collaborateur".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
     ];
     config.oidc.clients = vec![ClientConfig {

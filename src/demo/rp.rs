@@ -12,7 +12,8 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
-use crate::web::{AppState, PageError};
+use super::DemoState;
+use crate::web::PageError;
 
 const SESSION_KEY: &str = "demo_rp";
 
@@ -23,8 +24,6 @@ struct Pending {
     verifier: String,
 }
 
-use crate::login::oidc_http_client as http_client;
-
 type Rp = CoreClient<
     EndpointSet,
     EndpointNotSet,
@@ -33,10 +32,10 @@ type Rp = CoreClient<
     EndpointMaybeSet,
     EndpointMaybeSet,
 >;
-async fn relying_party(state: &AppState) -> Result<Rp, PageError> {
+async fn relying_party(state: &DemoState) -> Result<Rp, PageError> {
     let issuer = IssuerUrl::new(state.base_url.to_string())
         .map_err(|e| PageError::internal("demo issuer", e))?;
-    let metadata = CoreProviderMetadata::discover_async(issuer, &http_client())
+    let metadata = CoreProviderMetadata::discover_async(issuer, &state.oidc_http.transport())
         .await
         .map_err(|e| PageError::internal("demo discovery", e))?;
     let redirect = RedirectUrl::new(state.url("/demo/oidc/callback"))
@@ -50,7 +49,10 @@ async fn relying_party(state: &AppState) -> Result<Rp, PageError> {
 }
 
 /// `GET /demo/oidc/start`: begin a code + PKCE flow as the demo client.
-pub async fn start(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
+pub async fn start(
+    State(state): State<DemoState>,
+    session: Session,
+) -> Result<Response, PageError> {
     let rp = relying_party(&state).await?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let (url, csrf, nonce) = rp
@@ -86,7 +88,7 @@ pub struct CallbackQuery {
 
 /// `GET /demo/oidc/callback`: exchange the code, verify the ID token, show its claims.
 pub async fn callback(
-    State(state): State<AppState>,
+    State(state): State<DemoState>,
     session: Session,
     Query(q): Query<CallbackQuery>,
 ) -> Result<Response, PageError> {
@@ -119,7 +121,7 @@ pub async fn callback(
         PageError::bad_request("No code", "The provider sent no authorization code.")
     })?;
     let rp = relying_party(&state).await?;
-    let http = http_client();
+    let http = state.oidc_http.transport();
     let token = rp
         .exchange_code(AuthorizationCode::new(code))
         .map_err(|e| PageError::internal("demo exchange", e))?

@@ -11,8 +11,9 @@ use samael::service_provider::ServiceProviderBuilder;
 use serde::Deserialize;
 use tower_sessions::Session;
 
+use super::DemoState;
 use crate::saml::{encode_redirect, MessageKind};
-use crate::web::{AppState, PageError};
+use crate::web::PageError;
 
 const SESSION_KEY: &str = "demo_sp_request";
 
@@ -26,12 +27,15 @@ pub fn acs_url(public_url: &str) -> String {
 
 /// `GET /demo/saml/start`: an unsigned AuthnRequest (the demo SP is registered with
 /// `require_signed_requests = false`), sent with the Redirect binding.
-pub async fn start(State(state): State<AppState>, session: Session) -> Result<Response, PageError> {
+pub async fn start(
+    State(state): State<DemoState>,
+    session: Session,
+) -> Result<Response, PageError> {
     let id = crate::saml::new_id().map_err(|e| PageError::internal("demo SP id", e))?;
     let xml = format!(
         r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{sso}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>{entity}</saml:Issuer><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress" AllowCreate="true"/></samlp:AuthnRequest>"#,
         now = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true),
-        sso = state.saml.urls.sso,
+        sso = state.saml_sso_url,
         acs = acs_url(&state.base_url),
         entity = entity_id(&state.base_url),
     );
@@ -39,7 +43,7 @@ pub async fn start(State(state): State<AppState>, session: Session) -> Result<Re
         .insert(SESSION_KEY, &id)
         .await
         .map_err(|e| PageError::internal("session store", e))?;
-    let url = encode_redirect(&state.saml.urls.sso, MessageKind::Request, &xml, None, None)
+    let url = encode_redirect(&state.saml_sso_url, MessageKind::Request, &xml, None, None)
         .map_err(|e| PageError::internal("demo SP request", e))?;
     Ok(Redirect::to(&url).into_response())
 }
@@ -52,7 +56,7 @@ pub struct AcsForm {
 
 /// `POST /demo/saml/acs`: verify the Response as an SP would and show what it says.
 pub async fn acs(
-    State(state): State<AppState>,
+    State(state): State<DemoState>,
     session: Session,
     Form(form): Form<AcsForm>,
 ) -> Result<Response, PageError> {

@@ -1,6 +1,9 @@
 //! Who a person is ([`Identity`], from the local directory or an upstream IdP) and what is sent
 //! about them ([`Claims`]), joined by one pure function: [`map_claims`], the group→role table.
-//! Both protocol front ends release values computed here, so OIDC and SAML always agree.
+//! Only the pipeline (`crate::pipeline`) calls it, once per sign-in; both protocol front ends
+//! release what it computed, so OIDC and SAML always agree.
+//!
+//! May import `config/` only.
 
 use std::collections::BTreeMap;
 
@@ -224,6 +227,7 @@ mod tests {
             group: group.into(),
             role: role.into(),
             module: module.map(Into::into),
+            ..Default::default()
         }
     }
 

@@ -85,17 +85,6 @@ impl SigningKey {
         Ok(self.cert.to_der()?)
     }
 
-    /// Standard base64 of the certificate DER: the content of `<ds:X509Certificate>`.
-    pub fn certificate_base64(&self) -> Result<String, KeyError> {
-        Ok(STANDARD.encode(self.certificate_der()?))
-    }
-
-    /// The private key as PKCS#1 DER, the form samael's `Crypto::sign_xml` and
-    /// `IdentityProvider::from_rsa_private_key_der` take.
-    pub fn private_key_der(&self) -> Result<Vec<u8>, KeyError> {
-        Ok(self.pkey.rsa()?.private_key_to_der()?)
-    }
-
     /// SHA-256 of the certificate DER as colon-separated uppercase hex (what admins compare
     /// against an SP's configuration).
     pub fn fingerprint_sha256(&self) -> Result<String, KeyError> {

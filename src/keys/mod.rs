@@ -4,6 +4,8 @@
 //!
 //! The key directory holds `keyring.json` (kid, file names, `created_at`, `signs_from` per key)
 //! and `<kid>.key.pem` (PKCS#8) / `<kid>.crt.pem` per key. The kid is the RFC 7638 thumbprint.
+//!
+//! May import `config/` only.
 
 mod jwt;
 mod material;

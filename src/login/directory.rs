@@ -36,18 +36,6 @@ pub struct Directory {
     dummy_hash: String,
 }
 
-/// Check that a configured hash is an argon2 PHC string we can verify.
-pub fn check_password_hash(hash: &str) -> Result<(), String> {
-    let parsed = PasswordHash::new(hash).map_err(|e| format!("not a PHC hash string ({e})"))?;
-    if !parsed.algorithm.as_str().starts_with("argon2") {
-        return Err(format!(
-            "algorithm `{}` is not argon2 (use `passerelle hash-password`)",
-            parsed.algorithm
-        ));
-    }
-    Ok(())
-}
-
 /// An argon2id hash of `password` with a fresh salt and the crate's default (OWASP) parameters.
 pub fn hash_password(password: &str) -> Result<String, LoginError> {
     let salt = SaltString::generate(&mut OsRng);
@@ -144,17 +132,6 @@ impl Directory {
         let user = &self.users[*self.by_name.get(&name.trim().to_lowercase())?].user;
         Some(identity_of(user))
     }
-
-    /// Every group some local user has (for `passerelle check`).
-    pub fn all_groups(&self) -> impl Iterator<Item = &str> {
-        self.users
-            .iter()
-            .flat_map(|e| e.user.groups.iter().map(|g| g.trim()))
-    }
-
-    pub fn users(&self) -> impl Iterator<Item = Identity> + '_ {
-        self.users.iter().map(|e| identity_of(&e.user))
-    }
 }
 
 fn verify(hash: &str, password: &str) -> bool {
@@ -195,6 +172,7 @@ fn identity_of(user: &DirectoryUser) -> Identity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::check_password_hash;
     use crate::config::Secret;
 
     fn user(email: &str, password: &str) -> DirectoryUser {

@@ -9,9 +9,12 @@ use axum::Form;
 use serde::Deserialize;
 use tower_sessions::Session;
 
-use super::{Attempt, LoginError, NetworkKey, PendingLogin, SignedIn};
+use super::LoginState;
+use super::{
+    decide, Attempt, Freshness, LoginError, NetworkKey, PendingLogin, SessionDecision, SignedIn,
+};
 use crate::store::AuditEvent;
-use crate::web::{csrf_token, verify_csrf, AppState, ClientAddr, ClientIp, PageError};
+use crate::web::{csrf_token, verify_csrf, ClientAddr, ClientIp, PageError, Templates};
 
 /// Longest email or login accepted (an email address is at most 254 characters).
 pub const MAX_USERNAME: usize = 256;
@@ -48,7 +51,7 @@ fn session_error(e: impl std::fmt::Display) -> PageError {
 }
 
 async fn load_pending(
-    state: &AppState,
+    state: &LoginState,
     req: Option<&str>,
 ) -> Result<Option<PendingLogin>, PageError> {
     match req.filter(|r| !r.is_empty()) {
@@ -69,12 +72,11 @@ struct FormView<'a> {
 }
 
 async fn render_form(
-    state: &AppState,
+    state: &LoginState,
     session: &Session,
     view: FormView<'_>,
 ) -> Result<Response, PageError> {
     let csrf = csrf_token(session).await.map_err(session_error)?;
-    let live = state.live();
     let req_suffix = if view.req.is_empty() {
         String::new()
     } else {
@@ -93,7 +95,7 @@ async fn render_form(
             client_name => view.pending.map(|p| p.client_name.clone()),
             username => view.username,
             error => view.error,
-            show_local => !live.directory.is_empty(),
+            show_local => !state.directory().is_empty(),
             upstreams => upstreams,
         },
     );
@@ -102,21 +104,28 @@ async fn render_form(
 
 /// `GET /login`: the form, or straight back to the application when already signed in.
 pub async fn show(
-    State(state): State<AppState>,
+    State(state): State<LoginState>,
     session: Session,
     Query(q): Query<ShowQuery>,
 ) -> Result<Response, PageError> {
     let pending = load_pending(&state, q.req.as_deref()).await?;
-    let max_age = state.config.login.session_max_age.as_secs() as i64;
+    let max_age = state.session_max_age();
     if let Some(p) = &pending {
-        if !p.force && SignedIn::current(&session, max_age).await.is_some() {
+        // Signed in already and the request takes any session: straight back. A forced request
+        // is here because its session was not fresh enough: the form, whatever the session.
+        let need = Freshness {
+            force: p.force,
+            ..Freshness::default()
+        };
+        let current = SignedIn::current(&session, max_age).await;
+        if let SessionDecision::Reuse(_) = decide(current.as_ref(), &need, crate::store::now()) {
             return Ok(
                 Redirect::to(&p.resume_url(q.req.as_deref().unwrap_or_default())).into_response(),
             );
         }
     }
     // The upstream is the only way in: go straight there.
-    if state.upstreams.len() == 1 && state.live().directory.is_empty() {
+    if state.upstreams.len() == 1 && state.directory().is_empty() {
         if let Some(name) = state.upstreams.names().next() {
             let suffix = q
                 .req
@@ -146,7 +155,7 @@ pub async fn show(
 
 /// `POST /login`: check the password, rotate the session id, continue where the request came from.
 pub async fn submit(
-    State(state): State<AppState>,
+    State(state): State<LoginState>,
     session: Session,
     client: ClientAddr,
     Form(form): Form<LoginForm>,
@@ -199,7 +208,7 @@ pub async fn submit(
         )
         .await;
     }
-    let directory = state.live().directory.clone();
+    let directory = state.directory();
     // Reserved before argon2 runs: concurrent guesses each take a slot of the budget, and the
     // email and the login of one account share theirs.
     let network = client
@@ -297,7 +306,7 @@ pub async fn submit(
 }
 
 async fn audit(
-    state: &AppState,
+    state: &LoginState,
     event: &str,
     outcome: &str,
     who: &str,
@@ -324,10 +333,10 @@ async fn audit(
 
 /// `GET /logout`: ask before signing out (a link alone must not end a session).
 pub async fn logout_page(
-    State(state): State<AppState>,
+    State(state): State<LoginState>,
     session: Session,
 ) -> Result<Response, PageError> {
-    let max_age = state.config.login.session_max_age.as_secs() as i64;
+    let max_age = state.session_max_age();
     let signed_in = SignedIn::current(&session, max_age).await;
     let csrf = csrf_token(&session).await.map_err(session_error)?;
     let empty: Vec<minijinja::Value> = Vec::new();
@@ -346,7 +355,7 @@ pub struct LogoutForm {
 
 /// `POST /logout`: end the session.
 pub async fn logout(
-    State(state): State<AppState>,
+    State(state): State<LoginState>,
     session: Session,
     ClientIp(ip): ClientIp,
     Form(form): Form<LogoutForm>,
@@ -359,38 +368,29 @@ pub async fn logout(
         )
         .with_retry("/logout"));
     }
-    let ended = end_session(&state, &session, &ip).await?;
-    // SAML SPs this session signed in to are told too (front-channel, one after the other).
-    Ok(crate::saml::web::propagate_logout(&state, ended.as_ref(), None).await)
+    // Whatever else the session signed in to is told too (SAML SPs: one after the other).
+    let out = state
+        .sign_out(&session, &ip, None)
+        .await
+        .map_err(|e| logout_failed(&e))?;
+    Ok(signed_out(&state.templates, out))
 }
 
-/// End the sign-in session (all clients and SPs), with an audit record.
-pub async fn end_session(
-    state: &AppState,
-    session: &Session,
-    ip: &str,
-) -> Result<Option<SignedIn>, PageError> {
-    let max_age = i64::MAX / 2;
-    let signed_in = SignedIn::current(session, max_age).await;
-    session.flush().await.map_err(session_error)?;
-    if let Some(s) = &signed_in {
-        let _ = state
-            .store
-            .audit()
-            .record(AuditEvent {
-                event: "logout",
-                outcome: "success",
-                subject: Some(&s.identity.subject),
-                ip: Some(ip),
-                ..Default::default()
-            })
-            .await;
+/// Signing out failed on our side.
+pub fn logout_failed(e: &super::LogoutError) -> PageError {
+    PageError::internal("signing out", e)
+}
+
+/// Where a sign-out lands: a redirect, or the signed-out page.
+pub fn signed_out(templates: &Templates, out: super::SignedOut) -> Response {
+    match out {
+        super::SignedOut::Redirect(url) => Redirect::to(&url).into_response(),
+        super::SignedOut::Page => signed_out_page(templates, None),
     }
-    Ok(signed_in)
 }
 
-pub fn signed_out_page(state: &AppState, link: Option<(&str, &str)>) -> Response {
-    Html(state.templates.render(
+pub fn signed_out_page(templates: &Templates, link: Option<(&str, &str)>) -> Response {
+    Html(templates.render(
         "message.html",
         minijinja::context! {
             title => "You are signed out",
@@ -432,7 +432,7 @@ fn upstream_page(err: &super::upstream::UpstreamError, req: Option<&str>) -> Pag
 
 /// `GET /login/upstream/{name}?req=…`: start the round trip to the company IdP.
 pub async fn upstream_begin(
-    State(state): State<AppState>,
+    State(state): State<LoginState>,
     session: Session,
     axum::extract::Path(name): axum::extract::Path<String>,
     Query(q): Query<ShowQuery>,
@@ -483,7 +483,7 @@ pub struct UpstreamCallback {
 
 /// `GET /login/upstream/{name}/callback`: validate the upstream's answer and sign the person in.
 pub async fn upstream_callback(
-    State(state): State<AppState>,
+    State(state): State<LoginState>,
     session: Session,
     ClientIp(ip): ClientIp,
     axum::extract::Path(name): axum::extract::Path<String>,
@@ -597,7 +597,7 @@ pub async fn upstream_callback(
 }
 
 async fn upstream_failed(
-    state: &AppState,
+    state: &LoginState,
     name: &str,
     ip: &str,
     req: Option<&str>,

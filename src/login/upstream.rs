@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::RwLock;
 
-use super::oidc_http_client;
+use super::OidcHttp;
 use crate::config::UpstreamConfig;
 use crate::identity::{Identity, Source};
 
@@ -63,6 +63,7 @@ pub enum UpstreamError {
 pub struct Upstream {
     pub config: UpstreamConfig,
     redirect_uri: String,
+    http: OidcHttp,
     discovery: RwLock<Option<(Instant, CoreProviderMetadata)>>,
 }
 
@@ -85,9 +86,10 @@ pub struct Authenticated {
 }
 
 impl Upstream {
-    pub fn new(config: &UpstreamConfig, public_base: &str) -> Upstream {
+    pub fn new(config: &UpstreamConfig, public_base: &str, http: OidcHttp) -> Upstream {
         Upstream {
             redirect_uri: format!("{public_base}/login/upstream/{}/callback", config.name),
+            http,
             config: config.clone(),
             discovery: RwLock::new(None),
         }
@@ -116,7 +118,7 @@ impl Upstream {
             }
         }
         let issuer = IssuerUrl::new(self.config.issuer.clone()).map_err(|e| self.unreachable(e))?;
-        let meta = CoreProviderMetadata::discover_async(issuer, &oidc_http_client())
+        let meta = CoreProviderMetadata::discover_async(issuer, &self.http.transport())
             .await
             .map_err(|e| self.unreachable(format!("discovery failed: {e}")))?;
         *self.discovery.write().await = Some((Instant::now(), meta.clone()));
@@ -189,7 +191,7 @@ impl Upstream {
 
     /// Exchange the code, validate the ID token, build the identity.
     pub async fn complete(&self, flow: &Flow, code: &str) -> Result<Authenticated, UpstreamError> {
-        let http = oidc_http_client();
+        let http = self.http.transport();
         let client = self.client(false).await?;
         let token = client
             .exchange_code(AuthorizationCode::new(code.to_string()))
@@ -248,10 +250,11 @@ impl Upstream {
         let Some(endpoint) = meta.userinfo_endpoint() else {
             return Ok(());
         };
-        let info: Value = reqwest::Client::new()
+        let info: Value = self
+            .http
+            .client()
             .get(endpoint.url().as_str())
             .bearer_auth(access_token)
-            .timeout(Duration::from_secs(10))
             .send()
             .await
             .and_then(|r| r.error_for_status())
@@ -385,11 +388,12 @@ pub struct Upstreams {
 }
 
 impl Upstreams {
-    pub fn new(configs: &[UpstreamConfig], public_base: &str) -> Upstreams {
+    /// `http` is the client every upstream calls through (built once at start).
+    pub fn new(configs: &[UpstreamConfig], public_base: &str, http: &OidcHttp) -> Upstreams {
         Upstreams {
             list: configs
                 .iter()
-                .map(|c| Upstream::new(c, public_base))
+                .map(|c| Upstream::new(c, public_base, http.clone()))
                 .collect(),
         }
     }
@@ -421,7 +425,7 @@ mod tests {
             ..Default::default()
         };
         tweak(&mut c);
-        Upstream::new(&c, "https://sso.acme.test")
+        Upstream::new(&c, "https://sso.acme.test", OidcHttp::new().unwrap())
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The Lucca legacy v3 API client: user lookup, paging, creation, partial update and the
 //! department list, every request going through the tenant's [`RateLimiter`].
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -31,6 +32,13 @@ const MAX_RATE_LIMIT_RETRIES: u32 = 3;
 const DEPARTMENTS_TTL: Duration = Duration::from_secs(15 * 60);
 /// Stops `list_all_users` on a server that never reports the end (10 million users).
 const MAX_PAGES: u32 = 10_000;
+/// Today's departments route (v4 envelope, `page`/`limit` paging).
+const V4_DEPARTMENTS_PATH: &str = "organization/structure/api/departments";
+/// v4 routes cap `limit` at 100.
+const V4_PAGE_SIZE: u32 = 100;
+const V4_FIRST_PAGE: &str = "1";
+/// A cursor longer than this is not one Lucca would send.
+const MAX_CURSOR_LEN: usize = 2048;
 
 /// A client for one Lucca tenant. Cheap to clone; clones share the HTTP connection pool, the
 /// rate limiter and the department cache.
@@ -51,6 +59,8 @@ struct Inner {
     departments: std::sync::Mutex<Option<(Instant, Arc<Vec<Department>>)>>,
     /// Held by batch callers while they refresh `departments`, so they share one fetch.
     departments_refresh: tokio::sync::Mutex<()>,
+    /// Set once the v4 departments route answered 404 on this tenant.
+    departments_v3: AtomicBool,
 }
 
 struct Call<'a> {
@@ -125,6 +135,9 @@ impl LuccaClient {
             .default_headers(headers)
             .timeout(request_timeout)
             .connect_timeout(request_timeout)
+            // The API answers where it is asked; a redirect means a wrong base_url, and the
+            // request carries the API key.
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("passerelle/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| LuccaError::Config(format!("cannot build the HTTP client: {e}")))?;
@@ -136,6 +149,7 @@ impl LuccaClient {
                 request_timeout,
                 departments: std::sync::Mutex::new(None),
                 departments_refresh: tokio::sync::Mutex::new(()),
+                departments_v3: AtomicBool::new(false),
             }),
             priority: Priority::Batch,
             max_wait: None,
@@ -247,6 +261,26 @@ impl LuccaClient {
         self.user_page("list users", query).await
     }
 
+    /// One page of users, former and future employees included, in id order, narrowed by
+    /// v3 filters (`modifiedAt=since,…`, `dtContractEnd=between,…`): the directory sync's read.
+    pub async fn list_users_where(
+        &self,
+        offset: u32,
+        limit: u32,
+        filters: &[(&'static str, String)],
+        fields: &str,
+    ) -> Result<UserPage, LuccaError> {
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let mut query = vec![
+            ("formerEmployees", "true".to_string()),
+            ("fields", fields.to_string()),
+            ("paging", format!("{offset},{limit}")),
+            ("orderBy", "id,asc".into()),
+        ];
+        query.extend(filters.iter().cloned());
+        self.user_page("list users", query).await
+    }
+
     /// Every user, page after page, with a custom `fields=` projection.
     pub async fn list_all_users_with_fields(
         &self,
@@ -320,8 +354,8 @@ impl LuccaClient {
         Ok(Some(envelope.data))
     }
 
-    /// All departments (id and name), cached for 15 minutes. Lucca sunsets this v3 route in
-    /// September 2026; callers only see `Department`, so a v4 fallback can slot in here.
+    /// All departments (id and name), cached for 15 minutes: from the v4 route, or from the
+    /// v3 one (sunset by Lucca in September 2026) when v4 answers 404.
     pub async fn departments(&self) -> Result<Arc<Vec<Department>>, LuccaError> {
         // Batch callers queue behind a refresh in progress and reuse its result. A caller
         // with a deadline (a person signing in) never waits behind someone else's refresh,
@@ -344,6 +378,53 @@ impl LuccaClient {
     }
 
     async fn fetch_departments(&self) -> Result<Arc<Vec<Department>>, LuccaError> {
+        let departments = if self.inner.departments_v3.load(Ordering::Relaxed) {
+            self.fetch_departments_v3().await?
+        } else {
+            match self.fetch_departments_v4().await {
+                Ok(list) => list,
+                // A tenant that does not serve the v4 route yet: v3 until the process restarts
+                // (v4 is asked first again then), without paying a 404 at every refresh.
+                Err(LuccaError::NotFound { .. }) => {
+                    tracing::info!("Lucca has no v4 departments route here; reading /api/v3/departments instead");
+                    self.inner.departments_v3.store(true, Ordering::Relaxed);
+                    self.fetch_departments_v3().await?
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let list = Arc::new(departments);
+        *self.departments_cache() = Some((Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    /// `GET /organization/structure/api/departments` (lucca-api.md §1.7): `{"items", "next"}`
+    /// pages of at most 100, `next` being a URL, a cursor or a page number, `null` at the end.
+    async fn fetch_departments_v4(&self) -> Result<Vec<Department>, LuccaError> {
+        let mut departments = Vec::new();
+        let mut page = V4_FIRST_PAGE.to_string();
+        for _ in 0..MAX_PAGES {
+            let envelope: V4Page = self
+                .call(Call {
+                    operation: "list departments",
+                    method: Method::GET,
+                    path: V4_DEPARTMENTS_PATH.into(),
+                    query: vec![("page", page.clone()), ("limit", V4_PAGE_SIZE.to_string())],
+                    body: None,
+                })
+                .await?;
+            let received = envelope.items.len();
+            departments.extend(parse_items::<Department>(envelope.items, "department"));
+            match next_page(envelope.next.as_ref())? {
+                Some(next) if received > 0 && next != page => page = next,
+                _ => break,
+            }
+        }
+        Ok(departments)
+    }
+
+    /// The deprecated v3 route, for tenants that still lack the v4 one.
+    async fn fetch_departments_v3(&self) -> Result<Vec<Department>, LuccaError> {
         let mut departments = Vec::new();
         let mut offset = 0u32;
         for _ in 0..MAX_PAGES {
@@ -366,9 +447,7 @@ impl LuccaClient {
                 break;
             }
         }
-        let list = Arc::new(departments);
-        *self.departments_cache() = Some((Instant::now(), list.clone()));
-        Ok(list)
+        Ok(departments)
     }
 
     fn cached_departments(&self) -> Option<Arc<Vec<Department>>> {
@@ -385,6 +464,37 @@ impl LuccaClient {
             .departments
             .lock()
             .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Lucca's roles (`GET /api/v3/roles`, id and name), to resolve `lucca_role` names.
+    pub async fn roles(&self) -> Result<Vec<Department>, LuccaError> {
+        let envelope: ListEnvelope = self
+            .call(Call {
+                operation: "list roles",
+                method: Method::GET,
+                path: "api/v3/roles".into(),
+                query: vec![
+                    ("fields", "id,name".into()),
+                    ("paging", format!("0,{MAX_PAGE_SIZE}")),
+                ],
+                body: None,
+            })
+            .await?;
+        Ok(parse_items::<Department>(envelope.data.items, "role"))
+    }
+
+    /// The ids of a user's secondary roles (`habilitedRoles`), read now.
+    pub async fn habilited_roles(&self, id: i64) -> Result<Vec<i64>, LuccaError> {
+        let envelope: ItemEnvelope<LuccaUser> = self
+            .call(Call {
+                operation: "read a user",
+                method: Method::GET,
+                path: format!("api/v3/users/{id}"),
+                query: vec![("fields", "id,habilitedRoles[id,name]".into())],
+                body: None,
+            })
+            .await?;
+        Ok(envelope.data.habilited_role_ids())
     }
 
     /// A cheap authenticated request, for `passerelle check`: proves the URL, the key and its
@@ -429,14 +539,26 @@ impl LuccaClient {
             .map_err(|e| LuccaError::Config(format!("cannot build a request URL: {e}")))?;
         let deadline = self.max_wait.map(|w| Instant::now() + w);
         let mut rate_limited = 0;
+        let priority = match self.priority {
+            Priority::SignIn => "sign_in",
+            Priority::Batch => "batch",
+        };
         loop {
-            self.inner
-                .limiter
-                .acquire(self.priority, deadline)
-                .await
-                .map_err(|e| LuccaError::RateLimited {
+            let queued = Instant::now();
+            let slot = self.inner.limiter.acquire(self.priority, deadline).await;
+            metrics::histogram!("passerelle_lucca_queue_wait_seconds", "priority" => priority)
+                .record(queued.elapsed().as_secs_f64());
+            let stats = self.inner.limiter.stats();
+            metrics::gauge!("passerelle_lucca_queue_depth", "priority" => "sign_in")
+                .set(stats.waiting_sign_in as f64);
+            metrics::gauge!("passerelle_lucca_queue_depth", "priority" => "batch")
+                .set(stats.waiting_batch as f64);
+            slot.map_err(|e| {
+                metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => "budget_exhausted").increment(1);
+                LuccaError::RateLimited {
                     retry_after: e.retry_after,
-                })?;
+                }
+            })?;
             let mut request = self
                 .inner
                 .http
@@ -446,11 +568,20 @@ impl LuccaClient {
                 request = request.json(body);
             }
             let started = Instant::now();
-            let response = request
-                .send()
-                .await
-                .map_err(|e| self.transport_error(operation, e))?;
+            let response = request.send().await.map_err(|e| {
+                metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => "unavailable").increment(1);
+                self.transport_error(operation, e)
+            })?;
             let status = response.status();
+            let outcome = match status.as_u16() {
+                200..=299 => "ok",
+                429 => "rate_limited",
+                401 | 403 => "refused_key",
+                404 => "not_found",
+                400..=499 => "client_error",
+                _ => "server_error",
+            };
+            metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => outcome).increment(1);
             tracing::debug!(
                 method = %call.method, path = %call.path, status = status.as_u16(),
                 elapsed_ms = started.elapsed().as_millis() as u64, "lucca request"
@@ -463,6 +594,7 @@ impl LuccaClient {
                     .and_then(parse_retry_after)
                     .unwrap_or(DEFAULT_RETRY_AFTER);
                 self.inner.limiter.note_rate_limited(retry_after);
+                metrics::counter!("passerelle_lucca_rate_limited_total").increment(1);
                 rate_limited += 1;
                 let too_late = deadline.is_some_and(|d| Instant::now() + retry_after > d);
                 if rate_limited > MAX_RATE_LIMIT_RETRIES || too_late {
@@ -535,6 +667,59 @@ fn status_error(
             status: s.as_u16(),
             message: error_message_from_body(body),
         },
+    }
+}
+
+/// A v4 list page: `{"items": [...], "next": …}` (other keys ignored).
+#[derive(Debug, serde::Deserialize)]
+struct V4Page {
+    #[serde(default)]
+    items: Vec<Value>,
+    #[serde(default)]
+    next: Option<Value>,
+}
+
+/// The `page` value for the next v4 request, from `next`: `null` (the end), a page number, a
+/// cursor, a `{"href": …}` link, or a URL whose `page` parameter is taken. Only the parameter is
+/// kept: the request goes to the tenant's own route whatever host a URL names, so an answer
+/// can never send the API key elsewhere.
+fn next_page(next: Option<&Value>) -> Result<Option<String>, LuccaError> {
+    let undecodable = |why: &str| LuccaError::Decode {
+        operation: "list departments",
+        cause: format!("`next` {why}"),
+    };
+    let text = match next {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => return Ok(Some(n.to_string())),
+        Some(Value::String(s)) => s.trim().to_string(),
+        Some(Value::Object(link)) => match link.get("href") {
+            Some(Value::String(s)) => s.trim().to_string(),
+            Some(Value::Null) | None => return Ok(None),
+            Some(_) => return Err(undecodable("has a non-text href")),
+        },
+        Some(_) => return Err(undecodable("is neither a link, a cursor nor a page number")),
+    };
+    if text.is_empty() {
+        return Ok(None);
+    }
+    if text.len() > MAX_CURSOR_LEN {
+        return Err(undecodable("is longer than any cursor Lucca sends"));
+    }
+    let query = if let Ok(url) = Url::parse(&text) {
+        url.query().map(str::to_owned)
+    } else if text.starts_with('/') || text.contains('?') {
+        text.split_once('?').map(|(_, q)| q.to_string())
+    } else {
+        return Ok(Some(text));
+    };
+    let page = query.and_then(|q| {
+        url::form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k.eq_ignore_ascii_case("page"))
+            .map(|(_, v)| v.into_owned())
+    });
+    match page {
+        Some(page) if !page.is_empty() => Ok(Some(page)),
+        _ => Err(undecodable("is a link without a `page` parameter")),
     }
 }
 
@@ -612,6 +797,46 @@ mod tests {
             Some(Duration::ZERO)
         );
         assert_eq!(parse_retry_after("soon"), None);
+    }
+
+    #[test]
+    fn the_next_v4_page_comes_from_a_link_a_cursor_or_a_number() {
+        let next = |v: Value| next_page(Some(&v));
+        assert_eq!(next(Value::Null).unwrap(), None);
+        assert_eq!(next_page(None).unwrap(), None);
+        assert_eq!(next(serde_json::json!(2)).unwrap().as_deref(), Some("2"));
+        assert_eq!(
+            next(serde_json::json!("!S7DHF")).unwrap().as_deref(),
+            Some("!S7DHF")
+        );
+        assert_eq!(next(serde_json::json!("")).unwrap(), None);
+        assert_eq!(
+            next(serde_json::json!(
+                "https://acme.ilucca.net/organization/structure/api/departments?limit=100&page=3"
+            ))
+            .unwrap()
+            .as_deref(),
+            Some("3")
+        );
+        assert_eq!(
+            next(serde_json::json!(
+                "/organization/structure/api/departments?page=%21ab"
+            ))
+            .unwrap()
+            .as_deref(),
+            Some("!ab")
+        );
+        assert_eq!(
+            next(serde_json::json!({"href": "https://elsewhere.example/x?page=4"}))
+                .unwrap()
+                .as_deref(),
+            Some("4"),
+            "only the parameter is kept, never the host"
+        );
+        assert_eq!(next(serde_json::json!({"href": null})).unwrap(), None);
+        assert!(next(serde_json::json!("https://acme.ilucca.net/x?limit=1")).is_err());
+        assert!(next(serde_json::json!([1])).is_err());
+        assert!(next(serde_json::json!("x".repeat(5000))).is_err());
     }
 
     #[test]

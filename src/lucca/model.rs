@@ -79,7 +79,7 @@ pub struct ManagerRef {
     pub mail: Option<String>,
 }
 
-/// An entry of `/api/v3/departments`.
+/// A department of the v4 route (or of the deprecated `/api/v3/departments`).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct Department {
     #[serde(deserialize_with = "lenient_i64")]
@@ -147,6 +147,21 @@ impl LuccaUser {
     pub fn effective_department_id(&self) -> Option<i64> {
         self.department_id
             .or_else(|| self.department.as_ref().and_then(|d| d.id))
+    }
+
+    /// The ids in `habilitedRoles` (when projected), in Lucca's order.
+    pub fn habilited_role_ids(&self) -> Vec<i64> {
+        self.extra
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("habilitedRoles"))
+            .and_then(|(_, v)| v.as_array())
+            .map(|roles| {
+                roles
+                    .iter()
+                    .filter_map(|r| r.get("id").and_then(as_i64))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
     pub fn effective_manager_id(&self) -> Option<i64> {

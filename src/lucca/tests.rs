@@ -574,8 +574,10 @@ async fn a_sign_in_jumps_ahead_of_queued_batch_work() {
 }
 
 #[tokio::test]
-async fn departments_are_read_in_pages_and_cached() {
+async fn departments_are_read_from_the_v4_route_in_pages_and_cached() {
     let sim = simulator().await;
+    let (v3, _) = raw_get(&sim, "/api/v3/departments?fields=id,name").await;
+    assert_eq!(v3, 404, "today's Lucca no longer serves v3 departments");
     let lucca = client(&sim);
     let departments = lucca.departments().await.unwrap();
     assert_eq!(
@@ -585,19 +587,94 @@ async fn departments_are_read_in_pages_and_cached() {
     assert_eq!(departments[1].name, "Human Resources");
     assert_eq!(lucca.departments().await.unwrap().len(), 3);
     let requests = sim.requests();
-    assert_eq!(requests.len(), 1, "one request, then the cache");
-    assert_eq!(requests[0].path, "/api/v3/departments");
     assert_eq!(
-        requests[0].query_param("fields").as_deref(),
-        Some("id,name")
+        requests.len(),
+        2,
+        "v3 probe above, one v4 request, then the cache"
     );
-    assert_eq!(requests[0].query_param("paging").as_deref(), Some("0,1000"));
+    assert_eq!(requests[1].path, "/organization/structure/api/departments");
+    assert_eq!(requests[1].query_param("page").as_deref(), Some("1"));
+    assert_eq!(requests[1].query_param("limit").as_deref(), Some("100"));
+    assert_eq!(requests[1].status, Some(200));
 
     // A migration reads them again whatever the cache holds, and refreshes it for everyone.
     assert_eq!(lucca.reload_departments().await.unwrap().len(), 3);
-    assert_eq!(sim.requests().len(), 2, "reloaded despite the cache");
+    assert_eq!(sim.requests().len(), 3, "reloaded despite the cache");
     lucca.departments().await.unwrap();
-    assert_eq!(sim.requests().len(), 2, "the reload refreshed the cache");
+    assert_eq!(sim.requests().len(), 3, "the reload refreshed the cache");
+}
+
+#[tokio::test]
+async fn v4_departments_follow_next_until_null() {
+    let sim = simulator().await;
+    let (status, page1) = raw_get(
+        &sim,
+        "/organization/structure/api/departments?page=1&limit=2",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page1["items"].as_array().unwrap().len(), 2);
+    let next = page1["next"].as_str().unwrap().to_string();
+    assert!(next.ends_with("page=2&limit=2"), "{next}");
+    let (_, page2) = raw_get(&sim, next.trim_start_matches(sim.base_url())).await;
+    assert_eq!(page2["items"][0]["name"], "Sales");
+    assert!(page2["next"].is_null());
+    let (status, _) = raw_get(&sim, "/organization/structure/api/departments?limit=101").await;
+    assert_eq!(status, 400, "v4 caps limit at 100");
+
+    // More than one page of 100 through the client.
+    let mut seed = super::simulator::Seed::builtin().unwrap();
+    seed.departments = (1..=230)
+        .map(|id| super::simulator::NamedRef {
+            id,
+            name: format!("Team {id}"),
+        })
+        .collect();
+    let big = spawn(SimulatorConfig {
+        today: Some(today()),
+        requests_per_minute: None,
+        seed: Some(seed),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let all = client(&big).departments().await.unwrap();
+    assert_eq!(all.len(), 230);
+    assert_eq!(all[229].name, "Team 230");
+    let pages: Vec<Option<String>> = big
+        .requests()
+        .iter()
+        .map(|r| r.query_param("page"))
+        .collect();
+    assert_eq!(
+        pages,
+        [Some("1".into()), Some("2".into()), Some("3".into())]
+    );
+}
+
+#[tokio::test]
+async fn v3_departments_are_the_fallback_when_v4_answers_404() {
+    let sim = simulator().await;
+    sim.set_departments_routes(true, false);
+    let lucca = client(&sim);
+    let departments = lucca.reload_departments().await.unwrap();
+    assert_eq!(departments.len(), 3);
+    let paths: Vec<String> = sim.requests().iter().map(|r| r.path.clone()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/organization/structure/api/departments",
+            "/api/v3/departments"
+        ]
+    );
+    assert_eq!(
+        sim.requests()[1].query_param("paging").as_deref(),
+        Some("0,1000")
+    );
+    // Known now: the next refresh goes straight to v3.
+    lucca.reload_departments().await.unwrap();
+    assert_eq!(sim.requests().last().unwrap().path, "/api/v3/departments");
+    assert_eq!(sim.request_count(), 3);
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use base64::Engine;
 use url::Url;
 
+use super::OidcError;
 use crate::config::{ClientConfig, RefreshPolicy};
 
 pub struct Client {
@@ -239,6 +240,34 @@ impl Clients {
             (Some(_), true) => Err(ClientAuthError::UnexpectedSecret),
         }
     }
+}
+
+/// Authenticate the client of a token or revocation request: `authorization` is the
+/// `Authorization` header, `body_id`/`body_secret` the form's `client_id`/`client_secret`.
+pub fn authenticate_client<'c>(
+    clients: &'c Clients,
+    authorization: Option<&str>,
+    body_id: Option<&str>,
+    body_secret: Option<&str>,
+) -> Result<&'c Client, OidcError> {
+    let creds =
+        ClientCredentials::from_request(authorization, body_id, body_secret).map_err(|e| {
+            tracing::info!(error = %e, "client authentication failed");
+            OidcError::invalid_request(e.to_string())
+        })?;
+    clients.authenticate(&creds).map_err(|e| {
+        let shown: String = creds
+            .client_id
+            .as_deref()
+            .unwrap_or_default()
+            .chars()
+            .take(64)
+            .collect();
+        tracing::info!(client_id = %shown, error = %e, "client authentication failed");
+        // The same answer, byte for byte, whatever was wrong: an unknown client must not be
+        // told apart from a wrong secret (the log has the reason).
+        OidcError::InvalidClient { basic: creds.basic }
+    })
 }
 
 #[cfg(test)]

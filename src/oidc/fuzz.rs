@@ -6,9 +6,10 @@ use std::sync::OnceLock;
 
 use base64::Engine;
 
-use super::authorize::{check_request, AuthorizeParams, Refusal};
 use super::clients::ClientCredentials;
-use super::token::TokenForm;
+use super::grants::authorization_code::verify_pkce;
+use super::http::token::TokenForm;
+use super::request::{check_request, AuthorizeParams, RequestRefusal};
 use super::{quoted, Clients};
 use crate::config::{ClientConfig, Secret};
 
@@ -93,8 +94,8 @@ fn authorize_request(data: &[u8]) {
             assert!(request.nonce.as_ref().is_none_or(|n| n.len() <= 512));
             assert!(request.login_hint.as_ref().is_none_or(|h| h.len() <= 256));
         }
-        Err(Refusal::Show(_)) => {}
-        Err(Refusal::Tell {
+        Err(RequestRefusal::Show(_)) => {}
+        Err(RequestRefusal::Tell {
             redirect_uri,
             state,
             description,
@@ -133,14 +134,12 @@ fn token_request(authorization: Option<&str>, body: &[u8]) {
         }
     }
     // PKCE: only the one verifier proves the known challenge.
-    if super::authorization_code::verify_pkce(Some(CHALLENGE), form.code_verifier.as_deref())
-        .is_ok()
-    {
+    if verify_pkce(Some(CHALLENGE), form.code_verifier.as_deref()).is_ok() {
         assert_eq!(form.code_verifier.as_deref(), Some(VERIFIER));
     }
     if let (Some(challenge), Some(verifier)) = (form.code.as_deref(), form.code_verifier.as_deref())
     {
-        if super::authorization_code::verify_pkce(Some(challenge), Some(verifier)).is_ok() {
+        if verify_pkce(Some(challenge), Some(verifier)).is_ok() {
             let computed = base64::engine::general_purpose::URL_SAFE_NO_PAD
                 .encode(openssl::sha::sha256(verifier.as_bytes()));
             assert_eq!(computed, challenge);

@@ -1,49 +1,45 @@
-//! RP-initiated logout (`/oidc/logout`). With a valid `id_token_hint` for the current session
-//! the person is signed out at once; otherwise they confirm, so a stray link or image cannot
-//! end their session. `post_logout_redirect_uri` must be registered for the client.
+//! RP-initiated logout, checked without HTTP: is the `id_token_hint` ours, does it agree with
+//! `client_id`, and is `post_logout_redirect_uri` registered for that client?
 
-use axum::extract::rejection::FormRejection;
-use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse, Response};
-use axum::Form;
 use serde::Deserialize;
-use tower_sessions::Session;
 use url::Url;
 
-use crate::login::page::end_session;
-use crate::login::SignedIn;
-use crate::web::{csrf_token, verify_csrf, AppState, ClientIp, PageError};
+use super::Provider;
+use crate::keys::Keys;
 
-#[derive(Deserialize, Default, Debug)]
+/// The parameters of `/oidc/logout`, as received.
+#[derive(Deserialize, Default, Debug, Clone)]
 pub struct LogoutParams {
-    id_token_hint: Option<String>,
-    client_id: Option<String>,
-    post_logout_redirect_uri: Option<String>,
-    state: Option<String>,
-    csrf_token: Option<String>,
+    pub id_token_hint: Option<String>,
+    pub client_id: Option<String>,
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
+    /// The confirmation form's token (POST only).
+    pub csrf_token: Option<String>,
 }
 
 /// What the parameters amount to, once checked.
-struct Checked {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedLogout {
     /// The hint's subject, when the hint is a token we signed.
-    hint_subject: Option<String>,
+    pub hint_subject: Option<String>,
     /// Where to send the person afterwards, with `state`.
-    redirect: Option<String>,
+    pub redirect: Option<String>,
 }
 
-fn invalid(message: &str) -> PageError {
-    PageError::bad_request("Sign-out request not valid", message)
-}
-
-fn check(state: &AppState, p: &LogoutParams) -> Result<Checked, PageError> {
+/// Check a logout request; the refusal is the sentence to show the person.
+pub fn check_logout(
+    keys: &Keys,
+    provider: &Provider,
+    p: &LogoutParams,
+) -> Result<CheckedLogout, &'static str> {
     let mut hint_subject = None;
     let mut hint_client = None;
     if let Some(hint) = p.id_token_hint.as_deref().filter(|h| !h.is_empty()) {
         // Expired hints are fine (the spec expects them); the signature and issuer must hold.
-        match state.keys.verify_jwt(hint) {
+        match keys.verify_jwt(hint) {
             Ok(claims)
-                if claims.get("iss").and_then(|v| v.as_str())
-                    == Some(state.oidc.issuer.as_str()) =>
+                if claims.get("iss").and_then(|v| v.as_str()) == Some(provider.issuer.as_str()) =>
             {
                 hint_subject = claims
                     .get("sub")
@@ -54,20 +50,14 @@ fn check(state: &AppState, p: &LogoutParams) -> Result<Checked, PageError> {
                     .and_then(|v| v.as_str())
                     .map(str::to_string);
             }
-            _ => {
-                return Err(invalid(
-                    "The id_token_hint is not a token issued by this server.",
-                ))
-            }
+            _ => return Err("The id_token_hint is not a token issued by this server."),
         }
     }
     let client_id = match (
         hint_client,
         p.client_id.as_deref().filter(|c| !c.is_empty()),
     ) {
-        (Some(h), Some(c)) if h != c => {
-            return Err(invalid("client_id does not match the id_token_hint."))
-        }
+        (Some(h), Some(c)) if h != c => return Err("client_id does not match the id_token_hint."),
         (Some(h), _) => Some(h),
         (None, c) => c.map(str::to_string),
     };
@@ -78,111 +68,21 @@ fn check(state: &AppState, p: &LogoutParams) -> Result<Checked, PageError> {
     {
         None => None,
         Some(uri) => {
-            let Some(client) = client_id
-                .as_deref()
-                .and_then(|id| state.oidc.clients.get(id))
-            else {
-                return Err(invalid("post_logout_redirect_uri needs the client to be identified (id_token_hint or client_id)."));
+            let Some(client) = client_id.as_deref().and_then(|id| provider.clients.get(id)) else {
+                return Err("post_logout_redirect_uri needs the client to be identified (id_token_hint or client_id).");
             };
             if !client.accepts_post_logout_uri(uri) {
-                return Err(invalid("The address to return to after sign-out is not registered for this application."));
+                return Err("The address to return to after sign-out is not registered for this application.");
             }
-            let mut url =
-                Url::parse(uri).map_err(|_| invalid("post_logout_redirect_uri is not a URL."))?;
+            let mut url = Url::parse(uri).map_err(|_| "post_logout_redirect_uri is not a URL.")?;
             if let Some(s) = p.state.as_deref() {
                 url.query_pairs_mut().append_pair("state", s);
             }
             Some(url.to_string())
         }
     };
-    Ok(Checked {
+    Ok(CheckedLogout {
         hint_subject,
         redirect,
     })
-}
-
-async fn finish(state: &AppState, session: &Session, ip: &str, checked: Checked) -> Response {
-    let ended = match end_session(state, session, ip).await {
-        Ok(ended) => ended,
-        Err(e) => return e.into_response(),
-    };
-    // SAML SPs of this session are signed out first; then on to the client's redirect.
-    crate::saml::web::propagate_logout(state, ended.as_ref(), checked.redirect).await
-}
-
-/// Is the hint about the person signed in here (or is nobody signed in)?
-async fn hint_fits_session(state: &AppState, session: &Session, checked: &Checked) -> bool {
-    let Some(subject) = &checked.hint_subject else {
-        return false;
-    };
-    match SignedIn::current(session, i64::MAX / 2).await {
-        None => true,
-        Some(s) => {
-            let _ = state;
-            &s.identity.subject == subject
-        }
-    }
-}
-
-pub async fn logout_get(
-    State(state): State<AppState>,
-    session: Session,
-    ClientIp(ip): ClientIp,
-    Query(p): Query<LogoutParams>,
-) -> Response {
-    let checked = match check(&state, &p) {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    if hint_fits_session(&state, &session, &checked).await {
-        return finish(&state, &session, &ip, checked).await;
-    }
-    confirm_page(&state, &session, &p).await
-}
-
-pub async fn logout_post(
-    State(state): State<AppState>,
-    session: Session,
-    ClientIp(ip): ClientIp,
-    form: Result<Form<LogoutParams>, FormRejection>,
-) -> Response {
-    let Ok(Form(p)) = form else {
-        return invalid("The sign-out form could not be read.").into_response();
-    };
-    let checked = match check(&state, &p) {
-        Ok(c) => c,
-        Err(e) => return e.into_response(),
-    };
-    let confirmed = match p.csrf_token.as_deref() {
-        Some(t) => verify_csrf(&session, t).await,
-        None => false,
-    };
-    if confirmed || hint_fits_session(&state, &session, &checked).await {
-        return finish(&state, &session, &ip, checked).await;
-    }
-    confirm_page(&state, &session, &p).await
-}
-
-async fn confirm_page(state: &AppState, session: &Session, p: &LogoutParams) -> Response {
-    let csrf = match csrf_token(session).await {
-        Ok(t) => t,
-        Err(e) => return PageError::internal("session store", e).into_response(),
-    };
-    let signed_in = SignedIn::current(session, i64::MAX / 2).await;
-    let mut fields = Vec::new();
-    for (name, value) in [
-        ("id_token_hint", &p.id_token_hint),
-        ("client_id", &p.client_id),
-        ("post_logout_redirect_uri", &p.post_logout_redirect_uri),
-        ("state", &p.state),
-    ] {
-        if let Some(v) = value {
-            fields.push(minijinja::context! { name => name, value => v });
-        }
-    }
-    Html(state.templates.render(
-        "logout.html",
-        minijinja::context! { name => signed_in.map(|s| s.identity.email), csrf_token => csrf, action => "/oidc/logout", fields => fields },
-    ))
-    .into_response()
 }

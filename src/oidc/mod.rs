@@ -1,30 +1,58 @@
-//! The OpenID Connect provider: discovery, JWKS, authorize, token (one file per grant),
-//! userinfo, RP-initiated logout and revocation, over the client registry.
+//! The OpenID Connect provider.
+//!
+//! The core takes typed inputs, ports and the clock, and answers `Result<_, OidcError>`; it is
+//! tested without HTTP:
+//! - [`request`]: the authorization request's checks ([`check_request`]);
+//! - [`clients`]: the registry, exact redirect-URI matching, client authentication;
+//! - [`grants`]: one file per grant — [`grants::authorization_code`] (the code issued at the end
+//!   of a sign-in and its exchange) and [`grants::refresh_token`] (rotation, reuse, grace);
+//! - [`mint`]: the ID token and the access/refresh tokens, over a [`Signer`] port;
+//! - [`claims`]: what each scope releases ([`scoped_claims`]), the same for the ID token and
+//!   userinfo; [`userinfo`], [`revocation`], RP-initiated [`logout`] checks;
+//! - [`stored`]: the identity and claims a code and a grant carry from the sign-in, so no
+//!   endpoint maps claims again;
+//! - [`OidcError`]: one variant per OAuth error code.
+//!
+//! [`http`] holds the thin axum handlers: they extract `State<OidcState>`, parse, call the core,
+//! and map its answer to OAuth JSON, the authorization response, or a page. The person is
+//! signed in (and out) by `login/`; what is released comes from the pipeline, as for SAML.
+//!
+//! May import `config/`, `web/`, `store/`, `keys/`, `identity/`, `login/` and `pipeline`; never
+//! `saml/` nor `app/`.
 
-mod authorization_code;
-mod authorize;
+pub mod claims;
 mod clients;
-mod discovery;
+mod error;
 #[doc(hidden)]
 pub mod fuzz;
-mod id_token;
-mod logout;
-mod refresh_token;
-mod revoke;
-mod token;
-mod userinfo;
+pub mod grants;
+mod http;
+pub mod logout;
+pub mod mint;
+pub mod request;
+pub mod revocation;
+mod stored;
+pub mod userinfo;
 
-use axum::routing::{get, post};
-use axum::Router;
+use std::sync::Arc;
 
-pub use clients::{Client, ClientAuthError, Clients};
-pub use id_token::scoped_claims;
+pub use claims::scoped_claims;
+pub use clients::{authenticate_client, Client, ClientAuthError, ClientCredentials, Clients};
+pub use error::OidcError;
+pub use http::{api_routes, browser_routes, OAuthError};
+pub use mint::{Signer, TokenResponse};
+pub use request::{check_request, AuthorizeParams, RequestRefusal, ValidRequest};
 
 use crate::config::OidcConfig;
-use crate::web::AppState;
+use crate::keys::Keys;
+use crate::login::LoginState;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+use crate::web::Templates;
+use grants::GrantContext;
 
-/// Scopes we understand. `groups` releases the mapped roles; `offline_access` a refresh token.
-pub const SUPPORTED_SCOPES: [&str; 5] = ["openid", "profile", "email", "groups", "offline_access"];
+/// Scopes we understand: the names of [`crate::config::Scope`], the one list.
+pub const SUPPORTED_SCOPES: [&str; 5] = crate::config::Scope::NAMES;
 
 /// A client-sent value quoted in an error description: cut short, so an error never echoes an
 /// attacker-sized parameter back (into a redirect, a log line or a JSON body).
@@ -42,6 +70,10 @@ pub struct Provider {
     pub settings: OidcConfig,
     /// `public_url`: the `iss` of every token and the `iss` authorization response parameter.
     pub issuer: String,
+    /// The discovery document, rendered once: it depends on the issuer alone.
+    discovery: crate::web::Prepared,
+    /// The JWKS, rendered again only when the set of published keys changes.
+    jwks: http::JwksCache,
 }
 
 impl Provider {
@@ -50,44 +82,35 @@ impl Provider {
             clients: Clients::new(&settings.clients),
             settings: settings.clone(),
             issuer: issuer.to_string(),
+            discovery: http::discovery_document(issuer),
+            jwks: http::JwksCache::default(),
         }
     }
 }
 
-/// Routes a person's browser visits (they get the session layer and HTML error pages).
-pub fn browser_routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/oidc/authorize",
-            get(authorize::authorize_get).post(authorize::authorize_post),
-        )
-        .route("/oidc/authorize/resume", get(authorize::resume))
-        .route(
-            "/oidc/logout",
-            get(logout::logout_get).post(logout::logout_post),
-        )
+/// What the OIDC handlers share: cheap to clone.
+#[derive(Clone)]
+pub struct OidcState {
+    pub provider: Arc<Provider>,
+    /// Codes, grants and tokens (the OAuth port), and the audit log.
+    pub store: Store,
+    pub keys: Arc<Keys>,
+    pub pipeline: Arc<Pipeline>,
+    /// Sessions, pending sign-ins, signing out.
+    pub login: LoginState,
+    pub templates: Arc<Templates>,
 }
 
-/// Routes clients call directly (JSON in, JSON out).
-pub fn api_routes() -> Router<AppState> {
-    let cors = tower_http::cors::CorsLayer::new()
-        .allow_origin(tower_http::cors::Any)
-        .allow_methods([axum::http::Method::GET, axum::http::Method::POST])
-        .allow_headers([
-            axum::http::header::AUTHORIZATION,
-            axum::http::header::CONTENT_TYPE,
-        ]);
-    Router::new()
-        .route(
-            "/.well-known/openid-configuration",
-            get(discovery::discovery),
-        )
-        .route("/oidc/jwks", get(discovery::jwks))
-        .route("/oidc/token", post(token::token))
-        .route(
-            "/oidc/userinfo",
-            get(userinfo::userinfo_get).post(userinfo::userinfo_post),
-        )
-        .route("/oidc/revoke", post(revoke::revoke))
-        .layer(cors)
+impl OidcState {
+    /// The grants' context for one request from `ip`, at the current time.
+    pub fn grants<'a>(&'a self, ip: &'a str) -> GrantContext<'a> {
+        GrantContext {
+            store: &self.store,
+            signer: self.keys.as_ref(),
+            provider: &self.provider,
+            pipeline: &self.pipeline,
+            ip,
+            now: crate::store::now(),
+        }
+    }
 }

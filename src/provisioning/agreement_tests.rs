@@ -18,10 +18,10 @@ use crate::config::{
 };
 use crate::identity::map_claims;
 use crate::login::Directory;
+use crate::login::Live;
 use crate::lucca::simulator::{spawn, NamedRef, Seed, SimulatorConfig, SimulatorHandle};
 use crate::lucca::LuccaClient;
 use crate::store::Store;
-use crate::web::Live;
 
 /// Any valid argon2 hash: nobody signs in with a password here.
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$SFza+HmyeGphmdAuNSXu7g$34SCjBgY7AHiW8zfPw6X6VfjkVG1dca2yTc6CO/GFsk";
@@ -441,7 +441,8 @@ async fn through_migration(case: &Case) -> (Verdict, Vec<(String, String, Value)
         Arc::new(ArcSwap::from_pointee(live)),
         "http://passerelle.test".into(),
         None,
-    );
+    )
+    .unwrap();
     let p = &case.person;
     let row = PersonRow {
         email: p.email.clone(),

@@ -705,3 +705,156 @@ mod tests {
         );
     }
 }
+
+/// A `[[role_mapping]]` row that names a Lucca role, the name resolved to an id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LuccaRoleRow {
+    pub role: String,
+    pub module: Option<String>,
+    pub lucca_role_id: i64,
+}
+
+/// The Lucca roles the table grants a person: those of the rows whose role their claims carry
+/// (the mapping that produced the claims decided which rows matched).
+pub fn lucca_roles_granted(
+    rows: &[LuccaRoleRow],
+    claims: &Claims,
+) -> std::collections::BTreeSet<i64> {
+    rows.iter()
+        .filter(|row| match &row.module {
+            Some(module) => claims
+                .roles_by_module
+                .get(module)
+                .is_some_and(|roles| roles.contains(&row.role)),
+            None => claims.roles.contains(&row.role),
+        })
+        .map(|row| row.lucca_role_id)
+        .collect()
+}
+
+/// A change of a person's `habilitedRoles`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RoleChange {
+    pub add: Vec<i64>,
+    pub remove: Vec<i64>,
+    /// The whole list to write (Lucca's PUT replaces it).
+    pub result: Vec<i64>,
+}
+
+/// What to write so the person holds exactly the roles the table grants among those it
+/// manages (`managed`: every role some row names), keeping every other role (given by hand
+/// in Lucca). Never empties a person's roles: when the table would take the last one away,
+/// nothing is removed. `None` when nothing changes.
+pub fn habilited_roles_change(
+    current: &[i64],
+    granted: &std::collections::BTreeSet<i64>,
+    managed: &std::collections::BTreeSet<i64>,
+) -> Option<RoleChange> {
+    let mut result: Vec<i64> = current
+        .iter()
+        .copied()
+        .filter(|id| !managed.contains(id) || granted.contains(id))
+        .collect();
+    result.dedup();
+    let add: Vec<i64> = granted
+        .iter()
+        .copied()
+        .filter(|id| !current.contains(id))
+        .collect();
+    result.extend(&add);
+    let mut remove: Vec<i64> = current
+        .iter()
+        .copied()
+        .filter(|id| !result.contains(id))
+        .collect();
+    if result.is_empty() && !current.is_empty() {
+        // Taking every role away would lock the person out of Lucca's modules.
+        result = current.to_vec();
+        remove.clear();
+    }
+    remove.dedup();
+    (!add.is_empty() || !remove.is_empty()).then_some(RoleChange {
+        add,
+        remove,
+        result,
+    })
+}
+
+#[cfg(test)]
+mod role_tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+
+    fn set(ids: &[i64]) -> BTreeSet<i64> {
+        ids.iter().copied().collect()
+    }
+
+    #[test]
+    fn only_managed_roles_change_and_the_last_role_stays() {
+        let managed = set(&[59, 60]);
+        // Granted 59, holds a hand-given 70: 59 is added, 70 stays.
+        assert_eq!(
+            habilited_roles_change(&[70], &set(&[59]), &managed),
+            Some(RoleChange {
+                add: vec![59],
+                remove: vec![],
+                result: vec![70, 59]
+            })
+        );
+        // No longer granted 60: removed; 70 stays.
+        assert_eq!(
+            habilited_roles_change(&[60, 70, 59], &set(&[59]), &managed),
+            Some(RoleChange {
+                add: vec![],
+                remove: vec![60],
+                result: vec![70, 59]
+            })
+        );
+        assert_eq!(
+            habilited_roles_change(&[70, 59], &set(&[59]), &managed),
+            None
+        );
+        // Would lose their only role: kept.
+        assert_eq!(habilited_roles_change(&[60], &set(&[]), &managed), None);
+        assert_eq!(habilited_roles_change(&[], &set(&[]), &managed), None);
+        assert_eq!(
+            habilited_roles_change(&[], &set(&[60]), &managed),
+            Some(RoleChange {
+                add: vec![60],
+                remove: vec![],
+                result: vec![60]
+            })
+        );
+    }
+
+    #[test]
+    fn granted_roles_follow_the_rows_the_claims_matched() {
+        let rows = vec![
+            LuccaRoleRow {
+                role: "validateur_n1".into(),
+                module: Some("figgo".into()),
+                lucca_role_id: 59,
+            },
+            LuccaRoleRow {
+                role: "administrateur_rh".into(),
+                module: Some("figgo".into()),
+                lucca_role_id: 60,
+            },
+            LuccaRoleRow {
+                role: "staff".into(),
+                module: None,
+                lucca_role_id: 61,
+            },
+        ];
+        let mut claims = Claims {
+            roles: vec!["validateur_n1".into(), "staff".into()],
+            ..Default::default()
+        };
+        claims
+            .roles_by_module
+            .insert("figgo".into(), vec!["validateur_n1".into()]);
+        assert_eq!(lucca_roles_granted(&rows, &claims), set(&[59, 61]));
+        assert!(lucca_roles_granted(&rows, &Claims::default()).is_empty());
+    }
+}

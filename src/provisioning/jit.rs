@@ -10,6 +10,9 @@ use serde_json::{json, Value};
 use tokio::sync::Notify;
 
 use super::decision::{self, decide, identifier, CannotCreate, Decision, Lookup, PendingUpdate};
+use super::follow::Follower;
+use super::revocation::RevocationReason;
+use super::roles::RoleApplier;
 use crate::config::{JitMode, LuccaConfig, LuccaDefaults, MatchOn, OwnedAttribute};
 use crate::identity::Claims;
 use crate::lucca::{LuccaClient, LuccaError, Priority};
@@ -66,8 +69,15 @@ pub struct Jit {
     defaults: LuccaDefaults,
     support_contact: String,
     decision_ttl: Duration,
+    /// `[lucca] sign_in_wait`: the longest a person signing in waits for Lucca (the budget,
+    /// a Retry-After) before being told to try again.
+    sign_in_wait: Duration,
     /// Wakes the outbox worker when an update is queued.
     pub(super) wake: Notify,
+    /// What a leaver found at sign-in goes through (shared with the sync and webhooks).
+    follower: Arc<Follower>,
+    /// `[lucca] apply_roles`: set once by the composition root.
+    roles: std::sync::OnceLock<Arc<RoleApplier>>,
 }
 
 impl std::fmt::Debug for Jit {
@@ -94,15 +104,34 @@ impl Jit {
     pub fn new(client: LuccaClient, store: Store, config: &LuccaConfig) -> Jit {
         Jit {
             client,
-            store,
             mode: config.jit,
             match_on: config.match_on,
             owned: config.owned_attributes.clone(),
             defaults: config.defaults.clone(),
             support_contact: config.support_contact.trim().to_string(),
             decision_ttl: config.decision_ttl,
+            sign_in_wait: config.sign_in_wait,
             wake: Notify::new(),
+            follower: Arc::new(Follower::new(&store)),
+            roles: std::sync::OnceLock::new(),
+            store,
         }
+    }
+
+    /// Apply the Lucca roles the table grants at each sign-in (`[lucca] apply_roles`).
+    pub fn set_role_applier(&self, roles: Arc<RoleApplier>) {
+        let _ = self.roles.set(roles);
+    }
+
+    /// The tenant's client (shared connection pool, limiter and department cache).
+    pub fn client(&self) -> &LuccaClient {
+        &self.client
+    }
+
+    /// Where leavers' access is revoked: wire the access side with
+    /// [`Follower::set_revocation`].
+    pub fn follower(&self) -> &Arc<Follower> {
+        &self.follower
     }
 
     pub fn support_contact(&self) -> &str {
@@ -112,8 +141,34 @@ impl Jit {
     /// Make sure the person can use Lucca: called after authentication, before any answer
     /// goes back to the application.
     pub async fn at_sign_in(&self, claims: &Claims) -> Result<Granted, Denied> {
+        let granted = self.provision(claims).await?;
+        let lucca_id = match granted {
+            Granted::Created { lucca_id }
+            | Granted::UpdateQueued { lucca_id }
+            | Granted::Unchanged { lucca_id } => Some(lucca_id),
+            // Lucca did not answer: nothing more is asked of it now.
+            Granted::KnownActive { .. } => None,
+        };
+        if let (Some(roles), Some(lucca_id)) = (self.roles.get(), lucca_id) {
+            let client = self.client.with_priority(Priority::SignIn);
+            // The person gets in whatever happens here; their next sign-in or the sync
+            // tries again.
+            if let Err(e) = roles
+                .apply(&client, lucca_id, None, claims, "sign_in")
+                .await
+            {
+                tracing::warn!(subject = %claims.subject, lucca_id, error = %e, "could not apply Lucca roles at sign-in");
+            }
+        }
+        Ok(granted)
+    }
+
+    async fn provision(&self, claims: &Claims) -> Result<Granted, Denied> {
         let link = self.store.lucca_links().get(&claims.subject).await?;
-        let client = self.client.with_priority(Priority::SignIn);
+        let client = self
+            .client
+            .with_priority(Priority::SignIn)
+            .with_max_wait(Some(self.sign_in_wait));
         let lookup = match self.look_up(&client, claims, link.as_ref()).await {
             Ok(lookup) => lookup,
             Err(error) => return self.while_unavailable(claims, link, &error).await,
@@ -124,10 +179,24 @@ impl Jit {
         let email = Some(claims.email.as_str());
         match decision {
             Decision::Leaver { lucca_id, ended_on } => {
-                self.store
-                    .lucca_links()
-                    .put(subject, lucca_id, email, "ended")
-                    .await?;
+                // Someone we let in before: their sessions and tokens end now, not at the
+                // next sync. If that fails the link is left, so the sync tries again.
+                let was = link.as_ref().map_or("unknown", |l| l.status.as_str());
+                let revoked = match link.as_ref().filter(|l| l.status != "ended") {
+                    Some(_) => {
+                        let reason = RevocationReason::ContractEnded { on: ended_on };
+                        self.follower
+                            .revoke(subject, email, lucca_id, was, reason, "sign_in")
+                            .await
+                    }
+                    None => true,
+                };
+                if revoked {
+                    self.store
+                        .lucca_links()
+                        .put(subject, lucca_id, email, "ended")
+                        .await?;
+                }
                 self.audit(
                     subject,
                     "leaver",
@@ -214,15 +283,52 @@ impl Jit {
         }
     }
 
-    /// For a refresh: refuse a person whose last known contract state is ended or not
-    /// started. Reads `lucca_links` only; their next sign-in asks Lucca again.
+    /// For a refresh: refuse a person whose contract state is ended or not started, or whose
+    /// account Lucca no longer has. The recorded state is used while younger than
+    /// `lucca.decision_ttl`; older, Lucca is asked again (one read by id), and a leaver found
+    /// then loses their access like one the sync finds. When Lucca cannot answer, the
+    /// recorded state stands.
     pub async fn check_cached(&self, subject: &str) -> Result<(), Denied> {
-        match self.store.lucca_links().get(subject).await? {
-            Some(link) if link.status == "ended" => Err(Denied::ContractEnded { on: None }),
-            Some(link) if link.status == "not_started" => {
-                Err(Denied::ContractNotStarted { on: None })
-            }
+        let status = match self.store.lucca_links().get(subject).await? {
+            Some(link) if self.is_stale(&link) => self.reread(link).await?,
+            Some(link) => link.status,
+            None => return Ok(()),
+        };
+        match status.as_str() {
+            "ended" => Err(Denied::ContractEnded { on: None }),
+            "not_started" => Err(Denied::ContractNotStarted { on: None }),
+            super::follow::REMOVED => Err(Denied::NoAccount),
             _ => Ok(()),
+        }
+    }
+
+    fn is_stale(&self, link: &LuccaLink) -> bool {
+        let ttl = i64::try_from(self.decision_ttl.as_secs()).unwrap_or(i64::MAX);
+        crate::store::now().saturating_sub(link.checked_at) > ttl
+    }
+
+    /// The account's status after asking Lucca now (the refresh re-check): what Lucca says,
+    /// even when revoking failed (the sync retries that); the recorded one if Lucca is out.
+    async fn reread(&self, link: LuccaLink) -> Result<String, StoreError> {
+        let client = self.client.with_priority(Priority::SignIn);
+        let today = today();
+        match client.get_user(link.lucca_id).await {
+            Ok(user) => {
+                let seen = super::follow::Seen::Present(&user);
+                self.follower.observe(seen, today, "refresh").await?;
+                Ok(decision::link_status(user.contract_status(today)).to_string())
+            }
+            Err(LuccaError::NotFound { .. }) => {
+                let gone = super::follow::Seen::Gone {
+                    lucca_id: link.lucca_id,
+                };
+                self.follower.observe(gone, today, "refresh").await?;
+                Ok(super::follow::REMOVED.to_string())
+            }
+            Err(e) => {
+                tracing::warn!(subject = %link.subject, error = %e, "Lucca could not be asked at refresh; the recorded status stands");
+                Ok(link.status)
+            }
         }
     }
 
@@ -512,6 +618,27 @@ impl Jit {
             }),
         };
         extend(&mut out, described);
+        if let Some(roles) = self.roles.get() {
+            let lucca_id = match &decision {
+                Decision::Update { lucca_id, .. } | Decision::Unchanged { lucca_id } => {
+                    Some(*lucca_id)
+                }
+                _ => None,
+            };
+            let planned = match lucca_id {
+                Some(id) => match roles.plan(&client, id, None, claims).await {
+                    Ok(Some(change)) => json!({"change": change}),
+                    Ok(None) => {
+                        json!({"change": null, "reason": "Lucca already holds the roles the table grants"})
+                    }
+                    Err(e) => json!({"error": e.to_string()}),
+                },
+                None => {
+                    json!({"change": null, "reason": "no active Lucca account to write roles to yet"})
+                }
+            };
+            extend(&mut out, json!({"lucca_roles": planned}));
+        }
         out
     }
 }

@@ -33,13 +33,6 @@ pub enum Binding {
 }
 
 impl Binding {
-    pub fn uri(self) -> &'static str {
-        match self {
-            Binding::Redirect => ns::BINDING_REDIRECT,
-            Binding::Post => ns::BINDING_POST,
-        }
-    }
-
     pub fn from_uri(uri: &str) -> Option<Binding> {
         match uri.trim() {
             ns::BINDING_REDIRECT => Some(Binding::Redirect),

@@ -77,15 +77,6 @@ pub enum SignError {
     Deflate,
 }
 
-impl SignError {
-    pub fn status(&self) -> super::SamlStatus {
-        super::SamlStatus {
-            top: super::TopStatus::Responder,
-            sub: None,
-        }
-    }
-}
-
 /// RSA-SHA256 (PKCS#1 v1.5) over `data`: the XML SignatureValue and the Redirect-binding
 /// `Signature` parameter.
 pub fn rsa_sha256(key: &SigningMaterial, data: &[u8]) -> Result<Vec<u8>, SignError> {

@@ -37,14 +37,20 @@ pub struct SamlIdp {
     /// failed refresh of one URL keeps its previous metadata instead of dropping the SP.
     last_good: tokio::sync::Mutex<Vec<ServiceProvider>>,
     config: SamlConfig,
+    /// Fetches metadata given by URL (start-up and every refresh).
+    http: reqwest::Client,
 }
 
 impl SamlIdp {
-    /// Read every configured SP (files read, URLs fetched). Any failure is a start-up error.
-    pub async fn load(public_url: &str, config: &SamlConfig) -> Result<SamlIdp, Vec<SpProblem>> {
+    /// Read every configured SP (files read, URLs fetched with `http`, see
+    /// [`metadata_http_client`]). Any failure is a start-up error.
+    pub async fn load(
+        public_url: &str,
+        config: &SamlConfig,
+        http: reqwest::Client,
+    ) -> Result<SamlIdp, Vec<SpProblem>> {
         let urls = IdpUrls::new(public_url);
         let policy = IntakePolicy::new(&urls, config);
-        let http = http_client();
         let mut sps = Vec::new();
         let mut problems = Vec::new();
         for (i, sp_config) in config.service_providers.iter().enumerate() {
@@ -73,7 +79,13 @@ impl SamlIdp {
             sps: ArcSwap::from_pointee(registry),
             last_good: tokio::sync::Mutex::new(sps),
             config: config.clone(),
+            http,
         })
+    }
+
+    /// `[saml]` as configured at start.
+    pub fn settings(&self) -> &SamlConfig {
+        &self.config
     }
 
     /// The registry as it is now (cheap; a refresh swaps in a new one).
@@ -92,7 +104,7 @@ impl SamlIdp {
     /// Fetch the metadata URLs again. An SP whose fetch or parse fails keeps its last good copy
     /// (logged with the reason): a Lucca outage must not lock everyone out.
     pub async fn refresh(&self) {
-        let http = http_client();
+        let http = &self.http;
         let mut last_good = self.last_good.lock().await;
         let mut next = Vec::with_capacity(last_good.len());
         for (i, config) in self.config.service_providers.iter().enumerate() {
@@ -101,7 +113,7 @@ impl SamlIdp {
                 next.extend(previous);
                 continue;
             }
-            match load_one(&http, i, config).await {
+            match load_one(http, i, config).await {
                 Ok(sp) => next.push(sp),
                 Err(problem) => {
                     tracing::warn!(problem = %problem, "SP metadata refresh failed; keeping the last good copy");
@@ -139,11 +151,15 @@ pub fn spawn_metadata_refresh(idp: Arc<SamlIdp>) -> Option<tokio::task::JoinHand
     }))
 }
 
-fn http_client() -> reqwest::Client {
+/// The client SP metadata is fetched with: bounded time, a few redirects at most (a metadata
+/// URL may move to a CDN). Built once by the caller, which refuses to go on without it rather
+/// than fall back to a client without these limits.
+pub fn metadata_http_client() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .timeout(FETCH_TIMEOUT)
+        .connect_timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(5))
         .build()
-        .unwrap_or_default()
 }
 
 /// Fetch metadata from `url`: a 2xx with a body of reasonable size.

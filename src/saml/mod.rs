@@ -1,4 +1,4 @@
-//! SAML 2.0 identity provider: the protocol core, free of HTTP.
+//! SAML 2.0 identity provider: the protocol core, free of HTTP, and its thin HTTP edge (`http/`).
 //!
 //! What is here, one concern per module:
 //! - [`metadata`]: our IdP metadata (`EntityDescriptor`), rendered from an escaped template.
@@ -11,6 +11,13 @@
 //! - [`response`]: Response/Assertion building and signing.
 //! - [`encrypt`]: EncryptedAssertion (AES-256-GCM + RSA-OAEP).
 //! - [`logout`]: LogoutRequest / LogoutResponse, both directions.
+//! - [`sso`]: what an SSO answer says once the pipeline released the person (NameID, context,
+//!   attributes, or the status of an error Response), and the request kept while they sign in.
+//! - [`slo`]: which session an SP's LogoutRequest names, and the chain of LogoutRequests to the
+//!   session's other SPs, one hop at a time.
+//!
+//! `http/` holds the thin axum handlers (metadata, SSO, SLO) on a narrow [`SamlState`], and
+//! [`SingleLogout`], SAML's logout participant registered with `login/` at start-up.
 //!
 //! Signing does not go through samael or xmlsec: we generate the XML ourselves, already in
 //! exclusive-C14N form (`writer`), so the digest is taken over the exact bytes we emit and the
@@ -37,18 +44,23 @@
 //!   sent per `reply.binding`: Redirect = [`encode_redirect`] with `signing` (XML unsigned), POST =
 //!   XML signed + [`encode_post`].
 //! - Builders fail only on our side (key/OpenSSL): status `Responder`, a 500 page.
+//!
+//! May import `config/`, `web/`, `store/`, `keys/`, `identity/`, `login/` and `pipeline`; never
+//! `oidc/` nor `app/`.
 
 pub mod binding;
 pub mod dsig;
 pub mod encrypt;
+mod http;
 pub mod idp;
 pub(crate) mod libxml2;
 pub mod logout;
 pub mod metadata;
 pub mod request;
 pub mod response;
+pub mod slo;
 pub mod sp;
-pub mod web;
+pub mod sso;
 pub(crate) mod writer;
 pub mod xml;
 
@@ -63,6 +75,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 
 pub use binding::{encode_post, encode_redirect, Binding, BindingError, MessageKind};
 pub use dsig::{SignError, SignatureError, SigningMaterial};
+pub use http::{routes, SamlState, SingleLogout};
 pub use idp::{SamlIdp, SpProblem};
 pub use logout::{
     build_logout_request, build_logout_response, parse_redirect_logout_request,
@@ -80,7 +93,8 @@ pub use response::{
     SamlAttribute,
 };
 pub use sp::{ReplyTo, ServiceProvider, ServiceProviderLookup, SpError, SpRegistry, SpSettings};
-pub use xml::{check_strict_xml, parse_message, XmlError};
+pub use sso::name_id_for;
+pub use xml::{parse_message, XmlError};
 
 /// Namespace and algorithm identifiers used across the modules.
 pub mod ns {

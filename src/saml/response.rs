@@ -16,7 +16,7 @@ use super::dsig::{sign_enveloped, SignError, SigningMaterial};
 use super::encrypt::{encrypt_assertion, EncryptError};
 use super::sp::ReplyTo;
 use super::writer::{El, Ns};
-use super::{new_id, ns, saml_time, NameIdFormat, SamlStatus, TopStatus};
+use super::{new_id, ns, saml_time, NameIdFormat, SamlStatus};
 use crate::config::MatchOn;
 use crate::identity::Claims;
 
@@ -182,16 +182,6 @@ pub enum ResponseError {
     Sign(#[from] SignError),
     #[error("encryption failed: {0}")]
     Encrypt(#[from] EncryptError),
-}
-
-impl ResponseError {
-    /// Our failure, never the SP's.
-    pub fn status(&self) -> SamlStatus {
-        SamlStatus {
-            top: TopStatus::Responder,
-            sub: None,
-        }
-    }
 }
 
 impl From<openssl::error::ErrorStack> for ResponseError {

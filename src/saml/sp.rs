@@ -437,14 +437,6 @@ impl SpRegistry {
     pub fn iter(&self) -> impl Iterator<Item = &Arc<ServiceProvider>> {
         self.by_entity_id.values()
     }
-
-    pub fn len(&self) -> usize {
-        self.by_entity_id.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_entity_id.is_empty()
-    }
 }
 
 impl ServiceProviderLookup for SpRegistry {

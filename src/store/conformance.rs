@@ -61,6 +61,8 @@ macro_rules! store_conformance_suite {
             session_store_round_trip,
             expired_sessions_are_deleted,
             lucca_links_are_upserted_and_found,
+            sync_state_round_trips_and_cuts_long_errors,
+            a_job_lease_has_one_holder_until_it_expires_or_is_released,
             upstream_identities_are_upserted_and_found_by_email,
             outbox_coalesces_retries_backs_off_and_delivers_once,
             outbox_delivers_oldest_due_first,
@@ -925,6 +927,111 @@ pub async fn lucca_links_are_upserted_and_found(store: Store) {
     );
     assert_eq!(links.get("carol").await.unwrap(), None);
     assert_eq!(links.by_lucca_id(99).await.unwrap(), None);
+
+    links
+        .put("alice-upstream", 2, Some("alice@acme.test"), "active")
+        .await
+        .unwrap();
+    let both: Vec<String> = links
+        .with_lucca_id(2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|l| l.subject)
+        .collect();
+    assert_eq!(both, ["alice", "alice-upstream"]);
+    assert!(links.with_lucca_id(99).await.unwrap().is_empty());
+    let first = links.page(None, 2).await.unwrap();
+    assert_eq!(
+        first.iter().map(|l| l.subject.as_str()).collect::<Vec<_>>(),
+        ["alice", "alice-upstream"]
+    );
+    let rest = links.page(Some("alice-upstream"), 2).await.unwrap();
+    assert_eq!(
+        rest.iter().map(|l| l.subject.as_str()).collect::<Vec<_>>(),
+        ["bob"]
+    );
+    assert!(links.page(Some("bob"), 2).await.unwrap().is_empty());
+}
+
+// --- jobs that follow Lucca: state and lease ------------------------------------------------
+
+pub async fn sync_state_round_trips_and_cuts_long_errors(store: Store) {
+    let sync = store.sync_state();
+    assert_eq!(sync.sync_state("directory").await.unwrap(), None);
+    let mut state = super::SyncStateRecord {
+        run_started_at: Some(1_700_000_000),
+        run_since: Some(1_699_999_000),
+        run_full: true,
+        cursor: 2000,
+        run_counts: Some(r#"{"seen":2000}"#.into()),
+        last_error: Some("é".repeat(super::sync_state::MAX_SYNC_ERROR_BYTES)),
+        last_error_at: Some(1_699_000_000),
+        ..Default::default()
+    };
+    sync.save_sync_state("directory", &state).await.unwrap();
+    let stored = sync.sync_state("directory").await.unwrap().unwrap();
+    let error = stored.last_error.clone().unwrap();
+    assert!(error.len() <= super::sync_state::MAX_SYNC_ERROR_BYTES + "…".len());
+    assert!(error.ends_with('…'));
+    assert_eq!(
+        (
+            stored.run_started_at,
+            stored.run_since,
+            stored.run_full,
+            stored.cursor
+        ),
+        (Some(1_700_000_000), Some(1_699_999_000), true, 2000)
+    );
+    state.last_error = None;
+    state.last_started_at = state.run_started_at.take();
+    state.last_full_at = state.last_started_at;
+    state.last_finished_at = Some(1_700_000_100);
+    state.last_counts = state.run_counts.take();
+    state.run_full = false;
+    state.cursor = 0;
+    sync.save_sync_state("directory", &state).await.unwrap();
+    assert_eq!(sync.sync_state("directory").await.unwrap(), Some(state));
+    assert_eq!(sync.sync_state("other").await.unwrap(), None);
+}
+
+pub async fn a_job_lease_has_one_holder_until_it_expires_or_is_released(store: Store) {
+    let sync = store.sync_state();
+    assert!(sync.try_lease("directory", "node-a", 60).await.unwrap());
+    assert!(
+        sync.try_lease("directory", "node-a", 60).await.unwrap(),
+        "renewed by its holder"
+    );
+    assert!(!sync.try_lease("directory", "node-b", 60).await.unwrap());
+    assert!(
+        sync.try_lease("webhooks", "node-b", 60).await.unwrap(),
+        "one lease per job"
+    );
+    sync.release_lease("directory", "node-b").await.unwrap();
+    assert!(
+        !sync.try_lease("directory", "node-b", 60).await.unwrap(),
+        "only the holder releases"
+    );
+    sync.release_lease("directory", "node-a").await.unwrap();
+    assert!(sync.try_lease("directory", "node-b", 1).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(
+        sync.try_lease("directory", "node-c", 60).await.unwrap(),
+        "an expired lease is taken over"
+    );
+    assert!(!sync.try_lease("directory", "node-b", 60).await.unwrap());
+
+    // Many nodes at once: exactly one wins.
+    let mut set = JoinSet::new();
+    for i in 0..8 {
+        let sync = sync.clone();
+        set.spawn(async move { sync.try_lease("race", &format!("n{i}"), 60).await.unwrap() });
+    }
+    let mut winners = 0;
+    while let Some(won) = set.join_next().await {
+        winners += usize::from(won.unwrap());
+    }
+    assert_eq!(winners, 1);
 }
 
 pub async fn upstream_identities_are_upserted_and_found_by_email(store: Store) {
@@ -1159,6 +1266,9 @@ fn outcome(row_no: i64, class: &str, done: bool) -> MigrationRowOutcome {
         lucca_id: Some(row_no * 10),
         message: Some(format!("row {row_no}")),
         done,
+        findings: Some(format!(
+            r#"[{{"class":"{class}","message":"row {row_no}"}},{{"class":"not_in_directory","message":"x"}}]"#
+        )),
     }
 }
 
@@ -1265,7 +1375,8 @@ pub async fn migration_job_lifecycle(store: Store) {
             done.message.as_deref(),
             done.done,
             done.write_started_at,
-            done.notice.as_deref()
+            done.notice.as_deref(),
+            done.findings.as_deref(),
         ),
         (
             "p3@acme.test",
@@ -1276,8 +1387,15 @@ pub async fn migration_job_lifecycle(store: Store) {
             Some("row 3"),
             true,
             Some(first_write),
-            Some("sent")
+            Some("sent"),
+            Some(
+                r#"[{"class":"ready","message":"row 3"},{"class":"not_in_directory","message":"x"}]"#
+            ),
         )
+    );
+    assert_eq!(
+        report[2].findings, None,
+        "refused at upload: class and message only"
     );
     assert_eq!(
         (report[2].class.as_deref(), report[2].message.as_deref()),

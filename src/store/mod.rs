@@ -161,6 +161,7 @@ pub trait Adapter:
     + Housekeeping
     + Health
     + Leases
+    + SyncState
     + 'static
 {
 }
@@ -178,6 +179,7 @@ impl<A> Adapter for A where
         + Housekeeping
         + Health
         + Leases
+        + SyncState
         + 'static
 {
 }
@@ -199,6 +201,7 @@ pub struct Store {
     health: Arc<dyn Health>,
     leases: Arc<dyn Leases>,
     node: Arc<Node>,
+    sync_state: Arc<dyn SyncState>,
 }
 
 impl std::fmt::Debug for Store {
@@ -228,6 +231,7 @@ impl Store {
             upstream_identities: adapter.clone(),
             housekeeping: adapter.clone(),
             leases: adapter.clone(),
+            sync_state: adapter.clone(),
             health: adapter,
             node: Arc::new(node),
         }
@@ -265,6 +269,9 @@ impl Store {
     }
     pub fn health(&self) -> &Arc<dyn Health> {
         &self.health
+    }
+    pub fn sync_state(&self) -> &Arc<dyn SyncState> {
+        &self.sync_state
     }
     pub fn leases(&self) -> &Arc<dyn Leases> {
         &self.leases
@@ -308,8 +315,6 @@ impl Drop for JobLease {
         self.0.abort();
     }
 }
-
-impl Store {}
 
 /// The current time in unix seconds, as the store records it.
 pub fn now() -> i64 {

@@ -6,7 +6,7 @@ use sqlx::{ColumnIndex, Decode, FromRow, Row, Type};
 
 use super::ports::{
     AuditEntry, CodeRecord, GrantRecord, LuccaLink, MigrationClassCount, MigrationJobRecord,
-    MigrationRowRecord, OutboxRow,
+    MigrationRowRecord, OutboxRow, SyncStateRecord,
 };
 
 /// `impl FromRow for $record`, each field read from the column of the same name.
@@ -110,6 +110,21 @@ from_row!(MigrationRowRecord {
     done: bool,
     write_started_at: Option<i64>,
     notice: Option<String>,
+    findings: Option<String>,
+});
+
+from_row!(SyncStateRecord {
+    last_started_at: Option<i64>,
+    last_finished_at: Option<i64>,
+    last_full_at: Option<i64>,
+    last_counts: Option<String>,
+    last_error: Option<String>,
+    last_error_at: Option<i64>,
+    run_started_at: Option<i64>,
+    run_since: Option<i64>,
+    run_full: bool,
+    cursor: i64,
+    run_counts: Option<String>,
 });
 
 from_row!(MigrationClassCount {

@@ -15,7 +15,7 @@ use sqlx::{Arguments, Row};
 use super::{DatabaseUrl, Node, StoreError};
 
 /// Our tables, parents before children (grants before their tokens, jobs before their rows).
-const TABLES: [&str; 14] = [
+const TABLES: [&str; 16] = [
     "login_requests",
     "grants",
     "auth_codes",
@@ -29,6 +29,8 @@ const TABLES: [&str; 14] = [
     "migration_rows",
     "upstream_identities",
     "leases",
+    "sync_state",
+    "job_leases",
     "tower_sessions",
 ];
 
@@ -134,6 +136,7 @@ pub async fn sqlite_to_postgres(
         "UPDATE lucca_outbox SET lease_owner = NULL, lease_until = NULL",
         "UPDATE migration_jobs SET lease_owner = NULL, lease_until = NULL",
         "DELETE FROM leases",
+        "DELETE FROM job_leases",
     ] {
         sqlx::query(sql).execute(&mut *tx).await?;
     }

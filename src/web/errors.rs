@@ -1,13 +1,13 @@
-//! Errors at the edge: an HTML page for a person in a browser, OAuth JSON for a client.
+//! Errors at the edge: an HTML page for a person in a browser (OAuth JSON is `oidc`'s).
 
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
-use axum::Json;
-use serde::Serialize;
 
-use super::AppState;
+use std::sync::Arc;
+
+use super::Templates;
 
 /// An error shown to a person as a page (rendered from `templates/error.html`).
 #[derive(Debug, Clone)]
@@ -56,21 +56,15 @@ impl IntoResponse for PageError {
     }
 }
 
-impl<E: Into<crate::store::StoreError>> From<E> for PageError {
-    fn from(err: E) -> Self {
-        PageError::internal("storage", err.into())
-    }
-}
-
 /// Middleware: turn a [`PageError`] carried by a response into the rendered error page.
 pub async fn render_error_pages(
-    State(state): State<AppState>,
+    State(templates): State<Arc<Templates>>,
     request: Request,
     next: Next,
 ) -> Response {
     let mut response = next.run(request).await;
     if let Some(err) = response.extensions_mut().remove::<PageError>() {
-        let body = state.templates.render(
+        let body = templates.render(
             "error.html",
             minijinja::context! { title => err.title, message => err.message, retry_url => err.retry_url, status => err.status.as_u16() },
         );
@@ -80,66 +74,4 @@ pub async fn render_error_pages(
         return page;
     }
     response
-}
-
-/// An OAuth 2.0 error response (RFC 6749 §5.2): JSON, never cached.
-#[derive(Debug, Clone, Serialize)]
-pub struct OAuthError {
-    #[serde(skip)]
-    pub status: StatusCode,
-    pub error: &'static str,
-    pub error_description: String,
-    /// Send `WWW-Authenticate` (client authentication failed with HTTP Basic, or a bad bearer token).
-    #[serde(skip)]
-    pub www_authenticate: Option<&'static str>,
-}
-
-impl OAuthError {
-    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
-        OAuthError {
-            status,
-            error,
-            error_description: description.into(),
-            www_authenticate: None,
-        }
-    }
-    pub fn invalid_request(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
-    }
-    pub fn invalid_grant(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
-    }
-    pub fn invalid_client(description: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
-    }
-    pub fn server_error(context: &str, err: impl std::fmt::Display) -> Self {
-        tracing::error!(error = %err, "{context}");
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the server could not complete the request; retry shortly",
-        )
-    }
-}
-
-impl IntoResponse for OAuthError {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(&self)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-        if let Some(challenge) = self.www_authenticate {
-            headers.insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static(challenge),
-            );
-        }
-        response
-    }
-}
-
-impl From<crate::store::StoreError> for OAuthError {
-    fn from(err: crate::store::StoreError) -> Self {
-        OAuthError::server_error("storage", err)
-    }
 }

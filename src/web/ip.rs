@@ -7,12 +7,18 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::HeaderMap;
 
-use super::AppState;
 use crate::config::Network;
+
+/// `[server] trusted_proxies`, for the extractors below: any state that can lend it
+/// (`FromRef`) gets [`ClientIp`] and [`ClientAddr`].
+#[derive(Debug, Clone, Default)]
+pub struct TrustedProxies(pub Arc<[Network]>);
 
 /// Hops walked at most: more would only come from a client padding the header.
 const MAX_HOPS: usize = 32;
@@ -45,28 +51,28 @@ impl std::fmt::Display for ClientAddr {
     }
 }
 
-impl FromRequestParts<AppState> for ClientAddr {
+impl<S> FromRequestParts<S> for ClientAddr
+where
+    TrustedProxies: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr::from_parts(
-            parts,
-            &state.config.server.trusted_proxies,
-        ))
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let proxies = TrustedProxies::from_ref(state);
+        Ok(ClientAddr::from_parts(parts, &proxies.0))
     }
 }
 
-impl FromRequestParts<AppState> for ClientIp {
+impl<S> FromRequestParts<S> for ClientIp
+where
+    TrustedProxies: FromRef<S>,
+    S: Send + Sync,
+{
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let addr = ClientAddr::from_parts(parts, &state.config.server.trusted_proxies);
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let addr = ClientAddr::from_request_parts(parts, state).await?;
         Ok(ClientIp(addr.to_string()))
     }
 }

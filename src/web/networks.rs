@@ -10,8 +10,20 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
-use super::{AppState, ClientAddr};
-use crate::config::Config;
+use std::sync::Arc;
+
+use super::{ClientAddr, Templates, TrustedProxies};
+use crate::config::Network;
+
+/// What the middleware reads: the allowed networks, the proxies whose `X-Forwarded-For` is
+/// believed, and the templates of the refusal page.
+#[derive(Clone)]
+pub struct NetworkPolicy {
+    /// `[login] allowed_networks`; `None` allows every network.
+    pub allowed: Option<Arc<[Network]>>,
+    pub trusted_proxies: TrustedProxies,
+    pub templates: Arc<Templates>,
+}
 
 /// Browser paths reachable from every network even when `allowed_networks` is set.
 const OPEN_PATHS: [&str; 7] = [
@@ -26,8 +38,8 @@ const OPEN_PATHS: [&str; 7] = [
 
 /// May this client sign in? Everyone when `allowed_networks` is unset; otherwise only an
 /// address inside one of them (an unknown address is not).
-pub fn sign_in_allowed(config: &Config, client: ClientAddr) -> bool {
-    match &config.login.allowed_networks {
+pub fn sign_in_allowed(allowed_networks: Option<&[Network]>, client: ClientAddr) -> bool {
+    match allowed_networks {
         None => true,
         Some(networks) => client
             .0
@@ -37,22 +49,22 @@ pub fn sign_in_allowed(config: &Config, client: ClientAddr) -> bool {
 
 /// Middleware over the browser routes.
 pub async fn require_allowed_network(
-    State(state): State<AppState>,
+    State(policy): State<NetworkPolicy>,
     request: Request,
     next: Next,
 ) -> Response {
-    if state.config.login.allowed_networks.is_none() || OPEN_PATHS.contains(&request.uri().path()) {
+    if policy.allowed.is_none() || OPEN_PATHS.contains(&request.uri().path()) {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
-    let client = ClientAddr::from_parts(&parts, &state.config.server.trusted_proxies);
-    if sign_in_allowed(&state.config, client) {
+    let client = ClientAddr::from_parts(&parts, &policy.trusted_proxies.0);
+    if sign_in_allowed(policy.allowed.as_deref(), client) {
         return next.run(Request::from_parts(parts, body)).await;
     }
     tracing::info!(client = %client, path = %parts.uri.path(), "sign-in refused: client outside login.allowed_networks");
     metrics::counter!("passerelle_signins_total", "method" => "any", "outcome" => "network_refused")
         .increment(1);
-    let body = state.templates.render(
+    let body = policy.templates.render(
         "error.html",
         minijinja::context! {
             title => "Sign-in is not available from this network",

@@ -186,3 +186,70 @@ async fn per_client_release_list_and_per_module_roles() {
         "other clients keep every scoped claim"
     );
 }
+
+/// The claims are computed once per sign-in, when JIT acts on them: a reload between the
+/// sign-in and the code exchange changes neither the ID token nor userinfo nor what a refresh
+/// of that grant carries; the next sign-in gets the new table.
+#[tokio::test]
+async fn tokens_carry_the_claims_released_at_sign_in_even_after_a_reload() {
+    use crate::oidc::{exchange, lucca_code, token_request, userinfo};
+    let (server, path) = start_from_file(CONFIG).await;
+    let browser = Browser::new();
+    let signed_in_roles = serde_json::json!(["validateur_n1", "collaborateur"]);
+    let (code, verifier) = lucca_code(
+        &server,
+        &browser,
+        "openid profile email groups offline_access",
+    )
+    .await;
+
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("role = \"collaborateur\"", "role = \"employee\"");
+    std::fs::write(&path, text).unwrap();
+    let r = reqwest::Client::new()
+        .post(server.url("/admin/reload"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, p) = get_preview(&server, "user=alice@acme.test", Some(ADMIN_TOKEN)).await;
+    assert_eq!(p["roles"], serde_json::json!(["validateur_n1", "employee"]));
+
+    let (status, tokens) = exchange(&server, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = jwt_payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id_token["groups"], signed_in_roles, "ID token: {id_token}");
+    let (status, info) = userinfo(&server, tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(status, 200);
+    assert_eq!(info["groups"], signed_in_roles, "userinfo: {info}");
+
+    let (status, refreshed) = token_request(
+        &server,
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ],
+        Some(("lucca", LUCCA_SECRET)),
+    )
+    .await;
+    assert_eq!(status, 200, "{refreshed}");
+    let id_token = jwt_payload(refreshed["id_token"].as_str().unwrap());
+    assert_eq!(
+        id_token["groups"], signed_in_roles,
+        "refresh keeps the grant's claims"
+    );
+    let (_, info) = userinfo(&server, refreshed["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["groups"], signed_in_roles);
+
+    // A new sign-in (the session is reused) releases the claims of the table now running.
+    let (code, verifier) = lucca_code(&server, &browser, "openid groups").await;
+    let (status, tokens) = exchange(&server, &code, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let id_token = jwt_payload(tokens["id_token"].as_str().unwrap());
+    assert_eq!(
+        id_token["groups"],
+        serde_json::json!(["validateur_n1", "employee"])
+    );
+}

@@ -279,7 +279,7 @@ fn hash_password_prints_an_argon2id_hash() {
     let out = child.wait_with_output().unwrap();
     let hash = String::from_utf8_lossy(&out.stdout);
     assert!(hash.starts_with("$argon2id$"), "{hash}");
-    passerelle::login::check_password_hash(hash.trim()).unwrap();
+    passerelle::config::check_password_hash(hash.trim()).unwrap();
 }
 
 #[test]
@@ -407,5 +407,62 @@ fn check_and_serve_refuse_the_old_forwarded_for_switch_and_explain_its_replaceme
     assert!(
         text.contains("server.trust_forwarded_for") && text.contains("trusted_proxies"),
         "{text}"
+    );
+}
+
+/// Logs go to stderr without colour codes when it is not a terminal (a journal, a file): stdout
+/// is left for what a command prints. `-V` names the commit and the build date.
+#[test]
+fn serve_logs_to_stderr_without_colours_and_version_names_the_build() {
+    let version = passerelle().arg("-V").output().unwrap();
+    let version = String::from_utf8_lossy(&version.stdout).to_string();
+    assert!(version.starts_with("passerelle 0."), "{version}");
+    assert!(
+        version.contains("commit ") && version.contains(", built 20"),
+        "{version}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = dir.path().join("passerelle.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n"
+        ),
+    )
+    .unwrap();
+    let child = passerelle()
+        .args(["serve", "--config"])
+        .arg(&config)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mut up = false;
+    while !up && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+    }
+    // SIGTERM: a clean stop, so the "stopped" line is written too.
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(up, "the server never listened: {stderr}");
+    assert!(
+        stdout.trim().is_empty(),
+        "nothing but a command's output on stdout: {stdout}"
+    );
+    assert!(stderr.contains("passerelle is listening"), "{stderr}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no ANSI escapes off a terminal: {stderr:?}"
     );
 }

@@ -13,7 +13,7 @@ use crate::common::*;
 
 const CONTACT: &str = "hr@acme.test";
 
-async fn simulator() -> SimulatorHandle {
+pub(crate) async fn simulator() -> SimulatorHandle {
     spawn(SimulatorConfig::default())
         .await
         .expect("simulator starts")
@@ -32,10 +32,12 @@ fn person(email: &str, given: &str, family: &str) -> DirectoryUser {
 /// The base configuration pointed at `sim`, with people the simulator's seed knows in every
 /// state: Alice (active, same values), David (left in 2022), Emma (starts in 2030), Sam (two
 /// accounts), and Carol (unknown to Lucca).
-fn with_lucca(c: &mut Config, sim: &SimulatorHandle, jit: JitMode) {
+pub(crate) fn with_lucca(c: &mut Config, sim: &SimulatorHandle, jit: JitMode) {
     c.lucca.base_url = Some(sim.base_url().into());
     c.lucca.api_key = Some(Secret::new(sim.api_key()));
     c.lucca.jit = jit;
+    // These tests count Lucca requests: no directory sync behind their back.
+    c.lucca.sync_interval = Duration::ZERO;
     c.lucca.support_contact = CONTACT.into();
     c.lucca.defaults = LuccaDefaults {
         legal_entity_id: Some(1),
@@ -71,7 +73,7 @@ fn password_of(user: &str) -> String {
 
 /// Sign `user` in for the Lucca client in a fresh browser; the final response is either the
 /// redirect to Lucca with a code, or a page.
-async fn sign_in(server: &TestServer, user: &str, scope: &str) -> reqwest::Response {
+pub(crate) async fn sign_in(server: &TestServer, user: &str, scope: &str) -> reqwest::Response {
     let browser = Browser::new();
     let mut url = url::Url::parse(&server.url("/oidc/authorize")).unwrap();
     url.query_pairs_mut().extend_pairs([
@@ -92,7 +94,7 @@ async fn sign_in(server: &TestServer, user: &str, scope: &str) -> reqwest::Respo
 }
 
 /// The code of a successful sign-in, or a panic showing the page.
-async fn code(r: reqwest::Response) -> String {
+pub(crate) async fn code(r: reqwest::Response) -> String {
     match location(&r).filter(|l| l.starts_with(LUCCA_CALLBACK)) {
         Some(to) => query(&to)["code"].clone(),
         None => panic!(
@@ -103,7 +105,7 @@ async fn code(r: reqwest::Response) -> String {
     }
 }
 
-async fn page(r: reqwest::Response) -> (u16, String) {
+pub(crate) async fn page(r: reqwest::Response) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap_or_default())
 }
 
@@ -137,7 +139,7 @@ fn writes(sim: &SimulatorHandle) -> Vec<(String, String, Option<Value>)> {
         .collect()
 }
 
-async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -192,6 +194,17 @@ async fn a_missing_account_is_created_before_the_code_is_issued() {
         (Some("Carol"), Some("Lambert"))
     );
     assert_eq!(carol["departmentId"], 15, "Sales, resolved by name");
+    // Found through today's v4 route; the simulator answers 404 on v3, as Lucca does.
+    let department_reads: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("departments"))
+        .map(|r| format!("{} {:?}", r.path, r.status))
+        .collect();
+    assert_eq!(
+        department_reads,
+        ["/organization/structure/api/departments Some(200)"]
+    );
     assert_eq!(carol["managerId"], 8, "Farid, resolved by email");
     assert_eq!(
         (
@@ -580,9 +593,9 @@ async fn check_pings_lucca_and_names_the_key_at_fault() {
             .map(|p| (p.key, p.message))
             .collect::<Vec<_>>()
     };
-    let ok = passerelle::check::check(&config(sim.base_url().into(), sim.api_key())).await;
+    let ok = passerelle::app::check::check(&config(sim.base_url().into(), sim.api_key())).await;
     assert_eq!(lucca_problems(ok), vec![]);
-    let bad_key = passerelle::check::check(&config(sim.base_url().into(), "wrong")).await;
+    let bad_key = passerelle::app::check::check(&config(sim.base_url().into(), "wrong")).await;
     let bad_key = lucca_problems(bad_key);
     assert_eq!(bad_key.len(), 1, "{bad_key:?}");
     assert_eq!(bad_key[0].0, "lucca.api_key");
@@ -591,8 +604,9 @@ async fn check_pings_lucca_and_names_the_key_at_fault() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.local_addr().unwrap()
     };
-    let down =
-        lucca_problems(passerelle::check::check(&config(format!("http://{closed}"), "k")).await);
+    let down = lucca_problems(
+        passerelle::app::check::check(&config(format!("http://{closed}"), "k")).await,
+    );
     assert_eq!(down.len(), 1, "{down:?}");
     assert_eq!(down[0].0, "lucca.base_url");
     assert!(down[0].1.contains("cannot connect"), "{down:?}");

@@ -3,11 +3,15 @@
 
 mod common;
 
+mod architecture;
+
 mod bridge;
 mod claims;
 mod cli;
 mod hostile;
 // These two drive the in-process Lucca simulator (the default `simulator` feature).
+#[cfg(feature = "simulator")]
+mod follow;
 #[cfg(feature = "simulator")]
 mod jit;
 #[cfg(feature = "simulator")]

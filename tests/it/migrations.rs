@@ -56,6 +56,7 @@ fn lucca_config(c: &mut Config, sim: &SimulatorHandle) {
     c.lucca.base_url = Some(sim.base_url().into());
     c.lucca.api_key = Some(Secret::new(sim.api_key()));
     c.lucca.requests_per_minute = 6000;
+    c.lucca.sync_interval = Duration::ZERO;
     c.lucca.defaults.legal_entity_id = Some(1);
     c.lucca.defaults.role_principal_id = Some(55);
     c.lucca.defaults.culture_id = Some(1036);
@@ -246,13 +247,57 @@ async fn a_dry_run_classifies_everyone_and_writes_nothing() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("row,email,class,fields,lucca_id,message")
+        Some("row,email,class,fields,lucca_id,message,findings")
     );
-    assert_eq!(lines.next(), Some("1,bob@acme.test,ready,,1,"));
-    assert!(lines
-        .next()
+    assert_eq!(lines.next(), Some("1,bob@acme.test,ready,,1,,ready"));
+    let zoe = lines.next().unwrap();
+    assert!(
+        zoe.starts_with("2,zoe@acme.test,not_in_directory,,,")
+            && zoe.ends_with(",not_in_directory"),
+        "{zoe}"
+    );
+}
+
+/// Lucca's own refusals (a leaver, an email shared by two accounts) are what Lucca will show
+/// these people: a directory finding is reported after them, never instead of them.
+#[tokio::test]
+async fn lucca_refusals_are_not_hidden_behind_a_directory_finding() {
+    let sim = lucca_simulator().await;
+    let server = start(|c| {
+        lucca_config(c, &sim);
+        c.directory.users.retain(|u| {
+            !["david.petit@acme.test", "sam.roux@acme.test"].contains(&u.email.as_str())
+        });
+    })
+    .await;
+    let csv = "email\ndavid.petit@acme.test\nsam.roux@acme.test\nzoe@acme.test\n";
+    let id = submit(&server.base, "?dry_run=true", csv).await;
+    assert_eq!(wait_finished(&server.base, &id).await["status"], "done");
+    let rows = report(&server.base, &id).await;
+    let findings = |line: i64| -> Vec<String> {
+        row(&rows, line)["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["class"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(row(&rows, 2)["class"], "leaver");
+    assert_eq!(findings(2), ["leaver", "not_in_directory"]);
+    let david = row(&rows, 2)["message"].as_str().unwrap();
+    assert!(
+        david.contains("2022-12-31") && david.contains("not in the directory"),
+        "{david}"
+    );
+    assert_eq!(row(&rows, 3)["class"], "duplicate");
+    assert_eq!(findings(3), ["duplicate", "not_in_directory"]);
+    assert!(row(&rows, 3)["findings"][0]["message"]
+        .as_str()
         .unwrap()
-        .starts_with("2,zoe@acme.test,not_in_directory,,,"));
+        .starts_with("2 Lucca accounts share this email"));
+    assert_eq!(row(&rows, 4)["class"], "not_in_directory");
+    assert_eq!(findings(4), ["not_in_directory"]);
+    assert!(writes(&sim).is_empty());
 }
 
 /// A listener that speaks just enough SMTP to accept messages (no TLS, no AUTH).
@@ -634,7 +679,7 @@ async fn the_cli_runs_a_dry_run_and_writes_the_report_next_to_the_file() {
     let report = std::fs::read_to_string(server.dir.path().join("people.csv.report.csv")).unwrap();
     assert_eq!(
         report,
-        "row,email,class,fields,lucca_id,message\n2,bob@acme.test,ready,,1,\n3,alice@acme.test,will_update,family_name,2,\n"
+        "row,email,class,fields,lucca_id,message,findings\n2,bob@acme.test,ready,,1,,ready\n3,alice@acme.test,will_update,family_name,2,,will_update\n"
     );
     #[cfg(unix)]
     {

@@ -417,3 +417,97 @@ async fn metrics_listen_serves_metrics_there_only_without_auth() {
         .unwrap();
     assert_eq!(r.status(), 404, "not on the main listener, token or not");
 }
+
+/// A configured outbound client that cannot be built stops the start with a message naming what
+/// to fix, instead of the server running on without it (here: the Lucca client migrations use
+/// when JIT is off; before, the server started and every migration job failed).
+#[tokio::test]
+async fn a_client_that_cannot_be_built_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = base_config();
+    config.server.data_dir = dir.path().join("data");
+    config.server.keys_dir = dir.path().join("keys");
+    let start = |config: passerelle::config::Config| async move {
+        passerelle::app::build_state(config, &passerelle::app::StartOptions::default())
+            .await
+            .err()
+            .map(|e| e.to_string())
+    };
+
+    let mut lucca = config;
+    lucca.lucca.base_url = Some("https://acme.ilucca.test".into());
+    // Not a header value: the client that would carry it cannot be built.
+    lucca.lucca.api_key = Some(passerelle::config::Secret::new(
+        "0f8fad5b-d9cb-469f-a165\n-70867728950e",
+    ));
+    let error = start(lucca).await.expect("refused");
+    assert!(error.contains("lucca.api_key"), "{error}");
+}
+
+/// Discovery and the JWKS are prepared bytes with a strong ETag: a client holding the current
+/// version gets 304; a rotation changes the JWKS (and its ETag) at once.
+#[tokio::test]
+async fn discovery_and_jwks_answer_if_none_match_and_the_jwks_etag_follows_a_rotation() {
+    let server = start(|_| {}).await;
+    let http = reqwest::Client::new();
+    for path in ["/.well-known/openid-configuration", "/oidc/jwks"] {
+        let r = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["content-type"], "application/json");
+        assert_eq!(r.headers()["cache-control"], "public, max-age=300");
+        let etag = r.headers()["etag"].to_str().unwrap().to_string();
+        assert!(
+            etag.starts_with('"') && etag.len() > 10,
+            "a strong ETag: {etag}"
+        );
+        let body: Value = r.json().await.unwrap();
+        assert!(body.is_object());
+        let again = http.get(server.url(path)).send().await.unwrap();
+        assert_eq!(again.headers()["etag"].to_str().unwrap(), etag, "stable");
+
+        let cached = http
+            .get(server.url(path))
+            .header("if-none-match", &etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cached.status(), 304, "{path}");
+        assert_eq!(cached.headers()["etag"].to_str().unwrap(), etag);
+        assert!(cached.text().await.unwrap().is_empty());
+        let stale = http
+            .get(server.url(path))
+            .header("if-none-match", "\"an-old-version\"")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), 200);
+    }
+
+    let before = http.get(server.url("/oidc/jwks")).send().await.unwrap();
+    let old_etag = before.headers()["etag"].to_str().unwrap().to_string();
+    let r = http
+        .post(server.url("/admin/keys/rotate"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let after = http
+        .get(server.url("/oidc/jwks"))
+        .header("if-none-match", &old_etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        after.status(),
+        200,
+        "the held version is stale after a rotation"
+    );
+    assert_ne!(after.headers()["etag"].to_str().unwrap(), old_etag);
+    let jwks: Value = after.json().await.unwrap();
+    assert_eq!(
+        jwks["keys"].as_array().unwrap().len(),
+        2,
+        "the staged key is published"
+    );
+}

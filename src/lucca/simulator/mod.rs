@@ -1,7 +1,8 @@
 //! An in-process stand-in for a Lucca tenant's legacy v3 API, faithful to what lucca-api.md
 //! documents: the `Authorization: lucca application=KEY` check, `fields=` projection (brackets
 //! and dot paths, `collection.count`), `paging`, the `mail`/`login`/`id`/`formerEmployees`
-//! filters, user creation with validation, partial updates, departments, and a per-minute
+//! filters, user creation with validation, partial updates, departments (today's v4 route; the
+//! v3 one answers 404 as it has since September 2026), and a per-minute
 //! sliding-window rate limit answered with 429 + Retry-After.
 //!
 //! Tests and `passerelle demo` start it with [`spawn`]; the handle inspects and changes its
@@ -11,6 +12,9 @@
 
 mod query;
 mod users;
+mod webhooks;
+
+pub use webhooks::webhook_signature;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -33,7 +37,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use query::query_pairs;
-use users::{canonicalize, create_user, get_user, list_departments, list_users, update_user};
+use users::{
+    canonicalize, create_user, get_user, list_departments, list_departments_v4, list_users,
+    update_user,
+};
 
 /// The key the simulator accepts unless told otherwise.
 pub const DEFAULT_SIMULATOR_API_KEY: &str = "simulator-api-key";
@@ -160,6 +167,9 @@ struct Sim {
     departments: Vec<NamedRef>,
     legal_entities: Vec<NamedRef>,
     roles: Vec<NamedRef>,
+    /// Today's Lucca answers 404 on `/api/v3/departments`; tests of the fallback turn it on.
+    v3_departments: bool,
+    v4_departments: bool,
     rate_limit: Option<u32>,
     rate_window: Duration,
     counted: VecDeque<Instant>,
@@ -221,6 +231,8 @@ pub async fn spawn(config: SimulatorConfig) -> Result<SimulatorHandle, Simulator
         departments: seed.departments,
         legal_entities: seed.legal_entities,
         roles: seed.roles,
+        v3_departments: false,
+        v4_departments: true,
         rate_limit: config.requests_per_minute,
         rate_window: config.rate_window,
         counted: VecDeque::new(),
@@ -236,6 +248,11 @@ pub async fn spawn(config: SimulatorConfig) -> Result<SimulatorHandle, Simulator
         .route("/api/v3/users", get(list_users).post(create_user))
         .route("/api/v3/users/{id}", get(get_user).put(update_user))
         .route("/api/v3/departments", get(list_departments))
+        .route("/api/v3/roles", get(users::list_roles))
+        .route(
+            "/organization/structure/api/departments",
+            get(list_departments_v4),
+        )
         .fallback(|| async { lucca_error(StatusCode::NOT_FOUND, "No route matches this URL") })
         .layer(middleware::from_fn_with_state(state.clone(), gatekeeper))
         .with_state(state.clone());
@@ -299,8 +316,41 @@ impl SimulatorHandle {
         Some(id)
     }
 
+    /// Change some fields of a user as an HR person would in Lucca: `modifiedAt` is stamped
+    /// now. `false` when there is no such user or `changes` is not an object.
+    pub fn modify_user(&self, id: i64, changes: Value) -> bool {
+        let Value::Object(changes) = changes else {
+            return false;
+        };
+        let mut sim = self.lock();
+        let Some(user) = sim.users.get_mut(&id) else {
+            return false;
+        };
+        user.extend(canonicalize(changes));
+        user.insert("modifiedAt".into(), users::now_stamp());
+        true
+    }
+
+    /// Delete a user (reads by id answer 404 from now on).
+    pub fn remove_user(&self, id: i64) -> Option<Value> {
+        self.lock().users.remove(&id).map(Value::Object)
+    }
+
+    /// The day contracts are judged against (`None`: the local date).
+    pub fn set_today(&self, today: Option<NaiveDate>) {
+        self.lock().today = today;
+    }
+
     pub fn departments(&self) -> Vec<NamedRef> {
         self.lock().departments.clone()
+    }
+
+    /// Serve the v3 departments route again (as Lucca did before September 2026), and hide
+    /// the v4 one (`v4 = false`) to play a tenant that lacks it.
+    pub fn set_departments_routes(&self, v3: bool, v4: bool) {
+        let mut sim = self.lock();
+        sim.v3_departments = v3;
+        sim.v4_departments = v4;
     }
 
     /// Every request received so far, in arrival order.

@@ -135,6 +135,18 @@ impl Sim {
                     })
                 });
         out.insert("manager".into(), manager);
+        let habilited: Vec<Value> = user
+            .get("habilitedRoles")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r.get("id").and_then(Value::as_i64))
+            .map(|id| match Self::named(&self.roles, Some(id)) {
+                Some(r) => reference("roles", r),
+                None => json!({"id": id, "name": null}),
+            })
+            .collect();
+        out.insert("habilitedRoles".into(), Value::Array(habilited));
         Value::Object(out)
     }
 
@@ -233,6 +245,24 @@ impl Sim {
             if self.login_taken(login, existing) {
                 return Err(format!("A user with the login '{login}' already exists"));
             }
+        }
+        if let Some(roles) = body.get("habilitedRoles") {
+            let ids: Option<Vec<i64>> = roles.as_array().and_then(|list| {
+                list.iter()
+                    .map(|r| r.get("id").and_then(Value::as_i64))
+                    .collect()
+            });
+            let ids = ids.ok_or("habilitedRoles must be a list of {\"id\": n}")?;
+            if let Some(bad) = ids
+                .iter()
+                .find(|id| Self::named(&self.roles, Some(**id)).is_none())
+            {
+                return Err(format!("Role {bad} does not exist"));
+            }
+            body.insert(
+                "habilitedRoles".into(),
+                Value::Array(ids.into_iter().map(|id| json!({"id": id})).collect()),
+            );
         }
         let id_of = |k: &str| body.get(k).and_then(Value::as_i64);
         if let Some(d) = id_of("departmentId") {
@@ -344,7 +374,7 @@ fn write_body(bytes: &Bytes) -> Result<Map<String, Value>, Refusal> {
     Ok(body)
 }
 
-fn now_stamp() -> Value {
+pub(super) fn now_stamp() -> Value {
     json!(chrono::Local::now()
         .naive_local()
         .format("%Y-%m-%dT%H:%M:%S%.3f")
@@ -518,10 +548,17 @@ pub(super) async fn update_user(
     Ok(Json(json!({"data": project(&sim.render(&user), &selection)})).into_response())
 }
 
+/// v3 departments: gone from today's Lucca (404) unless the simulator is told to keep them.
 pub(super) async fn list_departments(
     State(sim): State<Shared>,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, Refusal> {
+    if !lock(&sim).v3_departments {
+        return Err(Refusal(
+            axum::http::StatusCode::NOT_FOUND,
+            "This route is no longer served: use /organization/structure/api/departments".into(),
+        ));
+    }
     let params = Params::new(raw);
     let (offset, limit) = params.paging()?;
     let (selection, with_count) = params.fields()?;
@@ -550,6 +587,92 @@ pub(super) async fn list_departments(
         data.insert("count".into(), json!(all.len()));
     }
     Ok(Json(json!({ "data": data })).into_response())
+}
+
+/// `GET /api/v3/roles`: the seed's roles (`id`, `name`).
+pub(super) async fn list_roles(
+    State(sim): State<Shared>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Refusal> {
+    let params = Params::new(raw);
+    let (offset, limit) = params.paging()?;
+    let (selection, _) = params.fields()?;
+    let sim = lock(&sim);
+    let items: Vec<Value> = sim
+        .roles
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|r| {
+            let full = json!({"id": r.id, "name": r.name, "url": format!("{}/api/v3/roles/{}", sim.base_url, r.id)});
+            project(&full, &selection)
+        })
+        .collect();
+    Ok(Json(json!({"data": {"items": items}})).into_response())
+}
+
+/// v4 departments (`GET /organization/structure/api/departments`): `page` (from 1) and
+/// `limit` (0–100, 25 by default), every property returned, `next` a URL or `null`.
+pub(super) async fn list_departments_v4(
+    State(sim): State<Shared>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, Refusal> {
+    let params = Params::new(raw);
+    let page: usize =
+        match params.get("page") {
+            None => 1,
+            Some(p) => p.trim().parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
+                bad_request(format!("page must be an integer from 1 (got '{p}')"))
+            })?,
+        };
+    let limit: usize =
+        match params.get("limit") {
+            None => 25,
+            Some(l) => l.trim().parse().ok().filter(|l| *l <= 100).ok_or_else(|| {
+                bad_request(format!("limit must be between 0 and 100 (got '{l}')"))
+            })?,
+        };
+    let sim = lock(&sim);
+    if !sim.v4_departments {
+        return Err(Refusal(
+            axum::http::StatusCode::NOT_FOUND,
+            "No route matches this URL".into(),
+        ));
+    }
+    let all = &sim.departments;
+    let start = (page - 1).saturating_mul(limit);
+    let items: Vec<Value> = all
+        .iter()
+        .skip(start)
+        .take(limit)
+        .map(|d| {
+            json!({
+                "id": d.id, "name": d.name, "code": null, "description": null,
+                "parentId": null, "hierarchy": format!("/{}/", d.id), "isActive": true,
+                "headId": null, "sortOrderInSiblings": 0,
+            })
+        })
+        .collect();
+    let link = |p: usize| {
+        json!(format!(
+            "{}/organization/structure/api/departments?page={p}&limit={limit}",
+            sim.base_url
+        ))
+    };
+    let next = if limit > 0 && start + limit < all.len() {
+        link(page + 1)
+    } else {
+        Value::Null
+    };
+    let prev = if page > 1 {
+        link(page - 1)
+    } else {
+        Value::Null
+    };
+    Ok(
+        Json(json!({"items": items, "count": all.len(), "prev": prev, "next": next}))
+            .into_response(),
+    )
 }
 
 #[cfg(test)]

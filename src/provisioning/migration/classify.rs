@@ -11,7 +11,7 @@ use chrono::NaiveDate;
 use super::super::decision::{
     self, decide, CannotCreate, Decision, Lookup, PendingUpdate, Resolution,
 };
-use super::model::{Class, FieldChange, PersonRow};
+use super::model::{Class, FieldChange, Finding, PersonRow};
 use crate::config::{ClaimsConfig, JitMode, LuccaDefaults, MatchOn, OwnedAttribute};
 use crate::identity::{map_claims, Claims, Identity, Source};
 use crate::lucca::{ContractStatus, Department, LuccaUser, NewUser, UserChanges};
@@ -60,6 +60,11 @@ impl LuccaIndex {
 
     pub fn with_mail(&self, mail: &str) -> Vec<&LuccaUser> {
         self.lookup(self.by_mail.get(&key(mail)))
+    }
+
+    /// The account with this id, if read.
+    pub fn get(&self, id: i64) -> Option<&LuccaUser> {
+        self.users.get(&id)
     }
 
     pub fn with_login(&self, login: &str) -> Vec<&LuccaUser> {
@@ -150,6 +155,8 @@ pub struct Outcome {
     /// What to record in `lucca_links` when the row is applied (`active`, `ended`,
     /// `not_started`); `None` when the row does not single out one account.
     pub link_status: Option<&'static str>,
+    /// Findings less important than `class`, reported after it.
+    pub also: Vec<Finding>,
 }
 
 impl Outcome {
@@ -160,6 +167,7 @@ impl Outcome {
             changes: Vec::new(),
             notes: Vec::new(),
             link_status: None,
+            also: Vec::new(),
         }
     }
 
@@ -176,8 +184,29 @@ impl Outcome {
         o
     }
 
+    /// The explanation of `class` alone.
     pub fn message(&self) -> Option<String> {
         (!self.notes.is_empty()).then(|| self.notes.join("; "))
+    }
+
+    /// Every finding, most important first: `class` with its explanation, then `also`.
+    pub fn findings(&self) -> Vec<Finding> {
+        let mut all = vec![Finding {
+            class: self.class,
+            message: self.message(),
+        }];
+        all.extend(self.also.iter().cloned());
+        all
+    }
+
+    /// Every finding's explanation, in order (the report's `message`).
+    pub fn full_message(&self) -> Option<String> {
+        let parts: Vec<String> = self
+            .findings()
+            .into_iter()
+            .filter_map(|f| f.message)
+            .collect();
+        (!parts.is_empty()).then(|| parts.join("; "))
     }
 }
 
@@ -214,18 +243,46 @@ impl Plan {
 /// gives, and only those; a new one is completed from the directory), the accounts come from a
 /// snapshot, a row whose email and login point at two different people is stopped, and the
 /// outcome is worded for the report.
+///
+/// A person missing from the directory gets nothing written, but Lucca's own verdict on them
+/// (a leaver, several accounts…) is still worked out: it comes first, the directory finding
+/// after it, so neither hides the other.
 pub fn classify(
     row: &PersonRow,
     identity: Option<&Identity>,
     index: &LuccaIndex,
     rules: &Rules<'_>,
 ) -> Plan {
-    if identity.is_none() && rules.directory_is_complete {
-        return Plan::Settled(Outcome::of(
-            Class::NotInDirectory,
-            "not in the directory, and no upstream identity provider is configured: this person could not sign in through Passerelle",
-        ));
+    let plan = classify_in_lucca(row, identity, index, rules);
+    if identity.is_some() || !rules.directory_is_complete {
+        return plan;
     }
+    let directory = Finding {
+        class: Class::NotInDirectory,
+        message: Some(NOT_IN_DIRECTORY.into()),
+    };
+    let lucca = plan.outcome();
+    if lucca.class.is_lucca_refusal() {
+        let mut outcome = lucca.clone();
+        // Nobody signs in as them through Passerelle: no link to record.
+        outcome.link_status = None;
+        outcome.also.push(directory);
+        Plan::Settled(outcome)
+    } else {
+        let mut outcome = Outcome::of(Class::NotInDirectory, NOT_IN_DIRECTORY);
+        outcome.lucca_id = lucca.lucca_id.filter(|id| *id > 0);
+        Plan::Settled(outcome)
+    }
+}
+
+const NOT_IN_DIRECTORY: &str = "not in the directory, and no upstream identity provider is configured: this person could not sign in through Passerelle";
+
+fn classify_in_lucca(
+    row: &PersonRow,
+    identity: Option<&Identity>,
+    index: &LuccaIndex,
+    rules: &Rules<'_>,
+) -> Plan {
     let person = person(row, identity, false);
     let identifier = decision::identifier(&person, rules.match_on);
     let found = match rules.match_on {
@@ -1010,6 +1067,62 @@ mod tests {
         );
         rules.directory_is_complete = false;
         assert_eq!(class(&classify(&r, None, &index(), &rules)), Class::Ready);
+    }
+
+    #[test]
+    fn lucca_refusals_come_before_the_directory_finding() {
+        let d = defaults();
+        let rules = Rules {
+            match_on: MatchOn::Email,
+            today: today(),
+            defaults: &d,
+            owned: &OwnedAttribute::ALL,
+            departments: &[],
+            directory_is_complete: true,
+        };
+        let findings = |email: &str| {
+            let plan = classify(&row(email), None, &index(), &rules);
+            assert!(
+                matches!(plan, Plan::Settled(_)),
+                "nothing written: {plan:?}"
+            );
+            plan.outcome()
+                .findings()
+                .iter()
+                .map(|f| f.class)
+                .collect::<Vec<_>>()
+        };
+        use Class::*;
+        assert_eq!(findings("david@acme.test"), [Leaver, NotInDirectory]);
+        assert_eq!(findings("sam@acme.test"), [Duplicate, NotInDirectory]);
+        assert_eq!(findings("emma@acme.test"), [NotStarted, NotInDirectory]);
+        assert_eq!(findings("alice@acme.test"), [NotInDirectory]);
+        assert_eq!(findings("nobody@acme.test"), [NotInDirectory]);
+        let leaver = classify(&row("david@acme.test"), None, &index(), &rules);
+        let outcome = leaver.outcome();
+        assert_eq!(
+            outcome.link_status, None,
+            "no link for someone who cannot sign in"
+        );
+        assert_eq!(outcome.lucca_id, Some(4));
+        let message = outcome.full_message().unwrap();
+        assert!(
+            message.starts_with("contract ended on 2022-12-31")
+                && message.contains("not in the directory"),
+            "{message}"
+        );
+        // The mismatch too: the login the row names belongs to someone else.
+        let mut mixed = row("alice@acme.test");
+        mixed.login = Some("bdurand".into());
+        let plan = classify(&mixed, None, &index(), &rules);
+        assert_eq!(
+            plan.outcome()
+                .findings()
+                .iter()
+                .map(|f| f.class)
+                .collect::<Vec<_>>(),
+            [IdentifierMismatch, NotInDirectory]
+        );
     }
 
     #[test]

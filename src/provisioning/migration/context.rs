@@ -9,11 +9,21 @@ use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
 use super::super::Jit;
+use super::notify::{NotifyError, SmtpRelay};
 use crate::config::{Config, LuccaConfig, MigrationsConfig, SmtpConfig};
 use crate::login::Directory;
-use crate::lucca::LuccaClient;
+use crate::login::Live;
+use crate::lucca::{LuccaClient, LuccaError};
 use crate::store::Store;
-use crate::web::Live;
+
+/// Why the migration context could not be built (the server then does not start).
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("lucca: {0}")]
+    Lucca(#[from] LuccaError),
+    #[error("{0}")]
+    Smtp(NotifyError),
+}
 
 /// What a job fails with when there is no Lucca to talk to.
 const NO_LUCCA: &str =
@@ -28,6 +38,8 @@ pub struct MigrationContext {
     pub(super) lucca_config: LuccaConfig,
     pub(super) settings: MigrationsConfig,
     pub(super) smtp: SmtpConfig,
+    /// The `[smtp]` relay, built at start; `None` without `smtp.host`.
+    pub(super) relay: Option<SmtpRelay>,
     pub(super) templates_dir: PathBuf,
     /// True when the local directory is the only way to sign in (no upstream IdP).
     pub(super) directory_is_complete: bool,
@@ -49,39 +61,47 @@ impl std::fmt::Debug for MigrationContext {
 }
 
 impl MigrationContext {
-    /// Built once by the server; `jit` lends its Lucca client when JIT is on.
+    /// Built once by the server; `jit` lends its Lucca client when JIT is on. A Lucca client or
+    /// an SMTP relay that is configured but cannot be built is a start-up error.
     pub fn new(
         config: &Config,
         store: Store,
         live: Arc<ArcSwap<Live>>,
         base_url: Arc<str>,
         jit: Option<&Jit>,
-    ) -> MigrationContext {
+    ) -> Result<MigrationContext, ContextError> {
         let lucca = match jit {
             Some(jit) => Ok(jit.client.clone()),
-            None => match LuccaClient::from_config(&config.lucca) {
-                Ok(Some(client)) => Ok(client),
-                Ok(None) => Err(NO_LUCCA.to_string()),
-                Err(e) => Err(e.to_string()),
-            },
+            None => LuccaClient::from_config(&config.lucca)?.ok_or_else(|| NO_LUCCA.to_string()),
         };
-        MigrationContext {
+        let relay = match SmtpRelay::from_config(&config.smtp) {
+            Ok(relay) => Some(relay),
+            Err(NotifyError::NotConfigured) => None,
+            Err(e) => return Err(ContextError::Smtp(e)),
+        };
+        Ok(MigrationContext {
             store,
             lucca,
             lucca_config: config.lucca.clone(),
             settings: config.migrations.clone(),
             smtp: config.smtp.clone(),
+            relay,
             templates_dir: config.server.templates_dir.clone(),
             directory_is_complete: config.upstreams.is_empty(),
             live,
             base_url,
             wake: Notify::new(),
-        }
+        })
     }
 
     /// The local directory as it stands now.
     pub(super) fn directory(&self) -> Arc<Directory> {
         self.live.load().directory.clone()
+    }
+
+    /// The live role table and claim settings, with the directory (a dry run's role report).
+    pub(super) fn live(&self) -> Arc<Live> {
+        self.live.load_full()
     }
 
     /// Tell the worker a job is waiting (or was cancelled).

@@ -11,14 +11,23 @@ use serde::Deserialize;
 use serde_json::json;
 use tower_http::set_header::SetResponseHeaderLayer;
 
-use super::input::UploadError;
-use super::{report, MigrationError, SubmitOptions};
-use crate::web::admin::{Admin, AdminError};
-use crate::web::AppState;
+use std::sync::Arc;
 
-/// The migration endpoints. Merged outside the router's global 1 MiB body limit: uploads are
-/// bounded by `migrations.max_upload_bytes` instead, and refused with a JSON 400.
-pub fn routes() -> Router<AppState> {
+use axum::extract::FromRef;
+
+use super::input::UploadError;
+use super::{report, MigrationContext, MigrationError, SubmitOptions};
+use crate::web::{Admin, AdminError, AdminToken};
+
+/// The migration endpoints, on the room's [`MigrationContext`] (and the admin token). Merged
+/// outside the router's global 1 MiB body limit: uploads are bounded by
+/// `migrations.max_upload_bytes` instead, and refused with a JSON 400.
+pub fn routes<S>() -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+    Arc<MigrationContext>: FromRef<S>,
+    AdminToken: FromRef<S>,
+{
     Router::new()
         .route("/admin/migrations", post(submit).get(list))
         .route("/admin/migrations/{id}", get(status).delete(cancel))
@@ -76,7 +85,7 @@ fn flag(name: &str, value: Option<&str>) -> Result<Option<bool>, AdminError> {
 
 async fn submit(
     _: Admin,
-    State(state): State<AppState>,
+    State(ctx): State<Arc<MigrationContext>>,
     Query(q): Query<SubmitQuery>,
     headers: HeaderMap,
     body: Body,
@@ -85,7 +94,7 @@ async fn submit(
         dry_run: flag("dry_run", q.dry_run.as_deref())?.unwrap_or(false),
         notify: flag("notify", q.notify.as_deref())?,
     };
-    let limit = state.migrations.settings.max_upload_bytes;
+    let limit = ctx.settings.max_upload_bytes;
     // Read one byte past the limit, so "too large" is told apart from "exactly the limit".
     let bytes = axum::body::to_bytes(body, limit.saturating_add(1))
         .await
@@ -93,7 +102,7 @@ async fn submit(
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
-    let accepted = super::submit(&state.migrations, content_type, &bytes, options).await?;
+    let accepted = super::submit(&ctx, content_type, &bytes, options).await?;
     let location = format!("/admin/migrations/{}", accepted.id);
     let mut response = (StatusCode::ACCEPTED, Json(&accepted)).into_response();
     if let Ok(value) = HeaderValue::from_str(&location) {
@@ -109,27 +118,27 @@ struct ListQuery {
 
 async fn list(
     _: Admin,
-    State(state): State<AppState>,
+    State(ctx): State<Arc<MigrationContext>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, AdminError> {
-    let jobs = super::list(&state.migrations, q.limit.unwrap_or(20)).await?;
+    let jobs = super::list(&ctx, q.limit.unwrap_or(20)).await?;
     Ok(Json(json!({ "jobs": jobs })).into_response())
 }
 
 async fn status(
     _: Admin,
-    State(state): State<AppState>,
+    State(ctx): State<Arc<MigrationContext>>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    Ok(Json(super::status(&state.migrations, &id).await?).into_response())
+    Ok(Json(super::status(&ctx, &id).await?).into_response())
 }
 
 async fn cancel(
     _: Admin,
-    State(state): State<AppState>,
+    State(ctx): State<Arc<MigrationContext>>,
     Path(id): Path<String>,
 ) -> Result<Response, AdminError> {
-    Ok(Json(super::cancel(&state.migrations, &id).await?).into_response())
+    Ok(Json(super::cancel(&ctx, &id).await?).into_response())
 }
 
 fn wants_csv(headers: &HeaderMap) -> bool {
@@ -145,11 +154,11 @@ fn wants_csv(headers: &HeaderMap) -> bool {
 
 async fn report_of(
     _: Admin,
-    State(state): State<AppState>,
+    State(ctx): State<Arc<MigrationContext>>,
     Path(id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let (job, rows) = super::report(&state.migrations, &id).await?;
+    let (job, rows) = super::report(&ctx, &id).await?;
     if !wants_csv(&headers) {
         return Ok(Json(json!({
             "id": job.id,

@@ -25,7 +25,7 @@ pub mod worker;
 
 use serde::Serialize;
 
-pub use context::MigrationContext;
+pub use context::{ContextError, MigrationContext};
 pub use http::routes;
 pub use model::{Class, FieldChange, JobStatus, PersonRow};
 pub use worker::spawn_worker;

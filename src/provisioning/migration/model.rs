@@ -93,10 +93,28 @@ impl Class {
         Class::ALL.into_iter().find(|c| c.as_str() == text)
     }
 
+    /// Lucca's own refusal of this person's sign-in ("No user found", "Several users"): the
+    /// verdict an admin most needs to see, never hidden behind a directory finding.
+    pub fn is_lucca_refusal(self) -> bool {
+        matches!(
+            self,
+            Class::Leaver | Class::NotStarted | Class::Duplicate | Class::IdentifierMismatch
+        )
+    }
+
     /// Someone who can sign in through SSO once the job is applied (and may be told so).
     pub fn is_migrated(self) -> bool {
         matches!(self, Class::Ready | Class::Created | Class::Updated)
     }
+}
+
+/// One thing found about a row. A row's findings come most important first; the first is its
+/// class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    pub class: Class,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Where a job stands.

@@ -1,6 +1,7 @@
 //! The optional "you now sign in to Lucca through SSO" email, sent through `[smtp]` once a
 //! person is migrated. The text is `templates/migration_email.txt` (read from
-//! `server.templates_dir` at run time so it can be reworded without rebuilding); its first
+//! `server.templates_dir` when a job starts sending, so it can be reworded without rebuilding or
+//! restarting); its first
 //! line, `Subject: …`, is the subject.
 
 use std::path::Path;
@@ -45,15 +46,17 @@ pub struct EmailContext {
     pub signin_url: Option<String>,
 }
 
-pub struct Mailer {
+/// The `[smtp]` relay and sender: built once at start, so a relay that cannot be set up stops
+/// the start instead of failing the first job that sends.
+#[derive(Clone)]
+pub struct SmtpRelay {
     transport: AsyncSmtpTransport<Tokio1Executor>,
     from: Mailbox,
-    template: String,
 }
 
-impl Mailer {
-    /// The mailer `[smtp]` describes, with the template from `templates_dir` (or the built-in one).
-    pub fn from_config(smtp: &SmtpConfig, templates_dir: &Path) -> Result<Mailer, NotifyError> {
+impl SmtpRelay {
+    /// The relay `[smtp]` describes; [`NotifyError::NotConfigured`] without a host.
+    pub fn from_config(smtp: &SmtpConfig) -> Result<SmtpRelay, NotifyError> {
         let host = smtp
             .host
             .as_deref()
@@ -81,13 +84,29 @@ impl Mailer {
                 .unwrap_or_default();
             builder = builder.credentials(Credentials::new(user.clone(), password));
         }
-        let template = std::fs::read_to_string(templates_dir.join(TEMPLATE_NAME))
-            .unwrap_or_else(|_| BUILTIN_TEMPLATE.to_string());
-        Ok(Mailer {
+        Ok(SmtpRelay {
             transport: builder.build(),
             from,
-            template,
         })
+    }
+}
+
+/// The relay with the email text of one job.
+pub struct Mailer {
+    relay: SmtpRelay,
+    template: String,
+}
+
+impl Mailer {
+    /// The template is read from `templates_dir` (or is the built-in one) each time a job starts
+    /// sending, so it can be reworded without a restart.
+    pub fn new(relay: &SmtpRelay, templates_dir: &Path) -> Mailer {
+        let template = std::fs::read_to_string(templates_dir.join(TEMPLATE_NAME))
+            .unwrap_or_else(|_| BUILTIN_TEMPLATE.to_string());
+        Mailer {
+            relay: relay.clone(),
+            template,
+        }
     }
 
     pub async fn send(&self, context: &EmailContext) -> Result<(), NotifyError> {
@@ -97,13 +116,14 @@ impl Mailer {
             .parse()
             .map_err(|_| NotifyError::Recipient(context.email.clone()))?;
         let message = Message::builder()
-            .from(self.from.clone())
+            .from(self.relay.from.clone())
             .to(to)
             .subject(subject)
             .header(ContentType::TEXT_PLAIN)
             .body(body)
             .map_err(|e| NotifyError::Send(e.to_string()))?;
-        self.transport
+        self.relay
+            .transport
             .send(message)
             .await
             .map_err(|e| NotifyError::Send(e.to_string()))?;
@@ -168,19 +188,21 @@ mod tests {
     }
 
     #[test]
-    fn a_mailer_needs_a_host_and_a_sender() {
+    fn a_relay_needs_a_host_and_a_sender() {
         let mut smtp = SmtpConfig::default();
         assert!(matches!(
-            Mailer::from_config(&smtp, Path::new("/nonexistent")),
+            SmtpRelay::from_config(&smtp),
             Err(NotifyError::NotConfigured)
         ));
         smtp.host = Some("127.0.0.1".into());
         assert!(matches!(
-            Mailer::from_config(&smtp, Path::new("/nonexistent")),
+            SmtpRelay::from_config(&smtp),
             Err(NotifyError::Config(_))
         ));
         smtp.from = Some("IT <it@acme.test>".into());
         smtp.starttls = false;
-        assert!(Mailer::from_config(&smtp, Path::new("/nonexistent")).is_ok());
+        let relay = SmtpRelay::from_config(&smtp).unwrap();
+        let mailer = Mailer::new(&relay, Path::new("/nonexistent"));
+        assert_eq!(mailer.template, BUILTIN_TEMPLATE);
     }
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::model::{Class, FieldChange, JobStatus, PersonRow};
+use super::model::{Class, FieldChange, Finding, JobStatus, PersonRow};
 use crate::store::{MigrationClassCount, MigrationJobRecord, MigrationRowRecord};
 
 /// Lucca requests per person to write: the re-check, then the write itself.
@@ -157,6 +157,9 @@ pub struct ReportRow {
     pub changes: Vec<FieldChange>,
     pub lucca_id: Option<i64>,
     pub message: Option<String>,
+    /// Every finding, most important first (the first is `class`): Lucca's own refusal of
+    /// this person comes before a directory finding, which is still listed.
+    pub findings: Vec<Finding>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub notification: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -182,15 +185,31 @@ pub fn report_rows(rows: &[MigrationRowRecord], status: JobStatus) -> Vec<Report
                     None => why.to_string(),
                 });
             }
+            let class = r.class.as_deref().and_then(Class::parse);
+            let findings = r
+                .findings
+                .as_deref()
+                .and_then(|f| serde_json::from_str(f).ok())
+                .unwrap_or_else(|| {
+                    // Rows refused at upload, and rows from before findings were kept.
+                    class
+                        .map(|class| Finding {
+                            class,
+                            message: r.message.clone(),
+                        })
+                        .into_iter()
+                        .collect()
+                });
             ReportRow {
                 row: r.row_no,
                 email: r.email.clone(),
-                class: r.class.as_deref().and_then(Class::parse),
+                class,
                 done: r.done,
                 fields: changes.iter().map(|c| c.field.clone()).collect(),
                 changes,
                 lucca_id: r.lucca_id.filter(|id| *id > 0),
                 message,
+                findings,
                 notification: r.notice.clone(),
                 input: serde_json::from_str(&r.input).ok(),
             }
@@ -209,11 +228,13 @@ pub fn csv_cell(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// The report as CSV: `row,email,class,fields,lucca_id,message` (fields separated by `;`,
-/// `from → to` details in the message column's JSON twin only). Every cell through [`csv_cell`].
+/// The report as CSV: `row,email,class,fields,lucca_id,message,findings` (fields and findings
+/// separated by `;`, `from → to` details in the JSON twin only). Every cell through [`csv_cell`].
 pub fn report_csv(rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
     let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record(["row", "email", "class", "fields", "lucca_id", "message"])?;
+    out.write_record([
+        "row", "email", "class", "fields", "lucca_id", "message", "findings",
+    ])?;
     for r in rows {
         let mut message = r.message.clone().unwrap_or_default();
         if let Some(n) = &r.notification {
@@ -229,6 +250,11 @@ pub fn report_csv(rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
             r.fields.join(";"),
             r.lucca_id.map(|i| i.to_string()).unwrap_or_default(),
             message,
+            r.findings
+                .iter()
+                .map(|f| f.class.as_str())
+                .collect::<Vec<_>>()
+                .join(";"),
         ];
         out.write_record(cells.iter().map(|c| csv_cell(c).into_owned()))?;
     }
@@ -323,13 +349,48 @@ mod tests {
             done: false,
             write_started_at: None,
             notice: None,
+            findings: None,
         }];
         let report = report_rows(&rows, JobStatus::Cancelled);
         assert_eq!(report[0].fields, ["family_name", "department"]);
         let text = String::from_utf8(report_csv(&report).unwrap()).unwrap();
         assert_eq!(
             text,
-            "row,email,class,fields,lucca_id,message\n2,a@acme.test,will_update,family_name;department,7,not applied: the job was cancelled\n"
+            "row,email,class,fields,lucca_id,message,findings\n2,a@acme.test,will_update,family_name;department,7,not applied: the job was cancelled,will_update\n"
+        );
+    }
+
+    #[test]
+    fn every_finding_is_reported_most_important_first() {
+        let rows = vec![MigrationRowRecord {
+            row_no: 5,
+            seq: 0,
+            email: "david@acme.test".into(),
+            input: r#"{"email":"david@acme.test"}"#.into(),
+            class: Some("leaver".into()),
+            fields: None,
+            lucca_id: Some(4),
+            message: Some("contract ended on 2022-12-31; not in the directory".into()),
+            done: true,
+            write_started_at: None,
+            notice: None,
+            findings: Some(
+                r#"[{"class":"leaver","message":"contract ended on 2022-12-31"},{"class":"not_in_directory","message":"not in the directory"}]"#
+                    .into(),
+            ),
+        }];
+        let report = report_rows(&rows, JobStatus::Done);
+        let json = serde_json::to_value(&report[0]).unwrap();
+        assert_eq!(json["class"], "leaver");
+        assert_eq!(json["findings"][0]["class"], "leaver");
+        assert_eq!(json["findings"][1]["class"], "not_in_directory");
+        assert_eq!(json["findings"][1]["message"], "not in the directory");
+        let text = String::from_utf8(report_csv(&report).unwrap()).unwrap();
+        assert!(
+            text.ends_with(
+                ",4,contract ended on 2022-12-31; not in the directory,leaver;not_in_directory\n"
+            ),
+            "{text}"
         );
     }
 
@@ -350,6 +411,7 @@ mod tests {
             done: true,
             write_started_at: None,
             notice: None,
+            findings: None,
         }];
         let csv = report_csv(&report_rows(&rows, JobStatus::Done)).unwrap();
         let mut reader = csv::Reader::from_reader(csv.as_slice());

@@ -19,7 +19,7 @@ use std::time::Duration;
 use super::classify::{classify, identifier, LuccaIndex, Outcome, Plan, Rules, BULK_FIELDS};
 use super::context::MigrationContext;
 use super::model::{Class, JobStatus, PersonRow};
-use super::notify::{EmailContext, Mailer};
+use super::notify::{EmailContext, Mailer, NotifyError};
 use crate::config::MatchOn;
 use crate::identity::Identity;
 use crate::lucca::{LuccaClient, LuccaError, Priority};
@@ -179,6 +179,7 @@ impl Runner<'_> {
                         lucca_id: None,
                         message: Some(format!("stored row is unreadable: {e}")),
                         done: true,
+                        findings: None,
                     };
                     store
                         .migration_jobs()
@@ -188,9 +189,39 @@ impl Runner<'_> {
             }
         }
 
+        // A dry run with `apply_roles` reports each person's Lucca role change.
+        let live = self.ctx.live();
+        let names_roles = live
+            .role_mapping
+            .iter()
+            .any(|r| r.lucca_role_id.is_some() || r.lucca_role.is_some());
+        let role_table = if self.job.dry_run && self.ctx.lucca_config.apply_roles && names_roles {
+            let named = live
+                .role_mapping
+                .iter()
+                .any(|r| r.lucca_role_id.is_none() && r.lucca_role.is_some());
+            let roles = if named {
+                self.client
+                    .roles()
+                    .await
+                    .map_err(|e| Stop::Fatal(format!("cannot read Lucca's roles: {e}")))?
+            } else {
+                Vec::new()
+            };
+            Some(crate::provisioning::roles::resolve(
+                &live.role_mapping,
+                &roles,
+            ))
+        } else {
+            None
+        };
+        let fields = match role_table {
+            Some(_) => format!("{BULK_FIELDS},habilitedRoles[id,name]"),
+            None => BULK_FIELDS.to_string(),
+        };
         let users = self
             .client
-            .list_all_users_with_fields(true, BULK_FIELDS)
+            .list_all_users_with_fields(true, &fields)
             .await
             .map_err(|e| Stop::Fatal(format!("cannot read Lucca's users: {e}")))?;
         let mut index = LuccaIndex::new(users);
@@ -229,6 +260,9 @@ impl Runner<'_> {
             let mut outcome = plan.outcome().clone();
             if settled {
                 credit_earlier_write(&p.record, &mut outcome);
+            }
+            if let (Some(table), Some(identity)) = (&role_table, p.identity.as_ref()) {
+                report_role_change(&mut outcome, table, identity, &index, &live);
             }
             let outcome = &outcome;
             let done = self.job.dry_run || settled;
@@ -410,10 +444,13 @@ impl Runner<'_> {
 
     async fn notify_all(&self) -> Result<(), Stop> {
         let ctx = self.ctx;
-        let mailer = match Mailer::from_config(&ctx.smtp, &ctx.templates_dir) {
-            Ok(m) => m,
-            Err(e) => return Err(Stop::Fatal(format!("cannot send the emails: {e}"))),
+        let Some(relay) = ctx.relay.as_ref() else {
+            return Err(Stop::Fatal(format!(
+                "cannot send the emails: {}",
+                NotifyError::NotConfigured
+            )));
         };
+        let mailer = Mailer::new(relay, &ctx.templates_dir);
         let directory = ctx.directory();
         let rows = ctx.store.migration_jobs().report_rows(&self.job.id).await?;
         for r in rows {
@@ -481,6 +518,47 @@ fn classify_error(e: LuccaError) -> ApplyError {
     }
 }
 
+/// A dry run's view of the Lucca roles the table would give an active account (written by
+/// the next sign-in or sync run, `[lucca] apply_roles`).
+fn report_role_change(
+    outcome: &mut Outcome,
+    table: &crate::provisioning::roles::ResolvedTable,
+    identity: &Identity,
+    index: &LuccaIndex,
+    live: &crate::login::Live,
+) {
+    if !matches!(outcome.class, Class::Ready | Class::WillUpdate) {
+        return;
+    }
+    let Some(user) = outcome.lucca_id.and_then(|id| index.get(id)) else {
+        return;
+    };
+    let claims = crate::identity::map_claims(identity, &live.role_mapping, &live.claims).claims;
+    let granted = crate::provisioning::decision::lucca_roles_granted(&table.rows, &claims);
+    let current = user.habilited_role_ids();
+    let Some(change) =
+        crate::provisioning::decision::habilited_roles_change(&current, &granted, &table.managed)
+    else {
+        return;
+    };
+    let list = |ids: &[i64]| {
+        ids.iter()
+            .map(|i| i.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    outcome.changes.push(super::model::FieldChange::new(
+        "lucca_roles",
+        Some(&list(&current)),
+        list(&change.result),
+    ));
+    outcome.notes.push(format!(
+        "Lucca roles: add [{}], remove [{}] (written by the next sign-in or sync run)",
+        list(&change.add),
+        list(&change.remove)
+    ));
+}
+
 /// A refused write fails its row only; a transient or key problem is handled like a look-up's.
 fn failed_write(e: LuccaError, mut outcome: Outcome) -> Result<Outcome, ApplyError> {
     match e {
@@ -515,8 +593,9 @@ fn row_outcome(row_no: i64, outcome: &Outcome, done: bool) -> MigrationRowOutcom
         fields: (!outcome.changes.is_empty())
             .then(|| serde_json::to_string(&outcome.changes).unwrap_or_default()),
         lucca_id: outcome.lucca_id.filter(|id| *id > 0),
-        message: outcome.message(),
+        message: outcome.full_message(),
         done,
+        findings: serde_json::to_string(&outcome.findings()).ok(),
     }
 }
 
@@ -537,6 +616,7 @@ mod tests {
             done: false,
             write_started_at: write_started.then_some(1),
             notice: None,
+            findings: None,
         }
     }
 
@@ -547,6 +627,7 @@ mod tests {
             changes: vec![],
             notes: vec![],
             link_status: Some("active"),
+            also: vec![],
         }
     }
 

@@ -34,4 +34,12 @@ pub trait LuccaLinks: Send + Sync {
 
     /// The link of Lucca account `lucca_id`.
     async fn by_lucca_id(&self, lucca_id: i64) -> Result<Option<LuccaLink>, StoreError>;
+
+    /// Every subject linked to Lucca account `lucca_id` (one person may sign in under two
+    /// subjects, locally and through an upstream), by subject.
+    async fn with_lucca_id(&self, lucca_id: i64) -> Result<Vec<LuccaLink>, StoreError>;
+
+    /// Links by subject, `limit` at a time after `after` (the last subject of the previous
+    /// page): how the directory sync walks them all.
+    async fn page(&self, after: Option<&str>, limit: i64) -> Result<Vec<LuccaLink>, StoreError>;
 }

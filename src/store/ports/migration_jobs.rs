@@ -58,6 +58,8 @@ pub struct MigrationRowRecord {
     pub write_started_at: Option<i64>,
     /// The notification email: `sent` or `failed: …`.
     pub notice: Option<String>,
+    /// JSON list of `{class, message}`, most important first (`None` on older rows).
+    pub findings: Option<String>,
 }
 
 /// A planned or final outcome for one row.
@@ -69,6 +71,8 @@ pub struct MigrationRowOutcome {
     pub lucca_id: Option<i64>,
     pub message: Option<String>,
     pub done: bool,
+    /// JSON list of `{class, message}`, most important first.
+    pub findings: Option<String>,
 }
 
 /// How many rows have a class, done or still pending.

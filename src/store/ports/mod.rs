@@ -13,6 +13,7 @@ pub mod oauth;
 pub mod outbox;
 pub mod saml_request_ids;
 pub mod sessions;
+pub mod sync_state;
 pub mod upstream_identities;
 
 pub use audit::{AuditEntry, AuditEvent, AuditLog, CappedAuditEvent};
@@ -31,4 +32,5 @@ pub use oauth::{
 pub use outbox::{Outbox, OutboxRow};
 pub use saml_request_ids::SamlRequestIds;
 pub use sessions::{SessionBackend, Sessions};
+pub use sync_state::{SyncState, SyncStateRecord};
 pub use upstream_identities::{UpstreamIdentities, UpstreamIdentity};

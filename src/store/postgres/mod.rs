@@ -152,3 +152,7 @@ mod leases {
     use super::PgAdapter as Adapter;
     include!("../sql/leases.rs");
 }
+mod sync_state {
+    use super::PgAdapter as Adapter;
+    include!("../sql/sync_state.rs");
+}

@@ -46,4 +46,23 @@ impl LuccaLinks for Adapter {
         .fetch_optional(&self.pool)
         .await?)
     }
+
+    async fn with_lucca_id(&self, lucca_id: i64) -> Result<Vec<LuccaLink>, StoreError> {
+        Ok(sqlx::query_as::<_, LuccaLink>(&format!(
+            "SELECT {COLUMNS} FROM lucca_links WHERE lucca_id = $1 ORDER BY subject"
+        ))
+        .bind(lucca_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn page(&self, after: Option<&str>, limit: i64) -> Result<Vec<LuccaLink>, StoreError> {
+        Ok(sqlx::query_as::<_, LuccaLink>(&format!(
+            "SELECT {COLUMNS} FROM lucca_links WHERE subject > $1 ORDER BY subject LIMIT $2"
+        ))
+        .bind(after.unwrap_or(""))
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?)
+    }
 }

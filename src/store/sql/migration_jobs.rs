@@ -9,7 +9,8 @@ use crate::store::{
 const JOB_COLUMNS: &str =
     "id, dry_run, notify, status, total, created_at, started_at, finished_at, error";
 const ROW_COLUMNS: &str =
-    "row_no, seq, email, input, class, fields, lucca_id, message, done, write_started_at, notice";
+    "row_no, seq, email, input, class, fields, lucca_id, message, done, write_started_at, notice,
+     findings";
 
 #[async_trait]
 impl MigrationJobs for Adapter {
@@ -223,7 +224,7 @@ impl MigrationJobs for Adapter {
         for o in outcomes {
             sqlx::query(
                 "UPDATE migration_rows SET class = $3, fields = $4, lucca_id = $5, message = $6,
-                   done = $7
+                   done = $7, findings = $8
                  WHERE job_id = $1 AND row_no = $2",
             )
             .bind(id)
@@ -233,6 +234,7 @@ impl MigrationJobs for Adapter {
             .bind(o.lucca_id)
             .bind(&o.message)
             .bind(o.done)
+            .bind(&o.findings)
             .execute(&mut *tx)
             .await?;
         }

@@ -53,6 +53,10 @@ mod leases {
     use super::SqliteAdapter as Adapter;
     include!("../sql/leases.rs");
 }
+mod sync_state {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/sync_state.rs");
+}
 
 #[cfg(test)]
 mod tests;

@@ -31,7 +31,7 @@ impl TestServer {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
-    pub fn state(&self) -> &passerelle::web::AppState {
+    pub fn state(&self) -> &passerelle::app::AppState {
         &self.running.as_ref().expect("running").state
     }
 }
@@ -72,16 +72,19 @@ pub fn base_config() -> Config {
             group: "corp-managers".into(),
             role: "validateur_n1".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
         RoleMappingRow {
             group: "corp-hr".into(),
             role: "administrateur_rh".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
         RoleMappingRow {
             group: "corp-employees".into(),
             role: "collaborateur".into(),
             module: Some("figgo".into()),
+            ..Default::default()
         },
     ];
     c.oidc.clients = vec![

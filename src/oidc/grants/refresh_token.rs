@@ -1,137 +1,112 @@
 //! The refresh-token grant: rotation on every use; reuse of a rotated token revokes the whole
 //! family, except within a short grace window where a concurrent retry gets the same answer.
+//! A refresh re-checks the person (still there, Lucca contract not ended) and keeps the claims
+//! released at their sign-in.
 
 use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
 use serde_json::json;
 
-use super::token::{audit, mint, MintInput, TokenForm, TokenResponse};
-use super::Client;
-use crate::identity::Identity;
+use super::{words, GrantContext};
+use crate::oidc::mint::{mint, MintInput, TokenResponse};
+use crate::oidc::stored::StoredRelease;
+use crate::oidc::{quoted, Client, OidcError};
 use crate::store::{token_hash, RefreshLookup};
-use crate::web::{AppState, OAuthError};
+
+/// The token request's parameters for this grant, as sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RefreshRequest<'a> {
+    pub refresh_token: Option<&'a str>,
+    /// A narrower set of the granted scopes, or none for all of them.
+    pub scope: Option<&'a str>,
+}
 
 pub async fn refresh(
-    state: &AppState,
+    cx: &GrantContext<'_>,
     client: &Client,
-    form: &TokenForm,
-    ip: &str,
-) -> Result<TokenResponse, OAuthError> {
-    let token = form
+    request: RefreshRequest<'_>,
+) -> Result<TokenResponse, OidcError> {
+    let token = request
         .refresh_token
-        .as_deref()
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+        .ok_or_else(|| OidcError::invalid_request("refresh_token is required"))?;
     let hash = token_hash(token);
-    let Some(found) = state.store.oauth().lookup_refresh(&hash).await? else {
-        audit(
-            state,
-            "token.refresh",
-            "unknown_token",
-            None,
-            &client.id,
-            ip,
-            None,
-        )
-        .await;
-        return Err(OAuthError::invalid_grant(
+    let Some(found) = cx.store.oauth().lookup_refresh(&hash).await? else {
+        cx.audit("token.refresh", "unknown_token", None, &client.id, None)
+            .await;
+        return Err(OidcError::invalid_grant(
             "the refresh token is invalid, expired or revoked",
         ));
     };
     let grant = &found.grant;
     if grant.client_id != client.id {
-        audit(
-            state,
+        cx.audit(
             "token.refresh",
             "wrong_client",
             Some(&grant.subject),
             &client.id,
-            ip,
             None,
         )
         .await;
-        return Err(OAuthError::invalid_grant(
+        return Err(OidcError::invalid_grant(
             "the refresh token was issued to another client",
         ));
     }
     if grant.revoked_at.is_some() {
-        return Err(OAuthError::invalid_grant(
+        return Err(OidcError::invalid_grant(
             "the refresh token has been revoked",
         ));
     }
-    if found.expires_at < crate::store::now() {
-        return Err(OAuthError::invalid_grant("the refresh token has expired"));
+    if found.expires_at < cx.now {
+        return Err(OidcError::invalid_grant("the refresh token has expired"));
     }
     if found.rotated_at.is_some() {
-        return replayed(state, client, token, &found, ip).await;
+        return replayed(cx, client, token, &found).await;
     }
 
-    let snapshot: Identity = serde_json::from_str(&grant.identity)
-        .map_err(|e| OAuthError::server_error("stored identity is unreadable", e))?;
-    // Also refuses a person whose Lucca contract JIT last found ended or not started.
-    let identity = match crate::pipeline::recheck(state, &snapshot).await {
-        Ok(identity) => identity,
-        Err(crate::pipeline::Refusal::Storage(e)) => return Err(e.into()),
-        Err(refusal) => {
-            state
-                .store
-                .oauth()
-                .revoke_grant(&grant.id, &refusal.to_string())
-                .await?;
-            audit(
-                state,
-                "token.refresh",
-                "account_inactive",
-                Some(&grant.subject),
-                &client.id,
-                ip,
-                None,
-            )
-            .await;
-            return Err(OAuthError::invalid_grant(format!(
-                "refresh refused: {refusal}"
-            )));
+    let stored = StoredRelease::decode(&grant.identity, cx.pipeline)
+        .map_err(|e| OidcError::internal("stored identity is unreadable", e))?;
+    // The person must still exist; also refuses one whose Lucca contract JIT last found ended
+    // or not started. The grant keeps the claims of its sign-in.
+    if let Err(refusal) = cx.pipeline.recheck(&stored.identity).await {
+        if let crate::pipeline::Refusal::Storage(e) = refusal {
+            return Err(e.into());
         }
-    };
-    let granted: Vec<String> = grant
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    let scopes = match form.scope.as_deref().filter(|s| !s.trim().is_empty()) {
+        cx.store
+            .oauth()
+            .revoke_grant(&grant.id, &refusal.to_string())
+            .await?;
+        cx.audit(
+            "token.refresh",
+            "account_inactive",
+            Some(&grant.subject),
+            &client.id,
+            None,
+        )
+        .await;
+        return Err(OidcError::invalid_grant(format!(
+            "refresh refused: {refusal}"
+        )));
+    }
+    let granted = words(&grant.scope);
+    let scopes = match request.scope.filter(|s| !s.trim().is_empty()) {
         None => granted,
         Some(requested) => {
-            let requested: Vec<String> = requested
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_string)
-                .collect();
+            let requested = words(requested);
             if let Some(extra) = requested.iter().find(|s| !granted.contains(s)) {
-                return Err(OAuthError::new(
-                    axum::http::StatusCode::BAD_REQUEST,
-                    "invalid_scope",
-                    format!(
-                        "scope `{}` was not granted originally",
-                        super::quoted(extra)
-                    ),
-                ));
+                return Err(OidcError::InvalidScope(format!(
+                    "scope `{}` was not granted originally",
+                    quoted(extra)
+                )));
             }
             requested
         }
     };
-    let live = state.live();
-    let claims = crate::identity::map_claims(&identity, &live.role_mapping, &live.claims).claims;
-    let amr: Vec<String> = grant
-        .amr
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let amr = words(&grant.amr);
     let minted = mint(
-        state,
+        cx,
         MintInput {
             client,
-            claims: &claims,
+            claims: &stored.claims,
             scopes: &scopes,
             nonce: None,
             auth_time: grant.auth_time,
@@ -141,14 +116,11 @@ pub async fn refresh(
         },
     )?;
     let Some((new_refresh_hash, new_refresh_exp)) = minted.refresh.clone() else {
-        return Err(OAuthError::server_error(
-            "rotation",
-            "no refresh token minted",
-        ));
+        return Err(OidcError::internal("rotation", "no refresh token minted"));
     };
     let sealed = seal(token, &minted.response)
-        .map_err(|e| OAuthError::server_error("sealing the grace answer", e))?;
-    let rotated = state
+        .map_err(|e| OidcError::internal("sealing the grace answer", e))?;
+    let rotated = cx
         .store
         .oauth()
         .rotate_refresh(
@@ -161,21 +133,18 @@ pub async fn refresh(
         .await?;
     if !rotated {
         // A concurrent request rotated this token between our read and our write.
-        let again = state.store.oauth().lookup_refresh(&hash).await?;
-        return match again {
-            Some(found) => replayed(state, client, token, &found, ip).await,
-            None => Err(OAuthError::invalid_grant(
+        return match cx.store.oauth().lookup_refresh(&hash).await? {
+            Some(found) => replayed(cx, client, token, &found).await,
+            None => Err(OidcError::invalid_grant(
                 "the refresh token has been revoked",
             )),
         };
     }
-    audit(
-        state,
+    cx.audit(
         "token.refresh",
         "success",
         Some(&grant.subject),
         &client.id,
-        ip,
         None,
     )
     .await;
@@ -184,54 +153,46 @@ pub async fn refresh(
 
 /// A rotated token presented again: the same answer inside the grace window, else revoke all.
 async fn replayed(
-    state: &AppState,
+    cx: &GrantContext<'_>,
     client: &Client,
     token: &str,
     found: &RefreshLookup,
-    ip: &str,
-) -> Result<TokenResponse, OAuthError> {
-    let grace = state.oidc.settings.refresh_grace.as_secs() as i64;
+) -> Result<TokenResponse, OidcError> {
+    let grace = cx.provider.settings.refresh_grace.as_secs() as i64;
     // grace = 0 means no grace at all, not "within the same second".
-    let within = grace > 0
-        && found
-            .rotated_at
-            .is_some_and(|at| crate::store::now() - at <= grace);
+    let within = grace > 0 && found.rotated_at.is_some_and(|at| cx.now - at <= grace);
     if within {
         if let Some(answer) = found
             .grace_response
             .as_deref()
             .and_then(|sealed| open(token, sealed))
         {
-            audit(
-                state,
+            cx.audit(
                 "token.refresh",
                 "grace_retry",
                 Some(&found.grant.subject),
                 &client.id,
-                ip,
                 None,
             )
             .await;
             return Ok(answer);
         }
     }
-    let revoked = state
+    let revoked = cx
         .store
         .oauth()
         .revoke_grant(&found.grant.id, "refresh token reused")
         .await?;
     tracing::warn!(client_id = %client.id, subject = %found.grant.subject, "refresh token reuse detected; family revoked");
-    audit(
-        state,
+    cx.audit(
         "token.refresh",
         "reuse_detected",
         Some(&found.grant.subject),
         &client.id,
-        ip,
         Some(json!({"family_revoked": revoked})),
     )
     .await;
-    Err(OAuthError::invalid_grant(
+    Err(OidcError::invalid_grant(
         "the refresh token was already used; all tokens of this sign-in have been revoked",
     ))
 }

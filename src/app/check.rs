@@ -74,18 +74,24 @@ pub async fn check(config: &Config) -> Vec<Problem> {
     }
 
     // SAML SPs: metadata that cannot be read, fetched or parsed, or lacks a POST ACS.
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .unwrap_or_default();
-    for (i, sp) in config.saml.service_providers.iter().enumerate() {
-        match crate::saml::idp::load_one(&http, i, sp).await {
-            Ok(loaded) => {
-                for warning in crate::saml::idp::sp_warnings(i, sp, &loaded) {
-                    push(Severity::Warning, &warning.key, warning.message);
+    match crate::saml::idp::metadata_http_client() {
+        Err(e) if !config.saml.service_providers.is_empty() => push(
+            Severity::Error,
+            "saml.service_providers",
+            format!("cannot build the HTTP client that fetches SP metadata: {e}"),
+        ),
+        Err(_) => {}
+        Ok(http) => {
+            for (i, sp) in config.saml.service_providers.iter().enumerate() {
+                match crate::saml::idp::load_one(&http, i, sp).await {
+                    Ok(loaded) => {
+                        for warning in crate::saml::idp::sp_warnings(i, sp, &loaded) {
+                            push(Severity::Warning, &warning.key, warning.message);
+                        }
+                    }
+                    Err(problem) => push(Severity::Error, &problem.key, problem.message),
                 }
             }
-            Err(problem) => push(Severity::Error, &problem.key, problem.message),
         }
     }
 
@@ -111,6 +117,8 @@ pub async fn check(config: &Config) -> Vec<Problem> {
     }
     if let Some(problem) = check_lucca(config, &problems).await {
         problems.push(problem);
+    } else {
+        problems.extend(check_lucca_roles(config, &problems).await);
     }
     problems
 }
@@ -139,6 +147,48 @@ async fn check_lucca(config: &Config, problems: &[Problem]) -> Option<Problem> {
         key: key.into(),
         message: format!("{error} (while checking {})", client.base_url()),
     })
+}
+
+/// `[[role_mapping]] lucca_role` names that no single Lucca role has (read from Lucca's roles
+/// API once Lucca answered the ping).
+async fn check_lucca_roles(config: &Config, problems: &[Problem]) -> Vec<Problem> {
+    let named = config.role_mapping.iter().any(|r| r.lucca_role.is_some());
+    let lucca_broken = problems
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.key.starts_with("lucca."));
+    if !named || lucca_broken {
+        return Vec::new();
+    }
+    let Ok(Some(client)) = LuccaClient::from_config(&config.lucca) else {
+        return Vec::new();
+    };
+    let roles = match client.roles().await {
+        Ok(roles) => roles,
+        Err(e) => {
+            return vec![Problem {
+                severity: Severity::Warning,
+                key: "role_mapping".into(),
+                message: format!("cannot read Lucca's roles to resolve lucca_role names: {e}"),
+            }]
+        }
+    };
+    let resolved = crate::provisioning::roles::resolve(&config.role_mapping, &roles);
+    config
+        .role_mapping
+        .iter()
+        .enumerate()
+        .filter_map(|(i, row)| {
+            let name = row.lucca_role.as_ref().filter(|_| row.lucca_role_id.is_none())?;
+            resolved.unresolved.contains(name).then(|| Problem {
+                severity: Severity::Error,
+                key: format!("role_mapping[{i}].lucca_role"),
+                message: format!(
+                    "no single Lucca role is named `{name}` (Lucca's roles: {}); use lucca_role_id or the exact name",
+                    roles.iter().map(|r| r.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            })
+        })
+        .collect()
 }
 
 /// What is wrong with a directory Passerelle writes to, without creating or writing anything:

@@ -1,81 +1,16 @@
-//! The admin API (`/admin/*`): bearer-token authentication and the endpoints of the foundation
-//! (keys, audit). Other rooms add theirs (preview, migrations).
+//! The admin API (`/admin/*`) of the composition root: keys, audit, reload and the claims
+//! preview. Authentication is `web::Admin`; the migration endpoints are the provisioning room's.
 
-use axum::extract::{FromRequestParts, Query, State};
-use axum::http::request::Parts;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::AppState;
-
-/// An admin API error: `{"error": "…"}`.
-pub struct AdminError(pub StatusCode, pub String);
-
-impl IntoResponse for AdminError {
-    fn into_response(self) -> Response {
-        let mut r = (self.0, Json(json!({"error": self.1}))).into_response();
-        if self.0 == StatusCode::UNAUTHORIZED {
-            r.headers_mut().insert(
-                axum::http::header::WWW_AUTHENTICATE,
-                axum::http::HeaderValue::from_static("Bearer"),
-            );
-        }
-        r
-    }
-}
-
-/// Proof that the request carried the admin bearer token.
-pub struct Admin;
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = AdminError;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let admin = &state.config.admin;
-        let expected_hash: Option<[u8; 32]> = match (&admin.token, &admin.token_sha256) {
-            (Some(t), _) if !t.is_empty() => Some(openssl::sha::sha256(t.expose().as_bytes())),
-            (_, Some(h)) => hex::decode(h).ok().and_then(|b| b.try_into().ok()),
-            _ => None,
-        };
-        let Some(expected) = expected_hash else {
-            return Err(AdminError(
-                StatusCode::FORBIDDEN,
-                "the admin API is disabled: set [admin] token (or PASSERELLE_ADMIN_TOKEN)".into(),
-            ));
-        };
-        let presented = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
-        let Some(presented) = presented else {
-            return Err(AdminError(
-                StatusCode::UNAUTHORIZED,
-                "missing bearer token (Authorization: Bearer <admin token>)".into(),
-            ));
-        };
-        // Compare hashes: constant time, and equal lengths whatever was presented.
-        if openssl::memcmp::eq(&openssl::sha::sha256(presented.as_bytes()), &expected) {
-            Ok(Admin)
-        } else {
-            Err(AdminError(
-                StatusCode::UNAUTHORIZED,
-                "invalid admin token".into(),
-            ))
-        }
-    }
-}
+use crate::web::{Admin, AdminError};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -184,11 +119,11 @@ async fn preview(
         .user
         .filter(|u| !u.trim().is_empty())
         .ok_or_else(|| AdminError(StatusCode::BAD_REQUEST, "user=EMAIL is required".into()))?;
-    let target = crate::preview::Target::from_params(q.sp, q.client_id)
+    let target = super::preview::Target::from_params(q.sp, q.client_id)
         .map_err(|e| AdminError(StatusCode::BAD_REQUEST, e))?;
-    match crate::preview::preview(&state, &user, &target).await {
+    match super::preview::preview(&state, &user, &target).await {
         Ok(p) => Ok(Json(p)),
-        Err(crate::preview::PreviewError::UnknownUser(u)) => Err(AdminError(
+        Err(super::preview::PreviewError::UnknownUser(u)) => Err(AdminError(
             StatusCode::NOT_FOUND,
             format!("no user `{u}` in the directory"),
         )),

@@ -1,41 +1,79 @@
-//! The authorization-code grant: single-use codes bound to client, redirect URI and PKCE
-//! challenge; a replayed code revokes what the first exchange issued.
+//! The authorization-code grant. A code ends a sign-in ([`issue_code`]): single-use, short-lived,
+//! bound to the client, its redirect URI and the PKCE challenge, and carrying what the pipeline
+//! released. Its exchange ([`exchange`]) checks every binding; a replayed code revokes what the
+//! first exchange issued.
 
 use base64::Engine;
 use serde_json::json;
 
-use super::token::{audit, mint, MintInput, TokenForm, TokenResponse};
-use super::Client;
-use crate::identity::Identity;
-use crate::store::{token_hash, ConsumedCode, NewGrant};
-use crate::web::{random_token, AppState, OAuthError};
+use super::{words, GrantContext, OAuthPort};
+use crate::login::SignedIn;
+use crate::oidc::mint::{mint, MintInput, TokenResponse};
+use crate::oidc::stored::StoredRelease;
+use crate::oidc::{Client, OidcError, Provider, ValidRequest};
+use crate::pipeline::Released;
+use crate::store::{token_hash, CodeRecord, ConsumedCode, NewGrant};
+use crate::web::random_token;
 
+/// Issue the code for a request whose sign-in the pipeline released.
+pub async fn issue_code(
+    store: &OAuthPort,
+    provider: &Provider,
+    request: &ValidRequest,
+    signed_in: &SignedIn,
+    released: Released,
+    now: i64,
+) -> Result<String, OidcError> {
+    let stored = StoredRelease {
+        identity: released.identity,
+        claims: released.claims,
+    };
+    let code = random_token(32);
+    let record = CodeRecord {
+        client_id: request.client_id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        code_challenge: request.code_challenge.clone(),
+        nonce: request.nonce.clone(),
+        scope: request.scopes.join(" "),
+        subject: stored.identity.subject.clone(),
+        session_id: Some(signed_in.sid.clone()),
+        auth_time: signed_in.auth_time,
+        amr: signed_in.amr.join(" "),
+        identity: stored
+            .encode()
+            .map_err(|e| OidcError::internal("serialising identity", e))?,
+        expires_at: now + provider.settings.code_ttl.as_secs() as i64,
+    };
+    store.oauth().put_code(&token_hash(&code), &record).await?;
+    metrics::counter!("passerelle_oidc_codes_issued_total").increment(1);
+    Ok(code)
+}
+
+/// The token request's parameters for this grant, as sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CodeExchange<'a> {
+    pub code: Option<&'a str>,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+}
+
+/// Exchange a code for tokens, for the (authenticated) `client`.
 pub async fn exchange(
-    state: &AppState,
+    cx: &GrantContext<'_>,
     client: &Client,
-    form: &TokenForm,
-    ip: &str,
-) -> Result<TokenResponse, OAuthError> {
-    let code = form
+    request: CodeExchange<'_>,
+) -> Result<TokenResponse, OidcError> {
+    let code = request
         .code
-        .as_deref()
         .filter(|c| !c.is_empty())
-        .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+        .ok_or_else(|| OidcError::invalid_request("code is required"))?;
     let code_hash = token_hash(code);
-    let record = match state.store.oauth().consume_code(&code_hash).await? {
+    let record = match cx.store.oauth().consume_code(&code_hash).await? {
         ConsumedCode::Fresh(record) => record,
         ConsumedCode::Unknown => {
-            audit(
-                state,
-                "token.code",
-                "unknown_code",
-                None,
-                &client.id,
-                ip,
-                None,
-            )
-            .await;
-            return Err(OAuthError::invalid_grant(
+            cx.audit("token.code", "unknown_code", None, &client.id, None)
+                .await;
+            return Err(OidcError::invalid_grant(
                 "the authorization code is invalid or has expired",
             ));
         }
@@ -45,102 +83,66 @@ pub async fn exchange(
         } => {
             let mut revoked = false;
             if let Some(grant_id) = grant_id {
-                revoked = state
+                revoked = cx
                     .store
                     .oauth()
                     .revoke_grant(&grant_id, "authorization code replayed")
                     .await?;
             }
             tracing::warn!(client_id = %client.id, code_client = %client_id, revoked, "authorization code replayed");
-            audit(
-                state,
+            cx.audit(
                 "token.code",
                 "replayed",
                 None,
                 &client.id,
-                ip,
                 Some(json!({"tokens_revoked": revoked})),
             )
             .await;
-            return Err(OAuthError::invalid_grant(
+            return Err(OidcError::invalid_grant(
                 "the authorization code was already used; tokens issued from it have been revoked",
             ));
         }
     };
+    let subject: &str = &record.subject;
+    let refuse = |outcome: &'static str, description: &'static str| async move {
+        cx.audit("token.code", outcome, Some(subject), &client.id, None)
+            .await;
+        OidcError::invalid_grant(description)
+    };
     if record.client_id != client.id {
-        audit(
-            state,
-            "token.code",
+        return Err(refuse(
             "wrong_client",
-            Some(&record.subject),
-            &client.id,
-            ip,
-            None,
-        )
-        .await;
-        return Err(OAuthError::invalid_grant(
             "the authorization code was issued to another client",
-        ));
-    }
-    if record.expires_at < crate::store::now() {
-        audit(
-            state,
-            "token.code",
-            "expired",
-            Some(&record.subject),
-            &client.id,
-            ip,
-            None,
         )
-        .await;
-        return Err(OAuthError::invalid_grant(
-            "the authorization code has expired",
-        ));
+        .await);
     }
-    if form.redirect_uri.as_deref() != Some(record.redirect_uri.as_str()) {
-        audit(
-            state,
-            "token.code",
+    if record.expires_at < cx.now {
+        return Err(refuse("expired", "the authorization code has expired").await);
+    }
+    if request.redirect_uri != Some(record.redirect_uri.as_str()) {
+        return Err(refuse(
             "redirect_uri_mismatch",
-            Some(&record.subject),
-            &client.id,
-            ip,
-            None,
-        )
-        .await;
-        return Err(OAuthError::invalid_grant(
             "redirect_uri does not match the authorization request",
-        ));
+        )
+        .await);
     }
-    verify_pkce(
-        record.code_challenge.as_deref(),
-        form.code_verifier.as_deref(),
-    )
-    .inspect_err(|_| {
+    verify_pkce(record.code_challenge.as_deref(), request.code_verifier).inspect_err(|_| {
         tracing::info!(client_id = %client.id, "PKCE verification failed");
     })?;
 
-    let identity: Identity = serde_json::from_str(&record.identity)
-        .map_err(|e| OAuthError::server_error("stored identity is unreadable", e))?;
-    let live = state.live();
-    let claims = crate::identity::map_claims(&identity, &live.role_mapping, &live.claims).claims;
-    let scopes: Vec<String> = record
-        .scope
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    let amr: Vec<String> = record
-        .amr
-        .split(' ')
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
+    let stored = StoredRelease::decode(&record.identity, cx.pipeline)
+        .map_err(|e| OidcError::internal("stored identity is unreadable", e))?;
+    // A code written before claims were stored is mapped once, here; the grant keeps that.
+    let stored_text = stored
+        .encode()
+        .map_err(|e| OidcError::internal("serialising identity", e))?;
+    let scopes = words(&record.scope);
+    let amr = words(&record.amr);
     let minted = mint(
-        state,
+        cx,
         MintInput {
             client,
-            claims: &claims,
+            claims: &stored.claims,
             scopes: &scopes,
             nonce: record.nonce.as_deref(),
             auth_time: record.auth_time,
@@ -155,7 +157,7 @@ pub async fn exchange(
         .as_ref()
         .map(|r| r.1)
         .unwrap_or(minted.access_expires_at);
-    let stored = state
+    let stored_grant = cx
         .store
         .oauth()
         .create_grant(
@@ -164,7 +166,7 @@ pub async fn exchange(
                 client_id: &client.id,
                 subject: &record.subject,
                 scope: &record.scope,
-                identity: &record.identity,
+                identity: &stored_text,
                 auth_time: record.auth_time,
                 amr: &record.amr,
                 session_id: record.session_id.as_deref(),
@@ -175,30 +177,20 @@ pub async fn exchange(
             minted.refresh.as_ref().map(|(h, e)| (h.as_str(), *e)),
         )
         .await?;
-    if !stored {
+    if !stored_grant {
         // The code was presented again while we were minting: what we minted is dropped unseen.
         tracing::warn!(client_id = %client.id, "authorization code replayed during its exchange; nothing issued");
-        audit(
-            state,
-            "token.code",
+        return Err(refuse(
             "replayed_during_exchange",
-            Some(&record.subject),
-            &client.id,
-            ip,
-            None,
-        )
-        .await;
-        return Err(OAuthError::invalid_grant(
             "the authorization code was used twice; nothing has been issued for it",
-        ));
+        )
+        .await);
     }
-    audit(
-        state,
+    cx.audit(
         "token.code",
         "success",
         Some(&record.subject),
         &client.id,
-        ip,
         Some(json!({"scope": record.scope, "refresh_token": minted.refresh.is_some()})),
     )
     .await;
@@ -209,22 +201,20 @@ pub async fn exchange(
 pub(crate) fn verify_pkce(
     challenge: Option<&str>,
     verifier: Option<&str>,
-) -> Result<(), OAuthError> {
+) -> Result<(), OidcError> {
     match (challenge, verifier) {
         (None, None) => Ok(()),
-        (None, Some(_)) => Err(OAuthError::invalid_grant(
+        (None, Some(_)) => Err(OidcError::invalid_grant(
             "code_verifier sent but the authorization request had no code_challenge",
         )),
-        (Some(_), None) => Err(OAuthError::invalid_grant(
-            "code_verifier is required (PKCE)",
-        )),
+        (Some(_), None) => Err(OidcError::invalid_grant("code_verifier is required (PKCE)")),
         (Some(challenge), Some(verifier)) => {
             let well_formed = (43..=128).contains(&verifier.len())
                 && verifier
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
             if !well_formed {
-                return Err(OAuthError::invalid_grant(
+                return Err(OidcError::invalid_grant(
                     "code_verifier is malformed (43-128 unreserved characters)",
                 ));
             }
@@ -235,7 +225,7 @@ pub(crate) fn verify_pkce(
             {
                 Ok(())
             } else {
-                Err(OAuthError::invalid_grant(
+                Err(OidcError::invalid_grant(
                     "code_verifier does not match the code_challenge",
                 ))
             }

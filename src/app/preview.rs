@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::identity::{map_claims, GroupTrace, Identity};
-use crate::web::AppState;
+use super::AppState;
+use crate::identity::{GroupTrace, Identity};
 
 /// Whose view to preview.
 #[derive(Debug, Clone)]
@@ -69,24 +69,22 @@ pub async fn preview(
     user: &str,
     target: &Target,
 ) -> Result<Preview, PreviewError> {
-    let live = state.live();
     let (identity, groups_overage) = find_identity(state, user)
         .await
         .ok_or_else(|| PreviewError::UnknownUser(user.to_string()))?;
-    let mapped = map_claims(&identity, &live.role_mapping, &live.claims);
-    let module_roles_claim = live.claims.module_roles_claim.clone();
-    // The guard must not be held across the Lucca lookups below.
-    drop(live);
+    let mapped = state.pipeline.map(&identity);
+    let module_roles_claim = state.pipeline.module_roles_claim();
     let clients: Vec<&crate::oidc::Client> = match target {
         Target::All => state
             .config
             .oidc
             .clients
             .iter()
-            .filter_map(|c| state.oidc.clients.get(&c.client_id))
+            .filter_map(|c| state.oidc.provider.clients.get(&c.client_id))
             .collect(),
         Target::Client(id) => vec![state
             .oidc
+            .provider
             .clients
             .get(id)
             .ok_or_else(|| PreviewError::UnknownClient(id.clone()))?],
@@ -110,7 +108,7 @@ pub async fn preview(
         saml.insert(
             sp.entity_id.clone(),
             json!({
-                "name_id": crate::saml::web::name_id_for(&sp, &mapped.claims, state.config.lucca.match_on),
+                "name_id": crate::saml::name_id_for(&sp, &mapped.claims, state.config.lucca.match_on),
                 "name_id_format": sp.settings.name_id_format.uri(),
                 "attribute_name_format": sp.settings.attribute_name_format.uri(),
                 "attributes": attributes,
@@ -126,7 +124,7 @@ pub async fn preview(
             client,
             module_roles_claim.as_deref(),
         );
-        claims.insert("iss".into(), json!(state.oidc.issuer));
+        claims.insert("iss".into(), json!(state.oidc.provider.issuer));
         claims.insert("sub".into(), json!(mapped.claims.subject));
         claims.insert("aud".into(), json!(client.id));
         oidc.insert(

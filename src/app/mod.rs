@@ -1,4 +1,23 @@
-//! Start-up: turn a validated configuration into running state and a listening server.
+//! The composition root: turns a validated configuration into running state (every room's
+//! narrow state, the HTTP clients, the workers) and a listening server; assembles the router;
+//! owns reload, housekeeping, the `/admin/*` API, `passerelle check` and the claims preview
+//! (they compose several rooms). The only room that knows every other; nothing imports it but
+//! `main.rs` (and the tests, examples and benches outside `src/`).
+//!
+//! May import every room.
+
+pub mod admin;
+pub mod check;
+mod housekeeping;
+pub mod preview;
+mod reload;
+mod router;
+mod state;
+mod substates;
+
+pub use reload::{reload, Reloaded};
+pub use router::{metrics_router, router};
+pub use state::AppState;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -9,9 +28,10 @@ use tokio::sync::oneshot;
 
 use crate::config::{Config, Severity};
 use crate::keys::Keys;
+use crate::login::Live;
 use crate::login::{Directory, MemoryThrottle};
 use crate::store::StoreConfig;
-use crate::web::{AppState, Live, Templates};
+use crate::web::Templates;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -29,6 +49,15 @@ pub enum StartError {
     Directory(#[from] crate::login::LoginError),
     #[error("lucca: {0}")]
     Lucca(#[from] crate::lucca::LuccaError),
+    #[error("migrations: {0}")]
+    Migrations(#[from] crate::provisioning::migration::ContextError),
+    /// An HTTP client (with its timeouts and redirect policy) could not be built: the server
+    /// does not fall back to one without them.
+    #[error("cannot build the HTTP client for {purpose}: {source}")]
+    HttpClient {
+        purpose: &'static str,
+        source: reqwest::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -87,8 +116,13 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         claims: config.claims.clone(),
     };
     let base_url: Arc<str> = config.server.base_url().into();
+    // Every outbound HTTP client is built here, once: a failure stops the start.
+    let client_error = |purpose| move |source| StartError::HttpClient { purpose, source };
+    let oidc_http = crate::login::OidcHttp::new().map_err(client_error("OpenID providers"))?;
+    let metadata_http =
+        crate::saml::idp::metadata_http_client().map_err(client_error("SAML SP metadata"))?;
     let provisioning = crate::provisioning::Jit::from_config(&config.lucca, store.clone())?;
-    let saml = crate::saml::SamlIdp::load(&base_url, &config.saml)
+    let saml = crate::saml::SamlIdp::load(&base_url, &config.saml, metadata_http)
         .await
         .map_err(|problems| {
             StartError::Saml(
@@ -106,24 +140,67 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         live.clone(),
         base_url.clone(),
         provisioning.as_deref(),
+    )?);
+    let roles = crate::provisioning::roles::RoleApplier::from_config(&config, &store, live.clone());
+    if let (Some(jit), Some(roles)) = (&provisioning, &roles) {
+        jit.set_role_applier(roles.clone());
+    }
+    let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref(), roles)?;
+    let webhooks = crate::provisioning::webhooks::build(&config.lucca, &sync);
+    let metrics = metrics_handle();
+    crate::lucca::describe_metrics();
+    crate::provisioning::describe_metrics();
+    let pipeline = Arc::new(crate::pipeline::Pipeline::new(
+        live.clone(),
+        provisioning
+            .clone()
+            .map(|jit| jit as Arc<dyn crate::pipeline::Provisioning>),
     ));
-    let state = AppState {
-        store,
-        keys: Arc::new(keys),
-        live,
+    let templates = Arc::new(Templates::new(&config.server.templates_dir));
+    // Whatever a session signs in to and must be told when it is signed out.
+    let logout = Arc::new(crate::login::LogoutParticipants::new(vec![Arc::new(
+        crate::saml::SingleLogout::new(store.clone(), config.login.request_ttl),
+    )]));
+    let login = crate::login::LoginState {
+        store: store.clone(),
+        settings: Arc::new(config.login.clone()),
+        live: live.clone(),
         throttle: Arc::new(MemoryThrottle::new(
             config.login.failure_window,
             config.login.max_failures_per_account,
             config.login.max_failures_per_ip,
         )),
-        templates: Arc::new(Templates::new(&config.server.templates_dir)),
-        oidc: Arc::new(crate::oidc::Provider::new(&config.oidc, &base_url)),
-        saml: Arc::new(saml),
         upstreams: Arc::new(crate::login::upstream::Upstreams::new(
             &config.upstreams,
             &base_url,
+            &oidc_http,
         )),
-        metrics: metrics_handle(),
+        templates: templates.clone(),
+        logout,
+    };
+    let keys = Arc::new(keys);
+    let oidc = crate::oidc::OidcState {
+        provider: Arc::new(crate::oidc::Provider::new(&config.oidc, &base_url)),
+        store: store.clone(),
+        keys: keys.clone(),
+        pipeline: pipeline.clone(),
+        login: login.clone(),
+        templates: templates.clone(),
+    };
+    let state = AppState {
+        sync,
+        webhooks,
+        trusted_proxies: crate::web::TrustedProxies(config.server.trusted_proxies.clone().into()),
+        login,
+        pipeline,
+        store,
+        keys,
+        live,
+        templates,
+        oidc,
+        saml: Arc::new(saml),
+        oidc_http,
+        metrics,
         base_url,
         demo: options.demo,
         config_path: options.config_path.clone(),
@@ -195,8 +272,8 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         source,
     })?;
     let mut workers = vec![
-        crate::web::spawn_housekeeping(state.clone()),
-        crate::web::spawn_reload_on_sighup(state.clone()),
+        housekeeping::spawn_housekeeping(state.clone()),
+        reload::spawn_reload_on_sighup(state.clone()),
         crate::provisioning::migration::spawn_worker(state.migrations.clone()),
     ];
     // Pending updates from before a restart are picked up by the worker's first pass.
@@ -207,6 +284,8 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
             .map(crate::provisioning::spawn_outbox_worker),
     );
     workers.extend(crate::saml::idp::spawn_metadata_refresh(state.saml.clone()));
+    workers.extend(crate::provisioning::sync::spawn(&state.sync));
+    workers.extend(crate::provisioning::webhooks::spawn(&state.webhooks));
     let mut metrics_addr = None;
     if let Some(listen) = state.config.server.metrics_listen.as_deref() {
         let listener = TcpListener::bind(listen)
@@ -216,7 +295,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
                 source,
             })?;
         metrics_addr = listener.local_addr().ok();
-        let app = crate::web::metrics_router(state.clone());
+        let app = metrics_router(state.clone());
         // A worker: it stops with the server.
         workers.push(tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
@@ -224,7 +303,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
             }
         }));
     }
-    let app = crate::web::router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {

@@ -1,0 +1,115 @@
+//! The whole HTTP surface: each room's routes, the layers around them (sessions, error pages,
+//! allowed networks, security headers, body limit, tracing), health and metrics.
+
+use axum::http::{header, HeaderValue};
+use axum::routing::get;
+use axum::Router;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_sessions::cookie::SameSite;
+use tower_sessions::{Expiry, SessionManagerLayer};
+
+use super::AppState;
+use crate::web::{health, HSTS};
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let session_store = state.store.sessions().session_store();
+    let sessions = SessionManagerLayer::new(session_store)
+        .with_name(state.config.login.session_cookie.clone())
+        // Lax, not Strict: the person arrives from Lucca cross-site and must keep their session.
+        .with_same_site(SameSite::Lax)
+        .with_http_only(true)
+        .with_secure(state.secure_cookies())
+        .with_path("/")
+        .with_expiry(Expiry::OnInactivity(
+            tower_sessions::cookie::time::Duration::try_from(
+                state.config.login.session_idle_timeout,
+            )
+            .unwrap_or(tower_sessions::cookie::time::Duration::hours(8)),
+        ));
+
+    let browser = Router::new()
+        .route("/", get(crate::demo::landing))
+        .merge(crate::login::routes())
+        .merge(crate::oidc::browser_routes())
+        .merge(crate::saml::routes())
+        .merge(crate::demo::routes(state.demo))
+        .layer(axum::middleware::from_fn_with_state(
+            state.templates.clone(),
+            crate::web::render_error_pages,
+        ))
+        .layer(sessions)
+        // Outside the session layer: a refused client gets no session row.
+        .layer(axum::middleware::from_fn_with_state(
+            crate::web::NetworkPolicy {
+                allowed: state.config.login.allowed_networks.clone().map(Into::into),
+                trusted_proxies: state.trusted_proxies.clone(),
+                templates: state.templates.clone(),
+            },
+            crate::web::require_allowed_network,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+
+    let mut api = Router::new()
+        .merge(crate::oidc::api_routes())
+        .merge(super::admin::routes())
+        .merge(crate::provisioning::sync::routes())
+        .merge(crate::provisioning::webhooks::routes())
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz));
+    // With a metrics listener of its own, /metrics is served there only.
+    if state.config.server.metrics_listen.is_none() {
+        api = api.route("/metrics", get(health::metrics_for_admin));
+    }
+
+    let router = Router::new()
+        .merge(browser)
+        .merge(api)
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
+        .merge(crate::provisioning::migration::routes()) // after the 1 MiB limit: uploads have their own cap
+        // Every response, JSON included, so no HTML answer can ever go out without a policy.
+        .layer(axum::middleware::from_fn(
+            crate::web::content_security_policy,
+        ));
+    let router = if state.secure_cookies() {
+        router.layer(SetResponseHeaderLayer::overriding(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        ))
+    } else {
+        router
+    };
+    router
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    // The path only: query strings carry codes and state.
+                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+                },
+            ),
+        )
+        .with_state(state)
+}
+
+/// The router of `[server] metrics_listen`: `/metrics` alone, without authentication (that
+/// address is meant for a private interface the scraper reaches).
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(health::metrics))
+        .with_state(state)
+}
