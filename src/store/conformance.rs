@@ -1715,6 +1715,7 @@ macro_rules! store_two_node_suite {
             outbox_enqueues_from_two_nodes_make_one_pending_row,
             concurrent_claims_take_disjoint_rows,
             a_migration_job_runs_on_one_node_and_resumes_on_another,
+            a_sync_lease_is_held_by_one_node_until_it_expires,
         );
     };
     (@each $open:path; $($check:ident),* $(,)?) => {
@@ -1895,4 +1896,32 @@ pub async fn a_migration_job_runs_on_one_node_and_resumes_on_another(a: Store, b
     jb.finish_job("j1", "done", None).await.unwrap();
     let job = ja.job("j1").await.unwrap().unwrap();
     assert_eq!((job.status.as_str(), job.error), ("done", None));
+}
+
+/// The directory sync's own lease (`SyncState::try_lease`) across two nodes: both racing, one
+/// wins; the other gets it only once the winner's lease has run out.
+pub async fn a_sync_lease_is_held_by_one_node_until_it_expires(a: Store, b: Store) {
+    let (x, y) = tokio::join!(
+        a.sync_state().try_lease("directory", a.node_id(), 1),
+        b.sync_state().try_lease("directory", b.node_id(), 1)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert!(x ^ y, "exactly one node holds it: a {x}, b {y}");
+    let (winner, loser) = if x { (&a, &b) } else { (&b, &a) };
+    assert!(!loser
+        .sync_state()
+        .try_lease("directory", loser.node_id(), 1)
+        .await
+        .unwrap());
+    past_the_lease().await;
+    assert!(loser
+        .sync_state()
+        .try_lease("directory", loser.node_id(), 60)
+        .await
+        .unwrap());
+    assert!(!winner
+        .sync_state()
+        .try_lease("directory", winner.node_id(), 60)
+        .await
+        .unwrap());
 }
