@@ -48,6 +48,13 @@ enum Command {
     },
     /// Print an argon2id hash of a password read from standard input, for `password_hash`.
     HashPassword,
+    /// The store: move this node's SQLite data to PostgreSQL.
+    Store {
+        #[command(subcommand)]
+        action: StoreAction,
+        #[arg(long, short, global = true)]
+        config: Option<PathBuf>,
+    },
     /// Show what a person would receive: groups, the rows that mapped them, roles, claims.
     Preview {
         /// The person's email (or login).
@@ -74,6 +81,18 @@ enum Command {
         token: Option<String>,
         #[arg(long, short)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreAction {
+    /// Copy every table of the SQLite database in server.data_dir into an empty PostgreSQL
+    /// database (one transaction, row counts verified); then set [store] url to it. Stop the
+    /// node first.
+    Migrate {
+        /// The target: postgres://USER:PASSWORD@HOST:PORT/DATABASE (must hold no data).
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -233,6 +252,30 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Store {
+            action: StoreAction::Migrate { to },
+            config,
+        } => {
+            let config = load(default_config_path(config).as_deref())?;
+            let url = passerelle::store::DatabaseUrl::parse(&to)
+                .map_err(|e| format!("error: --to {e}"))?;
+            let data_dir = &config.server.data_dir;
+            println!(
+                "copying {} into {}",
+                data_dir.join(passerelle::store::DB_FILE).display(),
+                url.redacted()
+            );
+            let copied = passerelle::store::transfer::sqlite_to_postgres(data_dir, &url)
+                .await
+                .map_err(|e| format!("error: {e}"))?;
+            for (table, rows) in &copied {
+                println!("  {table:<22} {rows:>8} rows");
+            }
+            println!(
+                "done: set [store] url (or PASSERELLE_DATABASE_URL) to this database on every node"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Preview {
             user,
             client_id,
@@ -244,6 +287,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             // The preview reads the configuration only; keep its database apart from a running server's.
             let scratch = tempfile_dir()?;
             config.server.data_dir = scratch.join("data");
+            config.store.url = None;
             let target = passerelle::app::preview::Target::from_params(sp, client_id)
                 .map_err(|e| format!("error: {e}"))?;
             let state =

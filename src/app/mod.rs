@@ -39,6 +39,8 @@ pub enum StartError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("[store] url (or PASSERELLE_DATABASE_URL) {0}")]
+    StoreUrl(#[from] crate::store::UrlError),
     #[error(transparent)]
     Keys(#[from] crate::keys::KeyError),
     #[error("SAML service providers:\n{0}")]
@@ -99,7 +101,13 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     for warning in problems.iter().filter(|p| p.severity == Severity::Warning) {
         tracing::warn!("{warning}");
     }
-    let store = crate::store::open(&StoreConfig::sqlite(&config.server.data_dir)).await?;
+    let store_config = StoreConfig::from_settings(config.store.url(), &config.server.data_dir)?;
+    let node = crate::store::Node {
+        lease: config.store.lease,
+        ..crate::store::Node::for_store(&store_config)
+    };
+    let store = crate::store::open_as(&store_config, node).await?;
+    tracing::info!(store = %store_config.describe(), node = store.node_id(), "store open");
     let keys = Keys::load_or_generate(&config.server.keys_dir, &config.keys)?;
     let directory = Directory::new(&config.directory.users)?;
     let live = Live {

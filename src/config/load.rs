@@ -29,12 +29,13 @@ pub enum ConfigError {
 
 /// The environment variables of the contract, read through a lookup so tests need not touch
 /// the process environment.
-pub const ENV_OVERRIDES: [&str; 5] = [
+pub const ENV_OVERRIDES: [&str; 6] = [
     "PASSERELLE_LISTEN",
     "PASSERELLE_PUBLIC_URL",
     "PASSERELLE_DATA_DIR",
     "PASSERELLE_LUCCA_API_KEY",
     "PASSERELLE_ADMIN_TOKEN",
+    "PASSERELLE_DATABASE_URL",
 ];
 
 impl Config {
@@ -99,6 +100,9 @@ impl Config {
         if let Some(v) = get("PASSERELLE_ADMIN_TOKEN") {
             self.admin.token = Some(Secret::new(v));
             self.admin.token_file = None;
+        }
+        if let Some(v) = get("PASSERELLE_DATABASE_URL") {
+            self.store.url = Some(Secret::new(v));
         }
     }
 

@@ -8,10 +8,12 @@
 mod hardening;
 mod load;
 pub mod secrets;
+pub mod store;
 mod types;
 mod validate;
 
 pub use load::{ConfigError, ENV_OVERRIDES};
+pub use store::StoreSettings;
 pub use types::*;
 use validate::Validator;
 pub use validate::{check_password_hash, looks_like_email, Problem, Severity, KNOWN_MODULES};

@@ -105,6 +105,7 @@ pub struct Config {
     pub migrations: MigrationsConfig,
     pub smtp: SmtpConfig,
     pub audit: AuditConfig,
+    pub store: super::StoreSettings,
 }
 
 /// `[audit]`: how long the audit log keeps its rows.

@@ -63,6 +63,7 @@ impl Config {
         self.validate_migrations(&mut v);
         self.validate_secrets(&mut v);
         self.validate_audit(&mut v);
+        self.validate_store(&mut v);
         self.validate_upstream_domains(&mut v);
         v.problems
     }

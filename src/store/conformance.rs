@@ -27,11 +27,19 @@ use super::{
 
 /// One `#[tokio::test]` per check, each on a store from `$open`: an async fn returning
 /// `(Store, guard)`, the guard kept alive for the test (a temp dir, a throwaway database).
+/// `optional $open`: `$open` returns `Option<(Store, guard)>`, and `None` (a backend that is not
+/// available here, which its opener has said on stderr) skips the check.
 #[macro_export]
 #[doc(hidden)]
 macro_rules! store_conformance_suite {
     ($open:path) => {
-        $crate::store_conformance_suite!(@each $open;
+        $crate::store_conformance_suite!(@list required $open);
+    };
+    (optional $open:path) => {
+        $crate::store_conformance_suite!(@list optional $open);
+    };
+    (@list $mode:ident $open:path) => {
+        $crate::store_conformance_suite!(@each $mode $open;
             login_requests_round_trip,
             login_requests_expire_and_are_purged,
             oversized_values_are_refused_not_stored,
@@ -66,13 +74,26 @@ macro_rules! store_conformance_suite {
             audit_fields_are_capped,
             audit_retention_purges_old_entries,
             ping_answers,
+            a_named_lease_has_one_holder,
+            an_expired_lease_goes_to_the_next_node,
         );
     };
-    (@each $open:path; $($check:ident),* $(,)?) => {
+    (@each required $open:path; $($check:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $check() {
                 let (store, _guard) = $open().await;
+                $crate::store::conformance::$check(store).await;
+            }
+        )*
+    };
+    (@each optional $open:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some((store, _guard)) = $open().await else {
+                    return;
+                };
                 $crate::store::conformance::$check(store).await;
             }
         )*
@@ -1619,4 +1640,288 @@ pub async fn audit_retention_purges_old_entries(store: Store) {
 
 pub async fn ping_answers(store: Store) {
     store.health().ping().await.unwrap();
+}
+
+// --- leases ---------------------------------------------------------------------------------
+
+pub async fn a_named_lease_has_one_holder(store: Store) {
+    let leases = store.leases();
+    let ttl = Duration::from_secs(60);
+    assert!(leases.try_acquire("sync", "a", ttl).await.unwrap());
+    assert!(!leases.try_acquire("sync", "b", ttl).await.unwrap());
+    assert!(leases.try_acquire("sync", "a", ttl).await.unwrap(), "own");
+    assert!(leases.try_acquire("other", "b", ttl).await.unwrap());
+    assert!(!leases.renew("sync", "b", ttl).await.unwrap());
+    assert!(leases.renew("sync", "a", ttl).await.unwrap());
+    leases.release("sync", "b").await.unwrap();
+    assert!(
+        !leases.try_acquire("sync", "b", ttl).await.unwrap(),
+        "not b's"
+    );
+    leases.release("sync", "a").await.unwrap();
+    assert!(leases.try_acquire("sync", "b", ttl).await.unwrap());
+
+    // Many at once: one winner.
+    let mut set = JoinSet::new();
+    for i in 0..8 {
+        let leases = leases.clone();
+        set.spawn(async move {
+            leases
+                .try_acquire("race", &format!("n{i}"), Duration::from_secs(60))
+                .await
+                .unwrap()
+        });
+    }
+    let mut won = 0;
+    while let Some(r) = set.join_next().await {
+        won += usize::from(r.unwrap());
+    }
+    assert_eq!(won, 1);
+}
+
+pub async fn an_expired_lease_goes_to_the_next_node(store: Store) {
+    let leases = store.leases();
+    assert!(leases
+        .try_acquire("sync", "a", Duration::from_secs(1))
+        .await
+        .unwrap());
+    assert!(!leases
+        .try_acquire("sync", "b", Duration::from_secs(60))
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(leases
+        .try_acquire("sync", "b", Duration::from_secs(60))
+        .await
+        .unwrap());
+    assert!(!leases
+        .renew("sync", "a", Duration::from_secs(60))
+        .await
+        .unwrap());
+}
+
+// --- two nodes on one store -----------------------------------------------------------------
+// Each check takes two stores opened as two nodes on the same data, with a one-second lease.
+
+/// One `#[tokio::test]` per two-node check; `$open` returns `Option<(Store, Store, guard)>`
+/// (`None`: the backend is not available here, the check is skipped).
+#[macro_export]
+#[doc(hidden)]
+macro_rules! store_two_node_suite {
+    ($open:path) => {
+        $crate::store_two_node_suite!(@each $open;
+            outbox_rows_are_claimed_by_one_node,
+            outbox_rows_of_a_stalled_node_go_to_another,
+            outbox_enqueues_from_two_nodes_make_one_pending_row,
+            concurrent_claims_take_disjoint_rows,
+            a_migration_job_runs_on_one_node_and_resumes_on_another,
+            a_sync_lease_is_held_by_one_node_until_it_expires,
+        );
+    };
+    (@each $open:path; $($check:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $check() {
+                let Some((a, b, _guard)) = $open().await else {
+                    return;
+                };
+                $crate::store::conformance::$check(a, b).await;
+            }
+        )*
+    };
+}
+
+/// The lease the two-node checks open their nodes with.
+pub const SHORT_LEASE: Duration = Duration::from_secs(1);
+
+async fn past_the_lease() {
+    // Leases are in whole seconds: one second and a bit past the deadline.
+    tokio::time::sleep(SHORT_LEASE * 2 + Duration::from_millis(100)).await;
+}
+
+pub async fn outbox_rows_are_claimed_by_one_node(a: Store, b: Store) {
+    assert_ne!(a.node_id(), b.node_id());
+    a.outbox().enqueue("alice", 2, "{}").await.unwrap();
+    let claimed = a.outbox().due(now(), 10).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert!(b.outbox().due(now(), 10).await.unwrap().is_empty(), "a's");
+    assert!(
+        a.outbox().due(now(), 10).await.unwrap().len() == 1,
+        "a node sees its own claims again"
+    );
+    let row = &claimed[0];
+    assert!(
+        !b.outbox()
+            .mark_delivered(row.id, row.version)
+            .await
+            .unwrap(),
+        "fenced to the holder"
+    );
+    b.outbox()
+        .mark_failed(row.id, row.version, "not b's")
+        .await
+        .unwrap();
+    assert_eq!(
+        a.outbox().recent(None, 1).await.unwrap()[0].status,
+        "pending"
+    );
+    assert!(a
+        .outbox()
+        .mark_delivered(row.id, row.version)
+        .await
+        .unwrap());
+    assert_eq!(b.outbox().next_due_at().await.unwrap(), None);
+}
+
+pub async fn outbox_rows_of_a_stalled_node_go_to_another(a: Store, b: Store) {
+    a.outbox().enqueue("alice", 2, "{}").await.unwrap();
+    let row = a.outbox().due(now(), 10).await.unwrap().remove(0);
+    let wake = b.outbox().next_due_at().await.unwrap().unwrap();
+    assert!(wake > now() - 1, "b waits for a's lease: {wake}");
+    past_the_lease().await;
+    let taken = b.outbox().due(now(), 10).await.unwrap();
+    assert_eq!(taken.len(), 1, "a stalled past its lease");
+    assert!(
+        !a.outbox()
+            .mark_delivered(row.id, row.version)
+            .await
+            .unwrap(),
+        "a woke up too late: b holds the row"
+    );
+    assert!(b
+        .outbox()
+        .mark_delivered(row.id, row.version)
+        .await
+        .unwrap());
+    let rows = a.outbox().recent(None, 10).await.unwrap();
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.status.as_str(), r.attempts))
+            .collect::<Vec<_>>(),
+        [("done", 1)],
+        "delivered once"
+    );
+}
+
+pub async fn outbox_enqueues_from_two_nodes_make_one_pending_row(a: Store, b: Store) {
+    let mut set = JoinSet::new();
+    for i in 0..10 {
+        for store in [a.clone(), b.clone()] {
+            set.spawn(async move {
+                store
+                    .outbox()
+                    .enqueue("alice", 2, &format!(r#"{{"v":{i}}}"#))
+                    .await
+                    .unwrap()
+            });
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        r.unwrap();
+    }
+    let rows = a.outbox().recent(None, 100).await.unwrap();
+    assert_eq!(rows.len(), 1, "{rows:#?}");
+    assert_eq!((rows[0].status.as_str(), rows[0].version), ("pending", 20));
+}
+
+pub async fn concurrent_claims_take_disjoint_rows(a: Store, b: Store) {
+    for i in 0..30 {
+        a.outbox().enqueue(&format!("p{i}"), i, "{}").await.unwrap();
+    }
+    let (x, y) = tokio::join!(a.outbox().due(now(), 20), b.outbox().due(now(), 20));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let mut ids: Vec<i64> = x.iter().chain(&y).map(|r| r.id).collect();
+    ids.sort();
+    let claimed = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), claimed, "no row claimed twice");
+    assert_eq!(claimed, 30, "{} + {}", x.len(), y.len());
+}
+
+pub async fn a_migration_job_runs_on_one_node_and_resumes_on_another(a: Store, b: Store) {
+    a.migration_jobs()
+        .create_job(
+            "j1",
+            false,
+            false,
+            &[migration_row(2, 0), migration_row(3, 1)],
+        )
+        .await
+        .unwrap();
+    let (ja, jb) = (a.migration_jobs(), b.migration_jobs());
+    assert!(ja.start_job("j1").await.unwrap());
+    assert!(!jb.start_job("j1").await.unwrap(), "a holds it");
+    assert_eq!(jb.next_job().await.unwrap(), None);
+    assert!(matches!(
+        jb.record_outcomes("j1", &[outcome(2, "updated", true)])
+            .await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        jb.mark_write_started("j1", 2).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    ja.mark_write_started("j1", 2).await.unwrap();
+    ja.record_outcomes("j1", &[outcome(2, "updated", true)])
+        .await
+        .unwrap();
+    assert!(ja.renew_job_lease("j1").await.unwrap());
+
+    // a stalls past its lease; b resumes the job where a stopped.
+    past_the_lease().await;
+    assert_eq!(jb.next_job().await.unwrap().as_deref(), Some("j1"));
+    assert!(jb.start_job("j1").await.unwrap());
+    assert!(!ja.renew_job_lease("j1").await.unwrap(), "lost");
+    assert!(matches!(
+        ja.record_outcomes("j1", &[outcome(3, "updated", true)])
+            .await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    assert!(matches!(
+        ja.mark_write_started("j1", 3).await,
+        Err(StoreError::LeaseLost { .. })
+    ));
+    ja.finish_job("j1", "failed", Some("a gave up"))
+        .await
+        .unwrap();
+    let pending = jb.rows("j1", true).await.unwrap();
+    assert_eq!(
+        pending.iter().map(|r| r.row_no).collect::<Vec<_>>(),
+        [3],
+        "b sees a's outcome and resumes after it"
+    );
+    jb.record_outcomes("j1", &[outcome(3, "updated", true)])
+        .await
+        .unwrap();
+    jb.finish_job("j1", "done", None).await.unwrap();
+    let job = ja.job("j1").await.unwrap().unwrap();
+    assert_eq!((job.status.as_str(), job.error), ("done", None));
+}
+
+/// The directory sync's own lease (`SyncState::try_lease`) across two nodes: both racing, one
+/// wins; the other gets it only once the winner's lease has run out.
+pub async fn a_sync_lease_is_held_by_one_node_until_it_expires(a: Store, b: Store) {
+    let (x, y) = tokio::join!(
+        a.sync_state().try_lease("directory", a.node_id(), 1),
+        b.sync_state().try_lease("directory", b.node_id(), 1)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    assert!(x ^ y, "exactly one node holds it: a {x}, b {y}");
+    let (winner, loser) = if x { (&a, &b) } else { (&b, &a) };
+    assert!(!loser
+        .sync_state()
+        .try_lease("directory", loser.node_id(), 1)
+        .await
+        .unwrap());
+    past_the_lease().await;
+    assert!(loser
+        .sync_state()
+        .try_lease("directory", loser.node_id(), 60)
+        .await
+        .unwrap());
+    assert!(!winner
+        .sync_state()
+        .try_lease("directory", winner.node_id(), 60)
+        .await
+        .unwrap());
 }

@@ -8,6 +8,13 @@ pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
 pub enum StoreError {
     #[error("database: {0}")]
     Backend(#[source] BackendError),
+    /// The URL is shown redacted: never a password in a message.
+    #[error("cannot connect to the database at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: BackendError,
+    },
     #[error("database migration: {0}")]
     Migrate(#[source] BackendError),
     #[error("cannot create data directory {path}: {source}")]
@@ -25,6 +32,10 @@ pub enum StoreError {
         len: usize,
         limit: usize,
     },
+    /// The work's lease (an outbox row, a migration job) went to another node: this node
+    /// stalled past its deadline and must stop rather than write what the other now owns.
+    #[error("{what} is now held by another node (this node's lease expired)")]
+    LeaseLost { what: String },
     #[error("session store: {0}")]
     Sessions(String),
 }

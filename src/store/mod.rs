@@ -1,16 +1,27 @@
 //! Persistence behind ports: one trait per need (`ports/`), a [`Store`] bundle holding one
 //! adapter behind all of them, and the adapters — `sqlite/`, the embedded default (one file in
-//! `data_dir`, migrations applied at start). A second backend is one more adapter that passes
-//! the same conformance suite (`conformance.rs`). No other room writes SQL or names the driver;
+//! `data_dir`), and `postgres/`, for several nodes on one database — sharing their SQL
+//! (`sql/`), each applying its own migrations at start, both held to the same conformance suite
+//! (`conformance.rs`). No other room writes SQL or names the driver;
 //! this room imports `config/` at most.
 
 mod error;
 pub mod ports;
+mod postgres;
 mod rows;
 mod sqlite;
+pub mod transfer;
+mod url;
 
 #[cfg(any(test, feature = "conformance"))]
 pub mod conformance;
+
+/// The throwaway PostgreSQL of the tests (the integration tests' harness, one file for both):
+/// unit tests anywhere in the crate use `crate::store::test_pg::database()`, so that one test
+/// process starts one server.
+#[cfg(test)]
+#[path = "../../tests/it/common/pg.rs"]
+pub(crate) mod test_pg;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,11 +29,14 @@ use std::sync::Arc;
 pub use error::{BackendError, StoreError};
 pub use ports::*;
 pub use sqlite::{create_private_dir, open_data_files, DB_FILE};
+pub use url::{redact, DatabaseUrl, UrlError};
 
-/// Where the data lives. Today one backend: the embedded SQLite file in `data_dir`.
+/// Where the data lives: the embedded SQLite file in `data_dir` (the default), or a PostgreSQL
+/// database that several nodes share (`[store] url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreConfig {
     Sqlite { data_dir: PathBuf },
+    Postgres { url: DatabaseUrl },
 }
 
 impl StoreConfig {
@@ -31,14 +45,105 @@ impl StoreConfig {
             data_dir: data_dir.into(),
         }
     }
+
+    /// `[store] url` when set (it must be a `postgres://` URL), the SQLite file in `data_dir`
+    /// otherwise.
+    pub fn from_settings(url: Option<&str>, data_dir: &Path) -> Result<StoreConfig, UrlError> {
+        match url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => Ok(StoreConfig::Postgres {
+                url: DatabaseUrl::parse(url)?,
+            }),
+            None => Ok(StoreConfig::sqlite(data_dir)),
+        }
+    }
+
+    /// What to log about it: the backend and where, never a password.
+    pub fn describe(&self) -> String {
+        match self {
+            StoreConfig::Sqlite { data_dir } => {
+                format!("SQLite file {}", data_dir.join(DB_FILE).display())
+            }
+            StoreConfig::Postgres { url } => format!("PostgreSQL at {}", url.redacted()),
+        }
+    }
 }
 
-/// Open the configured backend, bringing its schema up to date.
+/// This process as the store sees it when nodes share it: the owner of the leases it takes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    /// With PostgreSQL, random at each start: a restarted node does not resume its old leases
+    /// as if it had never stopped, it waits for them (at most one lease) like any other node.
+    pub id: String,
+    /// How long a claim on work (an outbox row, a migration job) holds without renewal: a node
+    /// that stops renewing for this long loses the work to another.
+    pub lease: std::time::Duration,
+}
+
+impl Node {
+    pub const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(60);
+
+    /// This process's node on `config`'s backend, with the default lease.
+    pub fn for_store(config: &StoreConfig) -> Node {
+        match config {
+            StoreConfig::Sqlite { .. } => Node::local(),
+            StoreConfig::Postgres { .. } => Node::random(),
+        }
+    }
+
+    /// The one node of an SQLite store.
+    pub fn local() -> Node {
+        Node {
+            id: "local".into(),
+            lease: Node::DEFAULT_LEASE,
+        }
+    }
+
+    pub fn random() -> Node {
+        let mut bytes = [0u8; 8];
+        // Only uniqueness matters; should the RNG fail, the clock and pid still tell nodes apart.
+        if openssl::rand::rand_bytes(&mut bytes).is_err() {
+            let seed = chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0) as u64
+                ^ u64::from(std::process::id());
+            bytes = seed.to_le_bytes();
+        }
+        Node {
+            id: format!("node-{}", hex::encode(bytes)),
+            lease: Node::DEFAULT_LEASE,
+        }
+    }
+
+    pub(crate) fn lease_secs(&self) -> i64 {
+        ports::leases::ttl_secs(self.lease)
+    }
+}
+
+/// Open the configured backend, bringing its schema up to date. On PostgreSQL this process
+/// is a new node ([`Node::random`]); the SQLite file has one node, always the same
+/// ([`Node::local`]), so that a restart resumes its own claimed work at once, as before leases.
 pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+    open_as(config, Node::for_store(config)).await
+}
+
+/// [`open`] as `node` (tests give nodes short leases).
+pub async fn open_as(config: &StoreConfig, node: Node) -> Result<Store, StoreError> {
+    Ok(match config {
+        StoreConfig::Sqlite { data_dir } => Store::from_adapter(
+            Arc::new(sqlite::SqliteAdapter::open(data_dir, node.clone()).await?),
+            node,
+        ),
+        StoreConfig::Postgres { url } => Store::from_adapter(
+            Arc::new(postgres::PgAdapter::open(url, node.clone()).await?),
+            node,
+        ),
+    })
+}
+
+/// Check that the configured backend can be reached, changing nothing (`passerelle check`):
+/// for PostgreSQL, a connection and the server's version; SQLite has nothing to reach.
+pub async fn probe(config: &StoreConfig) -> Result<Option<String>, StoreError> {
     match config {
-        StoreConfig::Sqlite { data_dir } => Ok(Store::from_adapter(Arc::new(
-            sqlite::SqliteAdapter::open(data_dir).await?,
-        ))),
+        StoreConfig::Sqlite { .. } => Ok(None),
+        StoreConfig::Postgres { url } => postgres::PgAdapter::probe(url).await.map(Some),
     }
 }
 
@@ -55,6 +160,7 @@ pub trait Adapter:
     + UpstreamIdentities
     + Housekeeping
     + Health
+    + Leases
     + SyncState
     + 'static
 {
@@ -72,6 +178,7 @@ impl<A> Adapter for A where
         + UpstreamIdentities
         + Housekeeping
         + Health
+        + Leases
         + SyncState
         + 'static
 {
@@ -92,6 +199,8 @@ pub struct Store {
     upstream_identities: Arc<dyn UpstreamIdentities>,
     housekeeping: Arc<dyn Housekeeping>,
     health: Arc<dyn Health>,
+    leases: Arc<dyn Leases>,
+    node: Arc<Node>,
     sync_state: Arc<dyn SyncState>,
 }
 
@@ -108,8 +217,8 @@ impl Store {
         open(&StoreConfig::sqlite(data_dir)).await
     }
 
-    /// One adapter behind every port.
-    pub fn from_adapter<A: Adapter>(adapter: Arc<A>) -> Store {
+    /// One adapter behind every port; `node` is the one the adapter was opened as.
+    pub fn from_adapter<A: Adapter>(adapter: Arc<A>, node: Node) -> Store {
         Store {
             login_requests: adapter.clone(),
             oauth: adapter.clone(),
@@ -121,8 +230,10 @@ impl Store {
             audit: adapter.clone(),
             upstream_identities: adapter.clone(),
             housekeeping: adapter.clone(),
+            leases: adapter.clone(),
             sync_state: adapter.clone(),
             health: adapter,
+            node: Arc::new(node),
         }
     }
 
@@ -161,6 +272,47 @@ impl Store {
     }
     pub fn sync_state(&self) -> &Arc<dyn SyncState> {
         &self.sync_state
+    }
+    pub fn leases(&self) -> &Arc<dyn Leases> {
+        &self.leases
+    }
+    /// The node this store was opened as: the owner of its leases.
+    pub fn node_id(&self) -> &str {
+        &self.node.id
+    }
+
+    /// Keep this node's lease on running migration job `id` alive (renewed every third of the
+    /// lease) until the returned guard is dropped. A renewal that finds the job taken over only
+    /// logs: the job's next fenced write stops the work.
+    pub fn hold_job_lease(&self, id: &str) -> JobLease {
+        let jobs = self.migration_jobs.clone();
+        let every = (self.node.lease / 3).max(std::time::Duration::from_millis(200));
+        let id = id.to_string();
+        JobLease(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match jobs.renew_job_lease(&id).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        tracing::warn!(job = %id, "migration job lease lost to another node");
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::warn!(job = %id, error = %e, "cannot renew migration job lease")
+                    }
+                }
+            }
+        }))
+    }
+}
+
+/// See [`Store::hold_job_lease`]: renewal stops when this is dropped.
+#[derive(Debug)]
+pub struct JobLease(tokio::task::JoinHandle<()>);
+
+impl Drop for JobLease {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -830,3 +830,95 @@ department_id = 13
         .count();
     assert_eq!(reports, PEOPLE - 1);
 }
+
+/// Two nodes on one PostgreSQL: a migration job running on A is killed mid-way (SIGKILL, so its
+/// lease is never given up), B takes it over once the lease expires and finishes it, and each
+/// person is created exactly once across both.
+#[tokio::test]
+async fn a_job_killed_on_one_node_is_finished_by_another_writing_each_person_once() {
+    const PEOPLE: usize = 16;
+    let Some(url) = crate::common::pg::database().await else {
+        return;
+    };
+    let sim = lucca_simulator().await;
+    sim.set_latency(Duration::from_millis(60));
+    let dir = tempfile::tempdir().unwrap();
+    let mut users = String::new();
+    let mut csv = String::from("email,given_name,family_name\n");
+    for i in 0..PEOPLE {
+        let email = format!("hire{i}@acme.test");
+        users.push_str(&format!(
+            "[[directory.users]]\nemail = \"{email}\"\npassword_hash = \"{HASH}\"\n"
+        ));
+        csv.push_str(&format!("{email},Hire,Number{i}\n"));
+    }
+    let config_of = |node: &str| {
+        let toml = format!(
+            r#"
+[server]
+data_dir = "{dir}/{node}/data"
+keys_dir = "{dir}/{node}/keys"
+[store]
+url = "{url}"
+lease = "2s"
+[admin]
+token = "{ADMIN_TOKEN}"
+[lucca]
+base_url = "{lucca}"
+api_key = "{key}"
+requests_per_minute = 6000
+[lucca.defaults]
+legal_entity_id = 1
+role_principal_id = 55
+culture_id = 1036
+department_id = 13
+{users}"#,
+            dir = dir.path().display(),
+            lucca = sim.base_url(),
+            key = sim.api_key(),
+        );
+        let path = dir.path().join(format!("{node}.toml"));
+        std::fs::write(&path, toml).unwrap();
+        path
+    };
+    let (config_a, config_b) = (config_of("a"), config_of("b"));
+    let created = |sim: &SimulatorHandle| {
+        writes(sim)
+            .iter()
+            .filter(|r| r.method == "POST" && r.status == Some(200))
+            .count()
+    };
+
+    let (a, base_a) = serve(&config_a).await;
+    let id = submit(&base_a, "", &csv).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while created(&sim) < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the job did not start writing on A"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    drop(a); // SIGKILL, mid-job
+    let at_kill = created(&sim);
+    assert!(at_kill < PEOPLE, "killed too late to prove anything");
+
+    let (_b, base_b) = serve(&config_b).await;
+    let view = wait_finished(&base_b, &id).await;
+    assert_eq!(view["status"], "done", "{view}");
+    assert_eq!(view["counts"]["created"], PEOPLE as i64, "{view}");
+    for i in 0..PEOPLE {
+        let email = format!("hire{i}@acme.test");
+        let accounts = sim
+            .users()
+            .into_iter()
+            .filter(|u| u["mail"] == email.as_str())
+            .count();
+        assert_eq!(accounts, 1, "{email} has {accounts} accounts");
+    }
+    assert_eq!(
+        created(&sim),
+        PEOPLE,
+        "one creation per person across both nodes"
+    );
+}

@@ -94,6 +94,8 @@ async fn run_job(ctx: &MigrationContext, id: &str) -> Result<(), StoreError> {
     if !ctx.store.migration_jobs().start_job(id).await? {
         return Ok(());
     }
+    // Several nodes may share the store: this one holds the job while it runs.
+    let _lease = ctx.store.hold_job_lease(id);
     tracing::info!(job = %id, dry_run = job.dry_run, rows = job.total, "migration job running");
     let client = match &ctx.lucca {
         Ok(client) => client.with_priority(Priority::Batch),

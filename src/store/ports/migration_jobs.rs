@@ -100,14 +100,21 @@ pub trait MigrationJobs: Send + Sync {
     /// first, among jobs created in the same second).
     async fn list_jobs(&self, limit: i64) -> Result<Vec<MigrationJobRecord>, StoreError>;
 
-    /// The job to work on next: one interrupted while running first, then the oldest queued.
+    /// The job to work on next: one interrupted while running first, then the oldest queued;
+    /// never one another node holds a live lease on.
     async fn next_job(&self) -> Result<Option<String>, StoreError>;
 
     /// `queued` → `running` (or `running` again after a restart), keeping the first start
-    /// time. False for a job that is neither.
+    /// time, and leased to this node ([`crate::store::Node::lease`]). False for a job that is
+    /// neither, or that another node holds: of nodes starting one job at once, one wins.
     async fn start_job(&self, id: &str) -> Result<bool, StoreError>;
 
-    /// End a job (`done` or `failed`); a job cancelled or ended meanwhile keeps its status.
+    /// Extend this node's lease on a running job; false when the lease is no longer this
+    /// node's (it stalled past the lease and another node resumed the job): stop working on it.
+    async fn renew_job_lease(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// End a job (`done` or `failed`); a job cancelled or ended meanwhile keeps its status, and
+    /// so does a job another node has taken over.
     async fn finish_job(
         &self,
         id: &str,
@@ -132,7 +139,8 @@ pub trait MigrationJobs: Send + Sync {
 
     async fn counts(&self, id: &str) -> Result<Vec<MigrationClassCount>, StoreError>;
 
-    /// Record outcomes (planned or final) in one transaction.
+    /// Record outcomes (planned or final) in one transaction, renewing this node's lease.
+    /// [`StoreError::LeaseLost`] when another node holds the job: nothing is written.
     async fn record_outcomes(
         &self,
         id: &str,
@@ -140,6 +148,7 @@ pub trait MigrationJobs: Send + Sync {
     ) -> Result<(), StoreError>;
 
     /// Note that a write for this row is about to be sent (the first time only).
+    /// [`StoreError::LeaseLost`] when another node holds the job: the write must not be sent.
     async fn mark_write_started(&self, id: &str, row_no: i64) -> Result<(), StoreError>;
 
     async fn set_notice(&self, id: &str, row_no: i64, notice: &str) -> Result<(), StoreError>;

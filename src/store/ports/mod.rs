@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod health;
 pub mod housekeeping;
+pub mod leases;
 pub mod login_requests;
 pub mod lucca_links;
 pub mod migration_jobs;
@@ -18,6 +19,7 @@ pub mod upstream_identities;
 pub use audit::{AuditEntry, AuditEvent, AuditLog, CappedAuditEvent};
 pub use health::Health;
 pub use housekeeping::Housekeeping;
+pub use leases::Leases;
 pub use login_requests::{LoginRequests, PendingRequest};
 pub use lucca_links::{LuccaLink, LuccaLinks};
 pub use migration_jobs::{

@@ -1,21 +1,62 @@
 //! The SQLite adapter: one file `passerelle.db` in `data_dir` (WAL), the schema of
-//! `migrations/sqlite/` applied at open, one file here per port. SQL is written in `$N` form
-//! (the driver binds `$N` by number) and portably — no `rowid`, no `AUTOINCREMENT`, `ON
-//! CONFLICT` and `RETURNING` — so that a PostgreSQL adapter can share the texts.
+//! `migrations/sqlite/` applied at open. The ports' SQL is shared with the PostgreSQL adapter
+//! (`../sql/`, written in `$N` form, which this driver binds by number, and portably — no
+//! `rowid`, no `AUTOINCREMENT`, `ON CONFLICT` and `RETURNING`); what only SQLite has is here:
+//! the file and its modes, the session store, and the claim queries of `dialect`.
 
-mod audit;
+mod dialect;
 mod files;
-mod health;
-mod housekeeping;
-mod login_requests;
-mod lucca_links;
-mod migration_jobs;
-mod oauth;
-mod outbox;
-mod saml_request_ids;
 mod sessions;
-mod sync_state;
-mod upstream_identities;
+
+// The port implementations both backends share, compiled for this driver (`../sql/`).
+mod audit {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/audit.rs");
+}
+mod health {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/health.rs");
+}
+mod housekeeping {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/housekeeping.rs");
+}
+mod login_requests {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/login_requests.rs");
+}
+mod lucca_links {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/lucca_links.rs");
+}
+mod migration_jobs {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/migration_jobs.rs");
+}
+mod oauth {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/oauth.rs");
+}
+mod outbox {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/outbox.rs");
+}
+mod saml_request_ids {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/saml_request_ids.rs");
+}
+mod upstream_identities {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/upstream_identities.rs");
+}
+mod leases {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/leases.rs");
+}
+mod sync_state {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/sync_state.rs");
+}
 
 #[cfg(test)]
 mod tests;
@@ -30,7 +71,7 @@ use sqlx::sqlite::{
 
 pub use files::{create_private_dir, open_data_files, DB_FILE};
 
-use super::StoreError;
+use super::{Node, StoreError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -38,12 +79,17 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone, Debug)]
 pub struct SqliteAdapter {
     pool: SqlitePool,
+    node: Node,
 }
 
 impl SqliteAdapter {
+    pub(crate) fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
     /// Open (creating if needed) `data_dir/passerelle.db` and bring its schema up to date.
     /// The directory is created 0700 and the file 0600, whatever the process umask.
-    pub async fn open(data_dir: &Path) -> Result<SqliteAdapter, StoreError> {
+    pub async fn open(data_dir: &Path, node: Node) -> Result<SqliteAdapter, StoreError> {
         let file = files::prepare(data_dir)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(file)
@@ -65,6 +111,6 @@ impl SqliteAdapter {
             .migrate()
             .await
             .map_err(StoreError::from)?;
-        Ok(SqliteAdapter { pool })
+        Ok(SqliteAdapter { pool, node })
     }
 }

@@ -26,6 +26,27 @@ mod conformance {
     crate::store_conformance_suite!(open_temp);
 }
 
+/// Two processes on one file (one node in production, but the leases hold all the same).
+async fn open_two_nodes() -> Option<(Store, Store, tempfile::TempDir)> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = crate::store::StoreConfig::sqlite(dir.path());
+    let node = |id: &str| crate::store::Node {
+        id: id.into(),
+        lease: crate::store::conformance::SHORT_LEASE,
+    };
+    let a = crate::store::open_as(&config, node("node-a"))
+        .await
+        .unwrap();
+    let b = crate::store::open_as(&config, node("node-b"))
+        .await
+        .unwrap();
+    Some((a, b, dir))
+}
+
+mod two_nodes {
+    crate::store_two_node_suite!(super::open_two_nodes);
+}
+
 /// A second pool on the same file, to look at rows the ports do not show.
 async fn raw(data_dir: &Path) -> SqlitePool {
     SqlitePool::connect_with(
@@ -304,6 +325,7 @@ async fn a_database_from_the_released_schema_upgrades_with_its_data() {
             "audit_log_at",
             "audit_log_subject",
             "lucca_outbox_due",
+            "lucca_outbox_one_pending",
             "lucca_outbox_target"
         ]
     );

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_idp;
+pub mod pg;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,11 +1,10 @@
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::housekeeping::CODE_KEPT_AFTER_EXPIRY_SECS;
 use crate::store::{now, Housekeeping, Sessions, StoreError};
 
 #[async_trait]
-impl Housekeeping for SqliteAdapter {
+impl Housekeeping for Adapter {
     async fn purge_expired(&self) -> Result<u64, StoreError> {
         self.delete_expired().await?;
         let now = now();

@@ -2,7 +2,6 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::audit::{purge_cutoff, MAX_RECENT};
 use crate::store::{now, AuditEntry, AuditEvent, AuditLog, StoreError};
 
@@ -11,7 +10,7 @@ use crate::store::{now, AuditEntry, AuditEvent, AuditLog, StoreError};
 pub(super) const PURGE_BATCH: i64 = 5000;
 
 #[async_trait]
-impl AuditLog for SqliteAdapter {
+impl AuditLog for Adapter {
     async fn record(&self, event: AuditEvent<'_>) -> Result<(), StoreError> {
         let e = event.capped();
         sqlx::query(

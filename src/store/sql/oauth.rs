@@ -1,7 +1,6 @@
 use async_trait::async_trait;
 use sqlx::{FromRow, Row};
 
-use super::SqliteAdapter;
 use crate::store::{
     now, CodeRecord, ConsumedCode, GrantRecord, NewGrant, OAuthStore, RefreshLookup, StoreError,
     TokenOwner,
@@ -11,7 +10,7 @@ const GRANT_COLUMNS: &str = "g.id, g.client_id, g.subject, g.scope, g.identity, 
      g.amr, g.session_id, g.expires_at, g.revoked_at";
 
 #[async_trait]
-impl OAuthStore for SqliteAdapter {
+impl OAuthStore for Adapter {
     async fn put_code(&self, code_hash: &str, c: &CodeRecord) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO auth_codes (code_hash, client_id, redirect_uri, code_challenge, nonce, scope,

@@ -1,11 +1,10 @@
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::login_requests::check_request;
 use crate::store::{now, LoginRequests, PendingRequest, StoreError};
 
 #[async_trait]
-impl LoginRequests for SqliteAdapter {
+impl LoginRequests for Adapter {
     async fn put(
         &self,
         id: &str,

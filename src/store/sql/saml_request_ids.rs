@@ -1,11 +1,10 @@
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::saml_request_ids::check_request_id;
 use crate::store::{now, SamlRequestIds, StoreError};
 
 #[async_trait]
-impl SamlRequestIds for SqliteAdapter {
+impl SamlRequestIds for Adapter {
     async fn claim(&self, sp: &str, request_id: &str, ttl_secs: i64) -> Result<bool, StoreError> {
         check_request_id(sp, request_id)?;
         let done = sqlx::query(

@@ -1,12 +1,11 @@
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::{now, LuccaLink, LuccaLinks, StoreError};
 
 const COLUMNS: &str = "subject, lucca_id, email, status, checked_at";
 
 #[async_trait]
-impl LuccaLinks for SqliteAdapter {
+impl LuccaLinks for Adapter {
     async fn put(
         &self,
         subject: &str,

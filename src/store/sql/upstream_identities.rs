@@ -1,11 +1,10 @@
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::upstream_identities::check_identity;
 use crate::store::{now, StoreError, UpstreamIdentities, UpstreamIdentity};
 
 #[async_trait]
-impl UpstreamIdentities for SqliteAdapter {
+impl UpstreamIdentities for Adapter {
     async fn put(
         &self,
         subject: &str,

@@ -1,6 +1,5 @@
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::sync_state::MAX_SYNC_ERROR_BYTES;
 use crate::store::{now, StoreError, SyncState, SyncStateRecord};
 
@@ -21,7 +20,7 @@ fn capped(text: &Option<String>) -> Option<String> {
 }
 
 #[async_trait]
-impl SyncState for SqliteAdapter {
+impl SyncState for Adapter {
     async fn sync_state(&self, name: &str) -> Result<Option<SyncStateRecord>, StoreError> {
         Ok(sqlx::query_as::<_, SyncStateRecord>(&format!(
             "SELECT {COLUMNS} FROM sync_state WHERE name = $1"

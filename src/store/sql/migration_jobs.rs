@@ -1,6 +1,5 @@
 use async_trait::async_trait;
 
-use super::SqliteAdapter;
 use crate::store::migration_jobs::MAX_LISTED;
 use crate::store::{
     now, MigrationClassCount, MigrationJobRecord, MigrationJobs, MigrationRowOutcome,
@@ -14,7 +13,7 @@ const ROW_COLUMNS: &str =
      findings";
 
 #[async_trait]
-impl MigrationJobs for SqliteAdapter {
+impl MigrationJobs for Adapter {
     async fn create_job(
         &self,
         id: &str,
@@ -76,22 +75,45 @@ impl MigrationJobs for SqliteAdapter {
     }
 
     async fn next_job(&self) -> Result<Option<String>, StoreError> {
+        // A job another node holds a live lease on is that node's.
         Ok(sqlx::query_scalar::<_, String>(
             "SELECT id FROM migration_jobs WHERE status IN ('running', 'queued')
+               AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $2)
              ORDER BY CASE WHEN status = 'running' THEN 0 ELSE 1 END, created_at, created_seq
              LIMIT 1",
         )
+        .bind(self.node.id.as_str())
+        .bind(now())
         .fetch_optional(&self.pool)
         .await?)
     }
 
     async fn start_job(&self, id: &str) -> Result<bool, StoreError> {
+        // One conditional UPDATE: of two nodes starting one job, one wins the lease.
+        let now = now();
         let done = sqlx::query(
-            "UPDATE migration_jobs SET status = 'running', started_at = COALESCE(started_at, $2)
-             WHERE id = $1 AND status IN ('queued', 'running')",
+            "UPDATE migration_jobs SET status = 'running', started_at = COALESCE(started_at, $2),
+               lease_owner = $3, lease_until = $4
+             WHERE id = $1 AND status IN ('queued', 'running')
+               AND (lease_owner IS NULL OR lease_owner = $3 OR lease_until < $2)",
         )
         .bind(id)
-        .bind(now())
+        .bind(now)
+        .bind(self.node.id.as_str())
+        .bind(now + self.node.lease_secs())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn renew_job_lease(&self, id: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE migration_jobs SET lease_until = $3
+             WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+        )
+        .bind(id)
+        .bind(self.node.id.as_str())
+        .bind(now() + self.node.lease_secs())
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected() == 1)
@@ -104,13 +126,16 @@ impl MigrationJobs for SqliteAdapter {
         error: Option<&str>,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "UPDATE migration_jobs SET status = $2, error = $3, finished_at = $4
-             WHERE id = $1 AND status IN ('queued', 'running')",
+            "UPDATE migration_jobs SET status = $2, error = $3, finished_at = $4,
+               lease_owner = NULL, lease_until = NULL
+             WHERE id = $1 AND status IN ('queued', 'running')
+               AND (lease_owner IS NULL OR lease_owner = $5)",
         )
         .bind(id)
         .bind(status)
         .bind(error)
         .bind(now())
+        .bind(self.node.id.as_str())
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -180,6 +205,22 @@ impl MigrationJobs for SqliteAdapter {
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
+        // Fenced: only the node holding the job writes its outcomes (and renews its lease
+        // while at it). On PostgreSQL this UPDATE also locks the job row until commit, so a
+        // node taking the job over waits for these outcomes rather than racing them.
+        let held = sqlx::query(
+            "UPDATE migration_jobs SET lease_until = CASE WHEN lease_owner IS NULL
+                 THEN lease_until ELSE $3 END
+             WHERE id = $1 AND (lease_owner IS NULL OR lease_owner = $2)",
+        )
+        .bind(id)
+        .bind(self.node.id.as_str())
+        .bind(now() + self.node.lease_secs())
+        .execute(&mut *tx)
+        .await?;
+        if held.rows_affected() != 1 {
+            return Err(lease_lost(id));
+        }
         for o in outcomes {
             sqlx::query(
                 "UPDATE migration_rows SET class = $3, fields = $4, lucca_id = $5, message = $6,
@@ -202,15 +243,22 @@ impl MigrationJobs for SqliteAdapter {
     }
 
     async fn mark_write_started(&self, id: &str, row_no: i64) -> Result<(), StoreError> {
-        sqlx::query(
+        // Fenced like the outcomes: a node that lost the job must not go on to write.
+        let done = sqlx::query(
             "UPDATE migration_rows SET write_started_at = COALESCE(write_started_at, $3)
-             WHERE job_id = $1 AND row_no = $2",
+             WHERE job_id = $1 AND row_no = $2
+               AND EXISTS (SELECT 1 FROM migration_jobs j WHERE j.id = $1
+                           AND (j.lease_owner IS NULL OR j.lease_owner = $4))",
         )
         .bind(id)
         .bind(row_no)
         .bind(now())
+        .bind(self.node.id.as_str())
         .execute(&self.pool)
         .await?;
+        if done.rows_affected() == 0 && self.job_held_by_another(id).await? {
+            return Err(lease_lost(id));
+        }
         Ok(())
     }
 
@@ -222,5 +270,25 @@ impl MigrationJobs for SqliteAdapter {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+}
+
+impl Adapter {
+    async fn job_held_by_another(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT COUNT(*) FROM migration_jobs
+             WHERE id = $1 AND lease_owner IS NOT NULL AND lease_owner <> $2",
+        )
+        .bind(id)
+        .bind(self.node.id.as_str())
+        .fetch_one(&self.pool)
+        .await?
+            > 0)
+    }
+}
+
+fn lease_lost(id: &str) -> StoreError {
+    StoreError::LeaseLost {
+        what: format!("migration job {id}"),
     }
 }

@@ -1,0 +1,11 @@
+//! The queries PostgreSQL words its own way (the rest is shared, `../sql/`).
+
+/// Claim due outbox rows for this node. `FOR UPDATE SKIP LOCKED`: two nodes claiming at once
+/// take different rows instead of the second waiting for, then re-reading, the first's.
+/// `$1` owner, `$2` lease deadline, `$3` due time, `$4` now, `$5` limit.
+pub(crate) const CLAIM_OUTBOX: &str = "UPDATE lucca_outbox SET lease_owner = $1, lease_until = $2
+     WHERE id IN (SELECT id FROM lucca_outbox
+                  WHERE status = 'pending' AND next_attempt_at <= $3
+                    AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)
+                  ORDER BY next_attempt_at, id LIMIT $5
+                  FOR UPDATE SKIP LOCKED)";

@@ -1,0 +1,10 @@
+//! The queries SQLite words its own way (the rest is shared, `../sql/`).
+
+/// Claim due outbox rows for this node: SQLite has one writer at a time, so the conditional
+/// UPDATE is the claim (PostgreSQL adds `FOR UPDATE SKIP LOCKED`). `$1` owner, `$2` lease
+/// deadline, `$3` due time, `$4` now, `$5` limit.
+pub(crate) const CLAIM_OUTBOX: &str = "UPDATE lucca_outbox SET lease_owner = $1, lease_until = $2
+     WHERE id IN (SELECT id FROM lucca_outbox
+                  WHERE status = 'pending' AND next_attempt_at <= $3
+                    AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)
+                  ORDER BY next_attempt_at, id LIMIT $5)";
