@@ -56,6 +56,7 @@ pub trait Adapter:
     + Housekeeping
     + Health
     + SyncState
+    + PersonRevocations
     + 'static
 {
 }
@@ -73,6 +74,7 @@ impl<A> Adapter for A where
         + Housekeeping
         + Health
         + SyncState
+        + PersonRevocations
         + 'static
 {
 }
@@ -93,6 +95,7 @@ pub struct Store {
     housekeeping: Arc<dyn Housekeeping>,
     health: Arc<dyn Health>,
     sync_state: Arc<dyn SyncState>,
+    person_revocations: Arc<dyn PersonRevocations>,
 }
 
 impl std::fmt::Debug for Store {
@@ -122,6 +125,7 @@ impl Store {
             upstream_identities: adapter.clone(),
             housekeeping: adapter.clone(),
             sync_state: adapter.clone(),
+            person_revocations: adapter.clone(),
             health: adapter,
         }
     }
@@ -161,6 +165,9 @@ impl Store {
     }
     pub fn sync_state(&self) -> &Arc<dyn SyncState> {
         &self.sync_state
+    }
+    pub fn person_revocations(&self) -> &Arc<dyn PersonRevocations> {
+        &self.person_revocations
     }
 }
 

@@ -17,6 +17,7 @@ mod jit;
 #[cfg(feature = "simulator")]
 mod migrations;
 mod oidc;
+mod revoke;
 mod saml;
 mod storage;
 mod web;

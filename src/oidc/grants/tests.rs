@@ -130,6 +130,7 @@ impl World {
             amr: vec!["pwd".into()],
             sid: "sid-1".into(),
             saml_participants: Vec::new(),
+            signed_in_ms: 0,
         };
         let request = ValidRequest {
             client_id: client.into(),

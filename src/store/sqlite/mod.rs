@@ -12,6 +12,7 @@ mod lucca_links;
 mod migration_jobs;
 mod oauth;
 mod outbox;
+mod person_revocations;
 mod saml_request_ids;
 mod sessions;
 mod sync_state;
