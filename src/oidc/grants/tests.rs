@@ -589,3 +589,24 @@ async fn a_refresh_family_ends_at_its_max_lifetime_from_the_sign_in_however_ofte
         .await
         .is_ok());
 }
+
+#[tokio::test]
+async fn a_code_from_a_session_revoked_after_its_sign_in_starts_no_grant() {
+    let w = World::new(Duration::from_secs(10)).await;
+    // Alice signed in 5 s ago; her access is revoked now, before the client exchanges the code.
+    let code = w.sign_in("lucca", &ALL, true).await;
+    crate::login::revoke_sessions(&w.store, "alice@acme.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        grant_error(w.exchange("lucca", &code).await),
+        "the sign-in behind this authorization code has been revoked"
+    );
+    assert!(w
+        .store
+        .oauth()
+        .grants_of_subject("alice@acme.test")
+        .await
+        .unwrap()
+        .is_empty());
+}
