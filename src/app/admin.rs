@@ -19,6 +19,10 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/audit", get(audit))
         .route("/admin/reload", post(reload))
         .route("/admin/preview", get(preview))
+        .route(
+            "/admin/people/{email}/revoke",
+            post(super::revoke::http::revoke),
+        )
 }
 
 async fn list_keys(_: Admin, State(state): State<AppState>) -> impl IntoResponse {

@@ -11,6 +11,7 @@ pub mod check;
 mod housekeeping;
 pub mod preview;
 mod reload;
+mod revoke;
 mod router;
 mod state;
 mod substates;
@@ -147,6 +148,14 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     }
     let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref(), roles)?;
     let webhooks = crate::provisioning::webhooks::build(&config.lucca, &sync);
+    // Leavers found by the sync, a webhook, a sign-in or a refresh lose every session and token.
+    let revoker = Arc::new(revoke::PersonRevoker::new(store.clone(), live.clone()));
+    if let Some(jit) = &provisioning {
+        jit.follower().set_revocation(revoker.clone());
+    }
+    if let Some(sync) = &sync.0 {
+        sync.follower().set_revocation(revoker.clone());
+    }
     let metrics = metrics_handle();
     crate::lucca::describe_metrics();
     crate::provisioning::describe_metrics();
@@ -188,6 +197,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         templates: templates.clone(),
     };
     let state = AppState {
+        revoker,
         sync,
         webhooks,
         trusted_proxies: crate::web::TrustedProxies(config.server.trusted_proxies.clone().into()),

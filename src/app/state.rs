@@ -45,6 +45,8 @@ pub struct AppState {
     pub sync: crate::provisioning::sync::SyncAdmin,
     /// `POST /lucca/webhooks` (`None` inside without `[lucca] webhook_secret`).
     pub webhooks: crate::provisioning::webhooks::WebhookState,
+    /// Ends a person's sessions and tokens (leavers, `POST /admin/people/{email}/revoke`).
+    pub revoker: Arc<super::revoke::PersonRevoker>,
 }
 
 impl AppState {

@@ -88,6 +88,7 @@ impl FromRef<AppState> for DemoState {
             oidc_http: state.oidc_http.clone(),
             keys: state.keys.clone(),
             saml_sso_url: state.saml.urls.sso.as_str().into(),
+            store: state.store.clone(),
         }
     }
 }

@@ -277,6 +277,10 @@ pub struct OidcConfig {
     pub access_token_ttl: Duration,
     #[serde(with = "humantime_serde")]
     pub refresh_token_ttl: Duration,
+    /// A refresh family ends this long after the original sign-in (the grant's auth time),
+    /// however often it rotates: a leaver's mobile app cannot keep access forever.
+    #[serde(with = "humantime_serde")]
+    pub refresh_token_max_lifetime: Duration,
     /// A rotated refresh token presented again within this window (a concurrent retry from a
     /// mobile app or a second tab) gets the same answer instead of revoking the family.
     #[serde(with = "humantime_serde")]
@@ -291,6 +295,7 @@ impl Default for OidcConfig {
             id_token_ttl: Duration::from_secs(3600),
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(30 * 24 * 3600),
+            refresh_token_max_lifetime: Duration::from_secs(90 * 24 * 3600),
             refresh_grace: Duration::from_secs(10),
             clients: Vec::new(),
         }

@@ -191,6 +191,14 @@ impl Config {
         if ttl(&self.oidc.access_token_ttl) {
             v.error("oidc.access_token_ttl", "must be at least 1s");
         }
+        if ttl(&self.oidc.refresh_token_max_lifetime) {
+            v.error("oidc.refresh_token_max_lifetime", "must be at least 1s");
+        } else if self.oidc.refresh_token_max_lifetime < self.oidc.refresh_token_ttl {
+            v.warning(
+                "oidc.refresh_token_max_lifetime",
+                "is shorter than oidc.refresh_token_ttl: every refresh token ends at the max lifetime",
+            );
+        }
         if self.oidc.refresh_grace > Duration::from_secs(120) {
             v.error(
                 "oidc.refresh_grace",

@@ -39,6 +39,8 @@ pub struct DemoState {
     pub keys: Arc<Keys>,
     /// The IdP's SSO URL the demo SP sends its AuthnRequest to.
     pub saml_sso_url: Arc<str>,
+    /// Read with the session: a revoked person's landing page shows them signed out.
+    pub store: crate::store::Store,
 }
 
 impl DemoState {
@@ -51,6 +53,7 @@ impl DemoState {
 pub async fn landing(State(state): State<DemoState>, session: Session) -> Response {
     let signed_in = SignedIn::current(
         &session,
+        &state.store,
         state.config.login.session_max_age.as_secs() as i64,
     )
     .await

@@ -82,6 +82,7 @@ mod tests {
             amr: vec!["pwd".into()],
             sid: "sid".into(),
             saml_participants: Vec::new(),
+            signed_in_ms: 0,
         }
     }
 

@@ -69,7 +69,7 @@ pub async fn end_session(
     session: &Session,
     ip: &str,
 ) -> Result<Option<SignedIn>, tower_sessions::session::Error> {
-    let signed_in = SignedIn::current(session, i64::MAX / 2).await;
+    let signed_in = SignedIn::current(session, store, i64::MAX / 2).await;
     session.flush().await?;
     if let Some(s) = &signed_in {
         let _ = store
@@ -164,6 +164,7 @@ mod tests {
             amr: Vec::new(),
             sid: "sid".into(),
             saml_participants: Vec::new(),
+            signed_in_ms: 0,
         }
     }
 

@@ -33,7 +33,7 @@ pub use directory::{hash_password, Directory, LoginError};
 pub use http_client::OidcHttp;
 pub use live::Live;
 pub use logout::{LogoutError, LogoutParticipant, LogoutParticipants, SignedOut};
-pub use session::{Pending, PendingLogin, SignedIn};
+pub use session::{revoke_sessions, Pending, PendingLogin, SignedIn};
 pub use state::LoginState;
 
 use crate::web::TrustedProxies;

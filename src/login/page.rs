@@ -117,7 +117,7 @@ pub async fn show(
             force: p.force,
             ..Freshness::default()
         };
-        let current = SignedIn::current(&session, max_age).await;
+        let current = SignedIn::current(&session, &state.store, max_age).await;
         if let SessionDecision::Reuse(_) = decide(current.as_ref(), &need, crate::store::now()) {
             return Ok(
                 Redirect::to(&p.resume_url(q.req.as_deref().unwrap_or_default())).into_response(),
@@ -280,13 +280,9 @@ pub async fn submit(
     };
     // A new session id at sign-in defeats session fixation.
     session.cycle_id().await.map_err(session_error)?;
-    let signed_in = SignedIn {
-        identity,
-        auth_time: crate::store::now(),
-        amr: vec!["pwd".into()],
-        sid: crate::web::random_token(16),
-        saml_participants: Vec::new(),
-    };
+    let signed_in = SignedIn::begin(&state.store, identity, "pwd")
+        .await
+        .map_err(|e| PageError::internal("recording the sign-in", e))?;
     signed_in.save(&session).await.map_err(session_error)?;
     audit(
         &state,
@@ -337,7 +333,7 @@ pub async fn logout_page(
     session: Session,
 ) -> Result<Response, PageError> {
     let max_age = state.session_max_age();
-    let signed_in = SignedIn::current(&session, max_age).await;
+    let signed_in = SignedIn::current(&session, &state.store, max_age).await;
     let csrf = csrf_token(&session).await.map_err(session_error)?;
     let empty: Vec<minijinja::Value> = Vec::new();
     Ok(Html(state.templates.render(
@@ -538,13 +534,9 @@ pub async fn upstream_callback(
         Err(e) => return Err(upstream_failed(&state, &name, &ip, req.as_deref(), e).await),
     };
     session.cycle_id().await.map_err(session_error)?;
-    let signed_in = SignedIn {
-        identity: authenticated.identity,
-        auth_time: crate::store::now(),
-        amr: vec!["fed".into()],
-        sid: crate::web::random_token(16),
-        saml_participants: Vec::new(),
-    };
+    let signed_in = SignedIn::begin(&state.store, authenticated.identity, "fed")
+        .await
+        .map_err(|e| PageError::internal("recording the sign-in", e))?;
     signed_in.save(&session).await.map_err(session_error)?;
     let _ = state
         .store

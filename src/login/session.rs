@@ -7,6 +7,11 @@ use tower_sessions::Session;
 use crate::identity::Identity;
 use crate::store::{Store, StoreError};
 
+/// The current time in unix milliseconds (revocations are compared at this precision).
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
 const SIGNED_IN: &str = "signed_in";
 
 /// A person signed in to Passerelle: one session shared by every client and SP.
@@ -23,18 +28,80 @@ pub struct SignedIn {
     /// SAML SPs this session signed in to: (entity id, NameID), for single logout.
     #[serde(default)]
     pub saml_participants: Vec<(String, String)>,
+    /// When this session signed in, in unix milliseconds: a sign-in in the same second as a
+    /// revocation, but after it, must survive it (0 in sessions from before this field).
+    #[serde(default)]
+    pub signed_in_ms: i64,
 }
 
 impl SignedIn {
-    /// The signed-in person, unless the session has outlived `max_age_secs`.
-    pub async fn current(session: &Session, max_age_secs: i64) -> Option<SignedIn> {
+    /// A new sign-in of `identity` now, recorded in the store so that a later revocation of
+    /// this person finds it.
+    pub async fn begin(
+        store: &Store,
+        identity: Identity,
+        amr: &str,
+    ) -> Result<SignedIn, StoreError> {
+        let signed_in_ms = now_ms();
+        store
+            .person_revocations()
+            .record_sign_in(&identity.subject, &identity.email, signed_in_ms)
+            .await?;
+        Ok(SignedIn {
+            identity,
+            auth_time: signed_in_ms / 1000,
+            amr: vec![amr.into()],
+            sid: crate::web::random_token(16),
+            saml_participants: Vec::new(),
+            signed_in_ms,
+        })
+    }
+
+    /// The signed-in person, unless the session has outlived `max_age_secs` or the person's
+    /// access was revoked since it signed in (then the session is cleared). The revocation is
+    /// read from the store, so it holds on every node; if the store cannot answer, the session
+    /// counts as none.
+    pub async fn current(session: &Session, store: &Store, max_age_secs: i64) -> Option<SignedIn> {
         let signed_in: SignedIn = session.get(SIGNED_IN).await.ok().flatten()?;
-        (crate::store::now() - signed_in.auth_time <= max_age_secs).then_some(signed_in)
+        if crate::store::now() - signed_in.auth_time > max_age_secs {
+            return None;
+        }
+        let revoked_at = match store
+            .person_revocations()
+            .revoked_at(&signed_in.identity.subject)
+            .await
+        {
+            Ok(at) => at,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not read the person's revocation; the session counts as none");
+                return None;
+            }
+        };
+        let started = signed_in
+            .signed_in_ms
+            .max(signed_in.auth_time.saturating_mul(1000));
+        if revoked_at.is_some_and(|at| started <= at) {
+            if let Err(e) = session.remove::<SignedIn>(SIGNED_IN).await {
+                tracing::warn!(error = %e, "could not clear a revoked session");
+            }
+            return None;
+        }
+        Some(signed_in)
     }
 
     pub async fn save(&self, session: &Session) -> Result<(), tower_sessions::session::Error> {
         session.insert(SIGNED_IN, self).await
     }
+}
+
+/// "Sign out everywhere": every session `subject` signed in before now counts as none from now
+/// on, on every node (see [`SignedIn::current`]); a later sign-in works again. SAML sessions
+/// are these sessions. `true` when the person had signed in since the last revocation.
+pub async fn revoke_sessions(store: &Store, subject: &str) -> Result<bool, StoreError> {
+    store
+        .person_revocations()
+        .revoke_sessions(subject, now_ms())
+        .await
 }
 
 /// What login needs to know about a pending protocol request: who asks, how to come back.

@@ -39,7 +39,7 @@ impl LoginState {
 
     /// The signed-in person, unless the session has outlived `[login] session_max_age`.
     pub async fn current(&self, session: &Session) -> Option<SignedIn> {
-        SignedIn::current(session, self.session_max_age()).await
+        SignedIn::current(session, &self.store, self.session_max_age()).await
     }
 
     /// `[login] session_max_age` in seconds.

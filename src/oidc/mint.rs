@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use super::claims::scoped_claims;
 use super::grants::GrantContext;
 use super::{Client, OidcError};
-use crate::config::RefreshPolicy;
+use crate::config::{OidcConfig, RefreshPolicy};
 use crate::identity::Claims;
 use crate::keys::{KeyError, Keys};
 use crate::store::token_hash;
@@ -111,6 +111,12 @@ pub fn wants_refresh_token(client: &Client, scopes: &[String]) -> bool {
     }
 }
 
+/// When a refresh family started by a sign-in at `auth_time` ends, whatever its rotations.
+pub fn refresh_family_end(settings: &OidcConfig, auth_time: i64) -> i64 {
+    let max = i64::try_from(settings.refresh_token_max_lifetime.as_secs()).unwrap_or(i64::MAX);
+    auth_time.saturating_add(max)
+}
+
 /// Mint an access token, an ID token and (if the client gets one) a refresh token.
 pub fn mint(cx: &GrantContext<'_>, input: MintInput<'_>) -> Result<Minted, OidcError> {
     let settings = &cx.provider.settings;
@@ -137,10 +143,12 @@ pub fn mint(cx: &GrantContext<'_>, input: MintInput<'_>) -> Result<Minted, OidcE
     .map_err(|e| OidcError::internal("signing the ID token", e))?;
     let refresh_token = (input.force_refresh || wants_refresh_token(input.client, input.scopes))
         .then(|| random_token(32));
+    // A rotation never extends the family past its absolute end.
+    let family_end = refresh_family_end(settings, input.auth_time);
     let refresh = refresh_token.as_ref().map(|t| {
         (
             token_hash(t),
-            cx.now + settings.refresh_token_ttl.as_secs() as i64,
+            (cx.now + settings.refresh_token_ttl.as_secs() as i64).min(family_end),
         )
     });
     metrics::counter!("passerelle_oidc_tokens_issued_total").increment(1);

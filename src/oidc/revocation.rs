@@ -67,3 +67,32 @@ enum Kind {
     Access,
     Refresh,
 }
+
+/// What [`revoke_subject`] ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SubjectRevoked {
+    pub grants: u64,
+    pub access_tokens: u64,
+    pub refresh_tokens: u64,
+}
+
+/// End every grant of `subject` with its access and refresh tokens (an admin revoke, a leaver).
+/// Idempotent: a second call finds nothing left.
+pub async fn revoke_subject(
+    store: &crate::store::Store,
+    subject: &str,
+    reason: &str,
+) -> Result<SubjectRevoked, crate::store::StoreError> {
+    let live = store.person_revocations().live_tokens(subject).await?;
+    let mut revoked = SubjectRevoked {
+        access_tokens: live.access_tokens,
+        refresh_tokens: live.refresh_tokens,
+        ..Default::default()
+    };
+    for grant in store.oauth().grants_of_subject(subject).await? {
+        if store.oauth().revoke_grant(&grant.id, reason).await? {
+            revoked.grants += 1;
+        }
+    }
+    Ok(revoked)
+}

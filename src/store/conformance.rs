@@ -63,6 +63,8 @@ macro_rules! store_conformance_suite {
             lucca_links_are_upserted_and_found,
             sync_state_round_trips_and_cuts_long_errors,
             a_job_lease_has_one_holder_until_it_expires_or_is_released,
+            person_revocations_never_move_back_and_find_people_by_email,
+            live_tokens_count_only_what_still_works,
             upstream_identities_are_upserted_and_found_by_email,
             outbox_coalesces_retries_backs_off_and_delivers_once,
             outbox_delivers_oldest_due_first,
@@ -1924,4 +1926,74 @@ pub async fn a_sync_lease_is_held_by_one_node_until_it_expires(a: Store, b: Stor
         .try_lease("directory", winner.node_id(), 60)
         .await
         .unwrap());
+}
+
+pub async fn person_revocations_never_move_back_and_find_people_by_email(store: Store) {
+    let people = store.person_revocations();
+    assert_eq!(people.revoked_at("alice").await.unwrap(), None);
+    assert!(
+        !people.revoke_sessions("nobody", 100).await.unwrap(),
+        "nobody had signed in"
+    );
+    people
+        .record_sign_in("alice", "Alice@ACME.test", 50)
+        .await
+        .unwrap();
+    people
+        .record_sign_in("alice-upstream", "alice@acme.test", 60)
+        .await
+        .unwrap();
+    assert_eq!(
+        people.subjects_with_email("ALICE@acme.TEST").await.unwrap(),
+        ["alice", "alice-upstream"]
+    );
+    assert!(people
+        .subjects_with_email("bob@acme.test")
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(people.revoke_sessions("alice", 100).await.unwrap());
+    assert!(
+        !people.revoke_sessions("alice", 90).await.unwrap(),
+        "no sign-in since the last revocation"
+    );
+    assert_eq!(
+        people.revoked_at("alice").await.unwrap(),
+        Some(100),
+        "an older revocation does not move it back"
+    );
+    // A sign-in after the revocation keeps it, and the next revocation counts it.
+    people
+        .record_sign_in("alice", "alice@acme.test", 120)
+        .await
+        .unwrap();
+    assert_eq!(people.revoked_at("alice").await.unwrap(), Some(100));
+    assert!(people.revoke_sessions("alice", 130).await.unwrap());
+    assert_eq!(people.revoked_at("alice").await.unwrap(), Some(130));
+    let long = "x".repeat(super::person_revocations::MAX_PERSON_FIELD_BYTES + 1);
+    assert!(matches!(
+        people.record_sign_in(&long, "a@b.c", 1).await,
+        Err(StoreError::TooLarge { .. })
+    ));
+}
+
+pub async fn live_tokens_count_only_what_still_works(store: Store) {
+    issue(&store, "g1", now() + 300, Some(now() + 3600)).await;
+    issue(&store, "g2", now() - 1, None).await;
+    issue(&store, "g3", now() + 300, Some(now() + 3600)).await;
+    store.oauth().revoke_grant("g3", "test").await.unwrap();
+    let live = store
+        .person_revocations()
+        .live_tokens("alice")
+        .await
+        .unwrap();
+    assert_eq!(
+        (live.access_tokens, live.refresh_tokens),
+        (1, 1),
+        "an expired access token and a revoked grant's tokens do not count"
+    );
+    assert_eq!(
+        store.person_revocations().live_tokens("bob").await.unwrap(),
+        super::LiveTokens::default()
+    );
 }

@@ -162,6 +162,7 @@ pub trait Adapter:
     + Health
     + Leases
     + SyncState
+    + PersonRevocations
     + 'static
 {
 }
@@ -180,6 +181,7 @@ impl<A> Adapter for A where
         + Health
         + Leases
         + SyncState
+        + PersonRevocations
         + 'static
 {
 }
@@ -202,6 +204,7 @@ pub struct Store {
     leases: Arc<dyn Leases>,
     node: Arc<Node>,
     sync_state: Arc<dyn SyncState>,
+    person_revocations: Arc<dyn PersonRevocations>,
 }
 
 impl std::fmt::Debug for Store {
@@ -232,6 +235,7 @@ impl Store {
             housekeeping: adapter.clone(),
             leases: adapter.clone(),
             sync_state: adapter.clone(),
+            person_revocations: adapter.clone(),
             health: adapter,
             node: Arc::new(node),
         }
@@ -279,6 +283,9 @@ impl Store {
     /// The node this store was opened as: the owner of its leases.
     pub fn node_id(&self) -> &str {
         &self.node.id
+    }
+    pub fn person_revocations(&self) -> &Arc<dyn PersonRevocations> {
+        &self.person_revocations
     }
 
     /// Keep this node's lease on running migration job `id` alive (renewed every third of the

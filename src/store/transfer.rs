@@ -15,7 +15,7 @@ use sqlx::{Arguments, Row};
 use super::{DatabaseUrl, Node, StoreError};
 
 /// Our tables, parents before children (grants before their tokens, jobs before their rows).
-const TABLES: [&str; 16] = [
+const TABLES: [&str; 17] = [
     "login_requests",
     "grants",
     "auth_codes",
@@ -31,6 +31,7 @@ const TABLES: [&str; 16] = [
     "leases",
     "sync_state",
     "job_leases",
+    "person_revocations",
     "tower_sessions",
 ];
 

@@ -639,11 +639,8 @@ async fn a_refresh_re_reads_lucca_once_the_recorded_status_is_older_than_decisio
         .contains(r#""source":"refresh""#));
 }
 
-/// The whole path once the access side implements `AccessRevocation` and the composition root
-/// wires it (until then the placeholder revokes nothing but the refresh, which the recorded
-/// `ended` status already refuses).
+/// The whole path: the sync finds the leaver, and every session and token of theirs ends.
 #[tokio::test]
-#[ignore = "needs the access side's AccessRevocation wired in the composition root"]
 async fn a_leaver_found_by_the_sync_loses_tokens_and_session() {
     let sim = simulator().await;
     sim.set_rate_limit(None);

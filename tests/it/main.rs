@@ -18,6 +18,7 @@ mod jit;
 mod migrations;
 mod oidc;
 mod postgres;
+mod revoke;
 mod saml;
 mod storage;
 mod web;

@@ -129,6 +129,17 @@ pub async fn exchange(
     verify_pkce(record.code_challenge.as_deref(), request.code_verifier).inspect_err(|_| {
         tracing::info!(client_id = %client.id, "PKCE verification failed");
     })?;
+    // A code from a session revoked after it was issued must not start a new grant. The code
+    // knows its sign-in to the second: a revocation in a later second than the sign-in ends it
+    // (a new sign-in in the very second of a revocation keeps working).
+    let revoked_at = cx.store.person_revocations().revoked_at(subject).await?;
+    if revoked_at.is_some_and(|at| at >= record.auth_time.saturating_add(1).saturating_mul(1000)) {
+        return Err(refuse(
+            "revoked",
+            "the sign-in behind this authorization code has been revoked",
+        )
+        .await);
+    }
 
     let stored = StoredRelease::decode(&record.identity, cx.pipeline)
         .map_err(|e| OidcError::internal("stored identity is unreadable", e))?;

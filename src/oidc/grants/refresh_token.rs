@@ -7,7 +7,7 @@ use openssl::symm::{decrypt_aead, encrypt_aead, Cipher};
 use serde_json::json;
 
 use super::{words, GrantContext};
-use crate::oidc::mint::{mint, MintInput, TokenResponse};
+use crate::oidc::mint::{mint, refresh_family_end, MintInput, TokenResponse};
 use crate::oidc::stored::StoredRelease;
 use crate::oidc::{quoted, Client, OidcError};
 use crate::store::{token_hash, RefreshLookup};
@@ -54,6 +54,19 @@ pub async fn refresh(
     if grant.revoked_at.is_some() {
         return Err(OidcError::invalid_grant(
             "the refresh token has been revoked",
+        ));
+    }
+    if cx.now >= refresh_family_end(&cx.provider.settings, grant.auth_time) {
+        cx.audit(
+            "token.refresh",
+            "max_lifetime",
+            Some(&grant.subject),
+            &client.id,
+            None,
+        )
+        .await;
+        return Err(OidcError::invalid_grant(
+            "the sign-in behind this refresh token is too old: sign in again",
         ));
     }
     if found.expires_at < cx.now {

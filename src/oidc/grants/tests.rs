@@ -63,6 +63,10 @@ struct World {
 
 impl World {
     async fn new(grace: Duration) -> World {
+        World::with(grace, OidcConfig::default().refresh_token_max_lifetime).await
+    }
+
+    async fn with(grace: Duration, max_lifetime: Duration) -> World {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).await.unwrap();
         let client = |id: &str, refresh_tokens| ClientConfig {
@@ -73,6 +77,7 @@ impl World {
         };
         let settings = OidcConfig {
             refresh_grace: grace,
+            refresh_token_max_lifetime: max_lifetime,
             clients: vec![
                 client("lucca", RefreshPolicy::Always),
                 client("other", RefreshPolicy::Always),
@@ -125,6 +130,7 @@ impl World {
             amr: vec!["pwd".into()],
             sid: "sid-1".into(),
             saml_participants: Vec::new(),
+            signed_in_ms: 0,
         };
         let request = ValidRequest {
             client_id: client.into(),
@@ -541,4 +547,66 @@ async fn revocation_ends_the_grant_of_a_refresh_token_and_ignores_other_clients_
         .contains("invalid, expired or revoked"));
     let missing = revocation::revoke(&w.at(0), w.client("lucca"), None, None).await;
     assert!(matches!(missing, Err(OidcError::InvalidRequest(_))));
+}
+
+#[tokio::test]
+async fn a_refresh_family_ends_at_its_max_lifetime_from_the_sign_in_however_often_it_rotates() {
+    // A day of lifetime; each refresh token lives 30 days; the sign-in was 5 s ago.
+    let w = World::with(Duration::from_secs(10), Duration::from_secs(24 * 3600)).await;
+    let code = w.sign_in("lucca", &ALL, true).await;
+    let first = w.exchange("lucca", &code).await.unwrap();
+    let auth_time = id_token(&first)["auth_time"].as_i64().unwrap();
+    let end = auth_time + 24 * 3600;
+    let mut token = first.refresh_token.unwrap();
+    // Rotating every 6 hours keeps the family alive until its end, never past it.
+    for hours in [6, 12, 18] {
+        let next = w.refresh_at(hours * 3600, &token, None).await.unwrap();
+        assert_eq!(id_token(&next)["auth_time"].as_i64().unwrap(), auth_time);
+        let stored = w
+            .store
+            .oauth()
+            .lookup_refresh(&token_hash(next.refresh_token.as_deref().unwrap()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            stored.expires_at, end,
+            "a rotation never extends the family"
+        );
+        token = next.refresh_token.unwrap();
+    }
+    let offset_at_end = end - now();
+    let refused = grant_error(w.refresh_at(offset_at_end + 1, &token, None).await);
+    assert_eq!(
+        refused,
+        "the sign-in behind this refresh token is too old: sign in again"
+    );
+    // Just before the end it still works (a fresh family is unaffected by another's end).
+    let code = w.sign_in("lucca", &ALL, true).await;
+    let second = w.exchange("lucca", &code).await.unwrap();
+    assert!(w
+        .refresh_at(20 * 3600, second.refresh_token.as_deref().unwrap(), None)
+        .await
+        .is_ok());
+}
+
+#[tokio::test]
+async fn a_code_from_a_session_revoked_after_its_sign_in_starts_no_grant() {
+    let w = World::new(Duration::from_secs(10)).await;
+    // Alice signed in 5 s ago; her access is revoked now, before the client exchanges the code.
+    let code = w.sign_in("lucca", &ALL, true).await;
+    crate::login::revoke_sessions(&w.store, "alice@acme.test")
+        .await
+        .unwrap();
+    assert_eq!(
+        grant_error(w.exchange("lucca", &code).await),
+        "the sign-in behind this authorization code has been revoked"
+    );
+    assert!(w
+        .store
+        .oauth()
+        .grants_of_subject("alice@acme.test")
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -37,11 +37,11 @@ async fn finish(
 }
 
 /// Is the hint about the person signed in here (or is nobody signed in)?
-async fn hint_fits_session(session: &Session, checked: &CheckedLogout) -> bool {
+async fn hint_fits_session(state: &OidcState, session: &Session, checked: &CheckedLogout) -> bool {
     let Some(subject) = &checked.hint_subject else {
         return false;
     };
-    match SignedIn::current(session, i64::MAX / 2).await {
+    match SignedIn::current(session, &state.store, i64::MAX / 2).await {
         None => true,
         Some(s) => &s.identity.subject == subject,
     }
@@ -57,7 +57,7 @@ pub async fn logout_get(
         Ok(c) => c,
         Err(e) => return e.into_response(),
     };
-    if hint_fits_session(&session, &checked).await {
+    if hint_fits_session(&state, &session, &checked).await {
         return finish(&state, &session, &ip, checked).await;
     }
     confirm_page(&state, &session, &p).await
@@ -80,7 +80,7 @@ pub async fn logout_post(
         Some(t) => verify_csrf(&session, t).await,
         None => false,
     };
-    if confirmed || hint_fits_session(&session, &checked).await {
+    if confirmed || hint_fits_session(&state, &session, &checked).await {
         return finish(&state, &session, &ip, checked).await;
     }
     confirm_page(&state, &session, &p).await
@@ -91,7 +91,7 @@ async fn confirm_page(state: &OidcState, session: &Session, p: &LogoutParams) ->
         Ok(t) => t,
         Err(e) => return PageError::internal("session store", e).into_response(),
     };
-    let signed_in = SignedIn::current(session, i64::MAX / 2).await;
+    let signed_in = SignedIn::current(session, &state.store, i64::MAX / 2).await;
     let mut fields = Vec::new();
     for (name, value) in [
         ("id_token_hint", &p.id_token_hint),

@@ -178,7 +178,7 @@ async fn logout_request_arrived(
     accepted: InboundLogout,
 ) -> Response {
     let sp_id = accepted.sp.clone();
-    let current = SignedIn::current(session, i64::MAX / 2).await;
+    let current = SignedIn::current(session, &state.store, i64::MAX / 2).await;
     let matches = current
         .as_ref()
         .is_some_and(|s| accepted.names_session(&s.sid, &s.saml_participants));

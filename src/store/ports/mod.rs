@@ -11,6 +11,7 @@ pub mod lucca_links;
 pub mod migration_jobs;
 pub mod oauth;
 pub mod outbox;
+pub mod person_revocations;
 pub mod saml_request_ids;
 pub mod sessions;
 pub mod sync_state;
@@ -30,6 +31,7 @@ pub use oauth::{
     CodeRecord, ConsumedCode, GrantRecord, NewGrant, OAuthStore, RefreshLookup, TokenOwner,
 };
 pub use outbox::{Outbox, OutboxRow};
+pub use person_revocations::{LiveTokens, PersonRevocations};
 pub use saml_request_ids::SamlRequestIds;
 pub use sessions::{SessionBackend, Sessions};
 pub use sync_state::{SyncState, SyncStateRecord};

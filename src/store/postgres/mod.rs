@@ -156,3 +156,7 @@ mod sync_state {
     use super::PgAdapter as Adapter;
     include!("../sql/sync_state.rs");
 }
+mod person_revocations {
+    use super::PgAdapter as Adapter;
+    include!("../sql/person_revocations.rs");
+}

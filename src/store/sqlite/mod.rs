@@ -57,6 +57,10 @@ mod sync_state {
     use super::SqliteAdapter as Adapter;
     include!("../sql/sync_state.rs");
 }
+mod person_revocations {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/person_revocations.rs");
+}
 
 #[cfg(test)]
 mod tests;
