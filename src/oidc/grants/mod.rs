@@ -19,8 +19,9 @@ use super::Provider;
 use crate::pipeline::Pipeline;
 use crate::store::AuditEvent;
 
-/// The OAuth store port: codes, grants, access and refresh tokens. The SQLite store today;
-/// the store's own `OAuthStore` trait once it has one.
+/// The store bundle a grant reaches its ports through: `oauth()` (codes, grants, access and
+/// refresh tokens), `audit()` and `person_revocations()`, each a `dyn` port with an adapter per
+/// backend (SQLite, PostgreSQL).
 pub type OAuthPort = crate::store::Store;
 
 /// What a grant works with, for one request.
