@@ -304,6 +304,7 @@ keys_dir = "keys"
 
 [login]
 max_failures_per_ip = 1000000
+max_failures_per_account = 1000000
 
 [[oidc.clients]]
 client_id = "{CLIENT_ID}"
@@ -344,7 +345,22 @@ impl Server {
     ) -> Server {
         let log =
             std::fs::File::create(dir.join("server.log")).unwrap_or_else(|e| fail(&e.to_string()));
-        let child = Command::new("taskset")
+        let mut command = Command::new("taskset");
+        // The server must not outlive this process, even when a measure fails and we exit early:
+        // the kernel sends it SIGTERM when we end (taskset execs the server, which keeps it).
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: prctl(2) with PR_SET_PDEATHSIG only sets a flag on the child being
+            // started; it touches no memory of ours and is async-signal-safe.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                    Ok(())
+                });
+            }
+        }
+        let child = command
             .args(["-c", cpus, bin, "serve", "--config"])
             .arg(config)
             .env("RUST_LOG", "warn")
