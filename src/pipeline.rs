@@ -47,6 +47,11 @@ pub enum Refusal {
     NoLuccaAccount { contact: String },
     #[error("the Lucca account carries another email address or login")]
     LuccaIdentifierDiffers { contact: String },
+    #[error("the person is in none of the groups allowed to sign in to {application}")]
+    NotAllowed {
+        application: String,
+        contact: String,
+    },
     #[error("Lucca cannot be reached")]
     LuccaUnavailable,
     #[error("the Lucca account could not be checked or created: {reason}")]
@@ -82,6 +87,44 @@ impl Refusal {
 pub enum Target<'a> {
     Client(&'a str),
     ServiceProvider(&'a str),
+}
+
+/// Who may sign in to a client or SP: its `allowed_groups` (cleaned by [`clean_groups`]; empty =
+/// everyone) and the name a refusal shows.
+#[derive(Debug, Clone, Copy)]
+pub struct Access<'a> {
+    pub name: &'a str,
+    pub allowed_groups: &'a [String],
+}
+
+impl<'a> Access<'a> {
+    pub fn everyone(name: &'a str) -> Self {
+        Access {
+            name,
+            allowed_groups: &[],
+        }
+    }
+
+    /// The one rule: no list admits everyone; a list admits a person holding at least one of
+    /// its groups (the person's own groups, before any mapping; compared as the role table
+    /// compares them: trimmed, exact).
+    pub fn admits(&self, identity: &Identity) -> bool {
+        self.allowed_groups.is_empty()
+            || identity
+                .groups
+                .iter()
+                .any(|g| self.allowed_groups.iter().any(|a| a == g.trim()))
+    }
+}
+
+/// `allowed_groups` as configured → what [`Access`] compares: trimmed, blanks dropped.
+pub fn clean_groups(groups: &[String]) -> Vec<String> {
+    groups
+        .iter()
+        .map(|g| g.trim())
+        .filter(|g| !g.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// What a front end may send about the person: the identity as it is now and the claims JIT
@@ -126,11 +169,32 @@ impl Provisioning for Jit {
 pub struct Pipeline {
     live: Arc<ArcSwap<Live>>,
     provisioning: Option<Arc<dyn Provisioning>>,
+    /// Whom a refused person should ask (`lucca.support_contact`).
+    contact: String,
 }
 
 impl Pipeline {
     pub fn new(live: Arc<ArcSwap<Live>>, provisioning: Option<Arc<dyn Provisioning>>) -> Self {
-        Pipeline { live, provisioning }
+        Pipeline {
+            live,
+            provisioning,
+            contact: crate::config::DEFAULT_SUPPORT_CONTACT.to_string(),
+        }
+    }
+
+    /// Whom the refusal pages name (`lucca.support_contact`).
+    pub fn with_support_contact(mut self, contact: &str) -> Self {
+        if !contact.trim().is_empty() {
+            self.contact = contact.trim().to_string();
+        }
+        self
+    }
+
+    fn not_allowed(&self, access: &Access<'_>) -> Refusal {
+        Refusal::NotAllowed {
+            application: access.name.to_string(),
+            contact: self.contact.clone(),
+        }
     }
 
     /// The identity as it is now (a local user may have been edited or removed since sign-in).
@@ -160,12 +224,18 @@ impl Pipeline {
     }
 
     /// Policy + mapping + provisioning for a signed-in identity: computed once per sign-in.
+    /// Who may sign in to the target is decided before anything reaches Lucca, so a person
+    /// refused here never has an account created.
     pub async fn release(
         &self,
         identity: &Identity,
         target: Target<'_>,
+        access: Access<'_>,
     ) -> Result<Released, Refusal> {
         let identity = self.current_identity(identity)?;
+        if !access.admits(&identity) {
+            return Err(self.not_allowed(&access));
+        }
         let claims = self.map(&identity).claims;
         if claims.roles_dropped > 0 {
             tracing::warn!(
@@ -184,8 +254,16 @@ impl Pipeline {
     /// For a grant being renewed without the person (the refresh-token grant): the current
     /// identity, refused when provisioning last found their Lucca contract ended or not yet
     /// started.
-    pub async fn recheck(&self, identity: &Identity) -> Result<Identity, Refusal> {
+    /// A person taken out of the client's `allowed_groups` since is refused too.
+    pub async fn recheck(
+        &self,
+        identity: &Identity,
+        access: Access<'_>,
+    ) -> Result<Identity, Refusal> {
         let identity = self.current_identity(identity)?;
+        if !access.admits(&identity) {
+            return Err(self.not_allowed(&access));
+        }
         if let Some(provisioning) = &self.provisioning {
             provisioning.recheck(&identity.subject).await?;
         }
@@ -242,6 +320,15 @@ pub fn refusal_page(refusal: &Refusal) -> PageError {
             "Your Lucca account uses another address",
             format!(
                 "Your Lucca account is registered under another email address or login than the one you signed in with, so Lucca would not recognise you. Ask {contact} to correct it in Lucca."
+            ),
+        ),
+        Refusal::NotAllowed {
+            application,
+            contact,
+        } => refused(
+            "You don't have access to this application",
+            format!(
+                "You signed in correctly, but your account is not in a group allowed to sign in to {application}. If you need it, ask {contact} to give you access."
             ),
         ),
         Refusal::LuccaUnavailable => PageError::new(
@@ -367,7 +454,7 @@ mod tests {
         let pipeline = Pipeline::new(live.clone(), Some(recorder.clone()));
         let alice = live.load().directory.by_name("alice@acme.test").unwrap();
         let released = pipeline
-            .release(&alice, Target::Client("lucca"))
+            .release(&alice, Target::Client("lucca"), Access::everyone("Lucca"))
             .await
             .unwrap();
         assert_eq!(released.claims.roles, ["administrateur_rh"]);
@@ -395,24 +482,98 @@ mod tests {
         );
         assert!(matches!(
             refusing
-                .release(&alice, Target::ServiceProvider("sp"))
+                .release(
+                    &alice,
+                    Target::ServiceProvider("sp"),
+                    Access::everyone("sp")
+                )
                 .await,
             Err(Refusal::NoLuccaAccount { .. })
         ));
         assert!(matches!(
-            refusing.recheck(&alice).await,
+            refusing.recheck(&alice, Access::everyone("Lucca")).await,
             Err(Refusal::ContractEnded { .. })
         ));
 
         let open = Pipeline::new(live.clone(), None);
-        assert!(open.recheck(&alice).await.is_ok());
+        assert!(open
+            .recheck(&alice, Access::everyone("Lucca"))
+            .await
+            .is_ok());
         let mut emptied = table("r");
         emptied.directory = Arc::new(Directory::new(&[]).unwrap());
         live.store(Arc::new(emptied));
         assert!(matches!(
-            open.release(&alice, Target::Client("lucca")).await,
+            open.release(&alice, Target::Client("lucca"), Access::everyone("Lucca"))
+                .await,
             Err(Refusal::AccountGone)
         ));
         assert!(!Refusal::AccountGone.is_internal());
+    }
+
+    #[tokio::test]
+    async fn allowed_groups_refuse_before_lucca_and_at_refresh() {
+        let live = Arc::new(ArcSwap::from_pointee(table("r")));
+        let recorder = Arc::new(Recorder::default());
+        let pipeline = Pipeline::new(live.clone(), Some(recorder.clone()))
+            .with_support_contact("it@acme.test");
+        let alice = live.load().directory.by_name("alice@acme.test").unwrap();
+        let hr = ["corp-hr".to_string()];
+        let payroll = ["corp-payroll".to_string()];
+        let access = |allowed| Access {
+            name: "Lucca",
+            allowed_groups: allowed,
+        };
+
+        assert!(pipeline
+            .release(&alice, Target::Client("lucca"), access(&hr))
+            .await
+            .is_ok());
+        match pipeline
+            .release(&alice, Target::Client("lucca"), access(&payroll))
+            .await
+        {
+            Err(Refusal::NotAllowed {
+                application,
+                contact,
+            }) => {
+                assert_eq!(application, "Lucca");
+                assert_eq!(contact, "it@acme.test");
+            }
+            other => panic!("expected NotAllowed, got {other:?}"),
+        }
+        // Provisioning saw only the admitted release: nothing reached Lucca for the refusal.
+        assert_eq!(recorder.seen.lock().unwrap().len(), 1);
+
+        // Taken out of the group since: the renewal is refused.
+        assert!(pipeline.recheck(&alice, access(&hr)).await.is_ok());
+        let mut moved = table("r");
+        moved.directory = Arc::new(
+            Directory::new(&[DirectoryUser {
+                email: "alice@acme.test".into(),
+                groups: vec!["corp-it".into()],
+                ..Default::default()
+            }])
+            .unwrap(),
+        );
+        live.store(Arc::new(moved));
+        assert!(matches!(
+            pipeline.recheck(&alice, access(&hr)).await,
+            Err(Refusal::NotAllowed { .. })
+        ));
+        let page = refusal_page(&Refusal::NotAllowed {
+            application: "Lucca".into(),
+            contact: "it@acme.test".into(),
+        });
+        assert_eq!(page.status, StatusCode::FORBIDDEN);
+        assert!(page.message.contains("Lucca") && page.message.contains("it@acme.test"));
+    }
+
+    #[test]
+    fn clean_groups_trims_and_drops_blanks() {
+        assert_eq!(
+            clean_groups(&[" corp-hr ".into(), "".into(), "  ".into()]),
+            ["corp-hr"]
+        );
     }
 }

@@ -159,12 +159,15 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     let metrics = metrics_handle();
     crate::lucca::describe_metrics();
     crate::provisioning::describe_metrics();
-    let pipeline = Arc::new(crate::pipeline::Pipeline::new(
-        live.clone(),
-        provisioning
-            .clone()
-            .map(|jit| jit as Arc<dyn crate::pipeline::Provisioning>),
-    ));
+    let pipeline = Arc::new(
+        crate::pipeline::Pipeline::new(
+            live.clone(),
+            provisioning
+                .clone()
+                .map(|jit| jit as Arc<dyn crate::pipeline::Provisioning>),
+        )
+        .with_support_contact(&config.lucca.support_contact),
+    );
     let templates = Arc::new(Templates::new(&config.server.templates_dir));
     // Whatever a session signs in to and must be told when it is signed out.
     let logout = Arc::new(crate::login::LogoutParticipants::new(vec![Arc::new(

@@ -289,3 +289,28 @@ fn scopes_are_one_list_matched_exactly() {
         .collect();
     assert_eq!(keys, ["oidc.clients[0].allowed_scopes[1]"], "{problems:?}");
 }
+
+#[test]
+fn allowed_groups_refuse_blanks_and_warn_when_nobody_holds_them() {
+    let config = Config::from_toml(
+        "[[directory.users]]\nemail = \"a@acme.test\"\ngroups = [\"corp-hr\"]\n[[oidc.clients]]\nclient_id = \"lucca\"\nredirect_uris = [\"https://a.example/cb\"]\nallowed_groups = [\"corp-hr\", \" \"]\n[[saml.service_providers]]\nentity_id = \"https://sp.example\"\nacs_url = \"https://sp.example/acs\"\nallowed_groups = [\"corp-payroll\"]\n",
+        Path::new("p.toml"),
+    )
+    .unwrap();
+    let problems = config.validate();
+    let find = |key: &str| problems.iter().find(|p| p.key == key).map(|p| p.severity);
+    assert_eq!(
+        find("oidc.clients[0].allowed_groups[1]"),
+        Some(Severity::Error)
+    );
+    assert_eq!(
+        find("oidc.clients[0].allowed_groups"),
+        None,
+        "a@ holds corp-hr"
+    );
+    assert_eq!(
+        find("saml.service_providers[0].allowed_groups"),
+        Some(Severity::Warning),
+        "nobody holds corp-payroll"
+    );
+}

@@ -337,6 +337,9 @@ pub struct ClientConfig {
     /// Let this client call the token endpoint from outside `[login] allowed_networks` (a web
     /// application whose servers redeem the code; the person's network was checked at sign-in).
     pub token_from_any_network: bool,
+    /// Only people in at least one of these groups (their directory or upstream groups, before
+    /// mapping) may sign in to this client; empty = everyone.
+    pub allowed_groups: Vec<String>,
 }
 
 /// An OpenID Connect scope Passerelle understands: the one list config validation, the client
@@ -461,6 +464,8 @@ pub struct ServiceProviderConfig {
     /// `NameFormat` of the released attributes: `unspecified` (default), `uri` or `basic`.
     pub attribute_name_format: Option<String>,
     pub slo_url: Option<String>,
+    /// As for OIDC clients: only people in one of these groups may sign in to this SP.
+    pub allowed_groups: Vec<String>,
 }
 
 impl Default for ServiceProviderConfig {
@@ -481,6 +486,7 @@ impl Default for ServiceProviderConfig {
             identifier: None,
             attribute_name_format: None,
             slo_url: None,
+            allowed_groups: Vec::new(),
         }
     }
 }

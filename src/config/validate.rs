@@ -59,6 +59,7 @@ impl Config {
         self.validate_role_mapping(&mut v);
         self.validate_lucca(&mut v);
         self.validate_saml(&mut v);
+        self.validate_allowed_groups(&mut v);
         self.validate_upstreams(&mut v);
         self.validate_migrations(&mut v);
         self.validate_secrets(&mut v);
@@ -253,6 +254,53 @@ impl Config {
                         format!("`{m}` is not an email address"),
                     );
                 }
+            }
+        }
+    }
+
+    /// `allowed_groups` of clients and SPs: no blank entry (it would match nobody, silently), and
+    /// a warning when, with only local accounts, no one holds any of the groups.
+    fn validate_allowed_groups(&self, v: &mut Validator) {
+        let lists = self
+            .oidc
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    format!("oidc.clients[{i}].allowed_groups"),
+                    &c.allowed_groups,
+                )
+            })
+            .chain(
+                self.saml
+                    .service_providers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, sp)| {
+                        (
+                            format!("saml.service_providers[{i}].allowed_groups"),
+                            &sp.allowed_groups,
+                        )
+                    }),
+            );
+        for (key, groups) in lists {
+            for (j, g) in groups.iter().enumerate() {
+                if g.trim().is_empty() {
+                    v.error(format!("{key}[{j}]"), "is empty");
+                }
+            }
+            let held = |g: &String| {
+                self.directory
+                    .users
+                    .iter()
+                    .any(|u| u.groups.iter().any(|ug| ug.trim() == g.trim()))
+            };
+            if !groups.is_empty() && self.upstreams.is_empty() && !groups.iter().any(held) {
+                v.warning(
+                    key,
+                    format!("no local user is in any of {groups:?}: nobody can sign in here",),
+                );
             }
         }
     }

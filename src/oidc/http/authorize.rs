@@ -15,7 +15,7 @@ use crate::oidc::grants::authorization_code::issue_code;
 use crate::oidc::{
     check_request, AuthorizeParams, Client, OidcState, RequestRefusal, ValidRequest,
 };
-use crate::pipeline::{refusal_page, Target};
+use crate::pipeline::{refusal_page, Access, Refusal, Target};
 use crate::web::PageError;
 
 /// Pending sign-ins stored for `/oidc/authorize/resume`.
@@ -115,12 +115,27 @@ async fn continue_with(
             return PageError::from(e).into_response();
         }
     }
+    let access = Access {
+        name: &client.name,
+        allowed_groups: &client.allowed_groups,
+    };
     let released = match state
         .pipeline
-        .release(&signed_in.identity, Target::Client(&client.id))
+        .release(&signed_in.identity, Target::Client(&client.id), access)
         .await
     {
         Ok(released) => released,
+        // The redirect URI is registered and matched: the client hears `access_denied`, as
+        // RFC 6749 §4.1.2.1 has it, and shows its own page; the refusal is audited.
+        Err(refusal @ Refusal::NotAllowed { .. }) => {
+            audit_refusal(state, &client.id, &signed_in.identity.subject, &refusal).await;
+            return error_reply(
+                state,
+                &reply,
+                "access_denied",
+                "the user is not in a group allowed to sign in to this client",
+            );
+        }
         Err(refusal) => return refusal_page(&refusal).into_response(),
     };
     let now = crate::store::now();
@@ -207,6 +222,26 @@ fn success_reply(state: &OidcState, reply: &Reply<'_>, code: &str) -> Response {
     }
     params.push(("iss", &state.provider.issuer));
     send_reply(state, reply, &params)
+}
+
+/// An audit row for a sign-in the policy refused; a failed write is logged, not fatal.
+async fn audit_refusal(state: &OidcState, client: &str, subject: &str, refusal: &Refusal) {
+    let reason = refusal.to_string();
+    if let Err(e) = state
+        .store
+        .audit()
+        .record(crate::store::AuditEvent {
+            event: "authorize",
+            outcome: "access_denied",
+            subject: Some(subject),
+            client: Some(client),
+            ip: None,
+            detail: Some(serde_json::json!({ "reason": reason })),
+        })
+        .await
+    {
+        tracing::warn!(error = %e, "audit write failed");
+    }
 }
 
 fn error_reply(state: &OidcState, reply: &Reply<'_>, error: &str, description: &str) -> Response {

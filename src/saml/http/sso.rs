@@ -15,7 +15,7 @@ use super::{
     audit, auto_post, bad_message, unix_time, unknown_sp, PostMessage, ResumeQuery, SamlState,
 };
 use crate::login::{decide, Freshness, PendingLogin, SessionDecision, SignedIn};
-use crate::pipeline::{refusal_page, Target};
+use crate::pipeline::{refusal_page, Access, Target};
 use crate::saml::sso::{plan_assertion, PendingSso, SsoFailure};
 use crate::saml::{
     build_error_response, build_response, parse_redirect_request, verify_post_request,
@@ -295,7 +295,14 @@ async fn issue(
     let reply = pending.reply();
     let released = match state
         .pipeline
-        .release(&signed_in.identity, Target::ServiceProvider(&sp.entity_id))
+        .release(
+            &signed_in.identity,
+            Target::ServiceProvider(&sp.entity_id),
+            Access {
+                name: sp.settings.name.as_deref().unwrap_or(&sp.entity_id),
+                allowed_groups: &sp.settings.allowed_groups,
+            },
+        )
         .await
     {
         Ok(released) => released,
@@ -321,6 +328,7 @@ async fn issue(
         &released.claims,
         &signed_in.amr,
         state.match_on,
+        state.pipeline.module_roles_claim().as_deref(),
     ) {
         Ok(plan) => plan,
         Err(failure_) => {
