@@ -14,6 +14,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::http::StatusCode;
@@ -23,6 +24,13 @@ use crate::identity::{map_claims, Claims, Identity, Mapped, Source};
 use crate::login::Live;
 use crate::provisioning::{Denied, Jit};
 use crate::web::PageError;
+
+mod preparing;
+
+/// How long a sign-in request waits for the person's Lucca work before the waiting page is
+/// shown — and how long each of the page's polls waits again. Most sign-ins finish well
+/// within it and never see the page.
+pub const PREPARING_POLL: Duration = Duration::from_secs(3);
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -52,6 +60,10 @@ pub enum Refusal {
         application: String,
         contact: String,
     },
+    /// Not a refusal: the person's Lucca work is queued behind the budget or a Retry-After.
+    /// The front end shows the waiting page, whose next poll picks the work up again.
+    #[error("the Lucca account is still being prepared")]
+    StillPreparing,
     #[error("Lucca cannot be reached")]
     LuccaUnavailable,
     #[error("the Lucca account could not be checked or created: {reason}")]
@@ -171,6 +183,8 @@ pub struct Pipeline {
     provisioning: Option<Arc<dyn Provisioning>>,
     /// Whom a refused person should ask (`lucca.support_contact`).
     contact: String,
+    /// Sign-ins whose Lucca work is still running, one per person.
+    flights: preparing::Flights,
 }
 
 impl Pipeline {
@@ -179,6 +193,7 @@ impl Pipeline {
             live,
             provisioning,
             contact: crate::config::DEFAULT_SUPPORT_CONTACT.to_string(),
+            flights: preparing::Flights::default(),
         }
     }
 
@@ -223,14 +238,27 @@ impl Pipeline {
         self.live.load().claims.module_roles_claim.clone()
     }
 
-    /// Policy + mapping + provisioning for a signed-in identity: computed once per sign-in.
-    /// Who may sign in to the target is decided before anything reaches Lucca, so a person
-    /// refused here never has an account created.
+    /// Policy + mapping + provisioning for a signed-in identity: computed once per sign-in,
+    /// waiting as long as Lucca's work takes (see [`Pipeline::release_within`]).
     pub async fn release(
         &self,
         identity: &Identity,
         target: Target<'_>,
         access: Access<'_>,
+    ) -> Result<Released, Refusal> {
+        self.release_within(identity, target, access, None).await
+    }
+
+    /// As [`Pipeline::release`], but answer [`Refusal::StillPreparing`] when the person's Lucca
+    /// work has not finished within `wait`; calling again joins the same work (one per person)
+    /// instead of starting another. Who may sign in to the target is decided before anything
+    /// reaches Lucca, so a person refused here never has an account created.
+    pub async fn release_within(
+        &self,
+        identity: &Identity,
+        target: Target<'_>,
+        access: Access<'_>,
+        wait: Option<Duration>,
     ) -> Result<Released, Refusal> {
         let identity = self.current_identity(identity)?;
         if !access.admits(&identity) {
@@ -246,7 +274,10 @@ impl Pipeline {
             );
         }
         if let Some(provisioning) = &self.provisioning {
-            provisioning.at_sign_in(&claims).await?;
+            match self.flights.run(provisioning, &claims, wait).await {
+                preparing::Waited::Done(outcome) => outcome?,
+                preparing::Waited::Running => return Err(Refusal::StillPreparing),
+            }
         }
         Ok(Released { identity, claims })
     }
@@ -331,6 +362,12 @@ pub fn refusal_page(refusal: &Refusal) -> PageError {
                 "You signed in correctly, but your account is not in a group allowed to sign in to {application}. If you need it, ask {contact} to give you access."
             ),
         ),
+        // Front ends show the waiting page instead; this is for one that cannot.
+        Refusal::StillPreparing => PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Your Lucca account is still being prepared",
+            "You signed in correctly, and Lucca is still setting up your account. Nothing was lost: go back to Lucca and sign in again in a minute.",
+        ),
         Refusal::LuccaUnavailable => PageError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "Lucca cannot be reached right now",
@@ -345,6 +382,38 @@ pub fn refusal_page(refusal: &Refusal) -> PageError {
         ),
         Refusal::Storage(e) => PageError::internal("storage", e),
     }
+}
+
+/// How often the waiting page polls.
+const WAITING_REFRESH_SECS: u32 = 2;
+
+/// The "Preparing your Lucca account…" page for a sign-in whose Lucca work is still running
+/// ([`Refusal::StillPreparing`]): it loads `next` (the front end's resume URL, a same-site
+/// path) again by itself — a `Refresh` header and the same as a meta tag, no JavaScript —
+/// with a link for a browser that does neither. Never cached.
+pub fn waiting_page(
+    templates: &crate::web::Templates,
+    application: &str,
+    next: &str,
+) -> axum::response::Response {
+    use axum::http::{header, HeaderValue};
+    use axum::response::IntoResponse;
+    let body = templates.render(
+        "waiting.html",
+        minijinja::context! {
+            title => "Preparing your Lucca account…",
+            application => application,
+            next_url => next,
+            refresh_secs => WAITING_REFRESH_SECS,
+        },
+    );
+    let mut page = axum::response::Html(body).into_response();
+    let headers = page.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(refresh) = HeaderValue::from_str(&format!("{WAITING_REFRESH_SECS};url={next}")) {
+        headers.insert(header::REFRESH, refresh);
+    }
+    page
 }
 
 /// "31 December 2022": unambiguous whatever the reader's country.
@@ -575,5 +644,77 @@ mod tests {
             clean_groups(&[" corp-hr ".into(), "".into(), "  ".into()]),
             ["corp-hr"]
         );
+    }
+
+    /// Takes `delay` per sign-in and counts them.
+    struct Slow {
+        delay: Duration,
+        calls: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Provisioning for Slow {
+        fn at_sign_in<'a>(&'a self, _: &'a Claims) -> BoxFuture<'a, Result<(), Refusal>> {
+            self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Box::pin(async move {
+                tokio::time::sleep(self.delay).await;
+                Ok(())
+            })
+        }
+        fn recheck<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<(), Refusal>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_sign_in_says_still_preparing_and_the_next_poll_joins_the_same_work() {
+        let live = Arc::new(ArcSwap::from_pointee(table("r")));
+        let slow = Arc::new(Slow {
+            delay: Duration::from_millis(600),
+            calls: Default::default(),
+        });
+        let pipeline = Pipeline::new(live.clone(), Some(slow.clone()));
+        let alice = live.load().directory.by_name("alice@acme.test").unwrap();
+        let release = |wait| {
+            pipeline.release_within(
+                &alice,
+                Target::Client("lucca"),
+                Access::everyone("Lucca"),
+                Some(wait),
+            )
+        };
+        assert!(matches!(
+            release(Duration::from_millis(100)).await,
+            Err(Refusal::StillPreparing)
+        ));
+        assert!(matches!(
+            release(Duration::from_millis(100)).await,
+            Err(Refusal::StillPreparing)
+        ));
+        let released = release(Duration::from_secs(5)).await.unwrap();
+        assert_eq!(released.claims.roles, ["r"]);
+        assert_eq!(
+            slow.calls.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the polls joined the first sign-in's work"
+        );
+        assert_eq!(pipeline.flights.len(), 0, "collected outcomes are dropped");
+
+        // The next sign-in is new work, and a fast one is answered without a page.
+        let quick = Pipeline::new(
+            live.clone(),
+            Some(Arc::new(Slow {
+                delay: Duration::from_millis(10),
+                calls: Default::default(),
+            })),
+        );
+        assert!(quick
+            .release_within(
+                &alice,
+                Target::Client("lucca"),
+                Access::everyone("Lucca"),
+                Some(PREPARING_POLL)
+            )
+            .await
+            .is_ok());
     }
 }

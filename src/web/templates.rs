@@ -15,6 +15,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("login.html", include_str!("../../templates/login.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("message.html", include_str!("../../templates/message.html")),
+    ("waiting.html", include_str!("../../templates/waiting.html")),
     ("logout.html", include_str!("../../templates/logout.html")),
     (
         "form_post.html",

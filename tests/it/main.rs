@@ -22,4 +22,5 @@ mod postgres;
 mod revoke;
 mod saml;
 mod storage;
+mod waiting;
 mod web;

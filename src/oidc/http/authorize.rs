@@ -15,7 +15,7 @@ use crate::oidc::grants::authorization_code::issue_code;
 use crate::oidc::{
     check_request, AuthorizeParams, Client, OidcState, RequestRefusal, ValidRequest,
 };
-use crate::pipeline::{refusal_page, Access, Refusal, Target};
+use crate::pipeline::{refusal_page, waiting_page, Access, Refusal, Target, PREPARING_POLL};
 use crate::web::PageError;
 
 /// Pending sign-ins stored for `/oidc/authorize/resume`.
@@ -109,21 +109,32 @@ async fn continue_with(
         }
         SessionDecision::SignIn => return sign_in(state, client, &request, resumed).await,
     };
+    let access = Access {
+        name: &client.name,
+        allowed_groups: &client.allowed_groups,
+    };
+    // prompt=none allows no page: such a request waits for Lucca as long as it takes.
+    let wait = (!request.prompt_none).then_some(PREPARING_POLL);
+    let outcome = state
+        .pipeline
+        .release_within(
+            &signed_in.identity,
+            Target::Client(&client.id),
+            access,
+            wait,
+        )
+        .await;
+    if let Err(Refusal::StillPreparing) = outcome {
+        // The stored request stays for the waiting page's next poll.
+        return waiting(state, client, &request, resumed).await;
+    }
     if let Some((id, _)) = &resumed {
         // The stored request is single-use.
         if let Err(e) = state.store.login_requests().delete(id).await {
             return PageError::from(e).into_response();
         }
     }
-    let access = Access {
-        name: &client.name,
-        allowed_groups: &client.allowed_groups,
-    };
-    let released = match state
-        .pipeline
-        .release(&signed_in.identity, Target::Client(&client.id), access)
-        .await
-    {
+    let released = match outcome {
         Ok(released) => released,
         // The redirect URI is registered and matched: the client hears `access_denied`, as
         // RFC 6749 §4.1.2.1 has it, and shows its own page; the refusal is audited.
@@ -152,6 +163,37 @@ async fn continue_with(
         Ok(code) => success_reply(state, &reply, &code),
         Err(e) => PageError::internal("issuing the authorization code", e).into_response(),
     }
+}
+
+/// The waiting page, polling the stored request (stored now if it came straight from the
+/// client with a session).
+async fn waiting(
+    state: &OidcState,
+    client: &Client,
+    request: &ValidRequest,
+    resumed: Option<(String, i64)>,
+) -> Response {
+    let id = match resumed {
+        Some((id, _)) => id,
+        None => {
+            let pending = PendingLogin {
+                client_name: client.name.clone(),
+                resume_path: "/oidc/authorize/resume".into(),
+                force: false,
+                login_hint: request.login_hint.clone(),
+                domain_hint: request.domain_hint.clone(),
+            };
+            match state.login.save_pending(&pending, PROTOCOL, request).await {
+                Ok(id) => id,
+                Err(e) => return PageError::from(e).into_response(),
+            }
+        }
+    };
+    waiting_page(
+        &state.templates,
+        &client.name,
+        &format!("/oidc/authorize/resume?req={id}"),
+    )
 }
 
 /// To the sign-in page, with the request stored (or already stored, when resumed).

@@ -15,7 +15,7 @@ use super::{
     audit, auto_post, bad_message, unix_time, unknown_sp, PostMessage, ResumeQuery, SamlState,
 };
 use crate::login::{decide, Freshness, PendingLogin, SessionDecision, SignedIn};
-use crate::pipeline::{refusal_page, Access, Target};
+use crate::pipeline::{refusal_page, waiting_page, Access, Refusal, Target, PREPARING_POLL};
 use crate::saml::sso::{plan_assertion, PendingSso, SsoFailure};
 use crate::saml::{
     build_error_response, build_response, parse_redirect_request, verify_post_request,
@@ -274,13 +274,7 @@ async fn answer(
             };
         }
     };
-    if let Some((id, _)) = &resumed {
-        // The stored request is single-use.
-        if let Err(e) = state.store.login_requests().delete(id).await {
-            return PageError::from(e).into_response();
-        }
-    }
-    issue(state, session, ip, &sp, &pending, signed_in).await
+    issue(state, session, ip, &sp, &pending, resumed, signed_in).await
 }
 
 /// Build, sign and auto-POST the Response; remember the SP for single logout.
@@ -290,21 +284,46 @@ async fn issue(
     ip: &str,
     sp: &ServiceProvider,
     pending: &PendingSso,
+    resumed: Option<(String, i64)>,
     mut signed_in: SignedIn,
 ) -> Response {
     let reply = pending.reply();
-    let released = match state
+    // IsPassive allows no page: such a request waits for Lucca as long as it takes.
+    let wait = (!pending.is_passive).then_some(PREPARING_POLL);
+    let outcome = state
         .pipeline
-        .release(
+        .release_within(
             &signed_in.identity,
             Target::ServiceProvider(&sp.entity_id),
             Access {
-                name: sp.settings.name.as_deref().unwrap_or(&sp.entity_id),
+                name: sp.display_name(),
                 allowed_groups: &sp.settings.allowed_groups,
             },
+            wait,
         )
-        .await
-    {
+        .await;
+    if let Err(Refusal::StillPreparing) = outcome {
+        // The stored request stays for the waiting page's next poll.
+        let id = match resumed {
+            Some((id, _)) => id,
+            None => match save_pending(state, sp, pending).await {
+                Ok(id) => id,
+                Err(e) => return e.into_response(),
+            },
+        };
+        return waiting_page(
+            &state.templates,
+            sp.display_name(),
+            &format!("/saml/sso/resume?req={id}"),
+        );
+    }
+    if let Some((id, _)) = &resumed {
+        // The stored request is single-use.
+        if let Err(e) = state.store.login_requests().delete(id).await {
+            return PageError::from(e).into_response();
+        }
+    }
+    let released = match outcome {
         Ok(released) => released,
         Err(refusal) => {
             let reason = refusal.to_string();
