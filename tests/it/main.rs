@@ -10,7 +10,7 @@ mod bridge;
 mod claims;
 mod cli;
 mod hostile;
-// These two drive the in-process Lucca simulator (the default `simulator` feature).
+// These drive the in-process Lucca simulator (the default `simulator` feature).
 #[cfg(feature = "simulator")]
 mod follow;
 #[cfg(feature = "simulator")]
@@ -22,5 +22,6 @@ mod postgres;
 mod revoke;
 mod saml;
 mod storage;
+#[cfg(feature = "simulator")]
 mod waiting;
 mod web;
