@@ -17,6 +17,7 @@ mod jit;
 #[cfg(feature = "simulator")]
 mod migrations;
 mod oidc;
+mod pages;
 mod postgres;
 mod revoke;
 mod saml;
