@@ -34,6 +34,14 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// For the one page written without a template (the template failed).
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 impl Templates {
     pub fn new(dir: &Path) -> Templates {
         let (catalogues, problems) = Catalogues::load(dir);
@@ -106,7 +114,12 @@ impl Templates {
             Ok(html) => html,
             Err(err) => {
                 tracing::error!(template = name, error = %err, "template failed to render");
-                "<!doctype html><title>Passerelle</title><p>This page could not be displayed (template error, see the server log).</p>".to_string()
+                let lang = current_lang();
+                format!(
+                    "<!doctype html><html lang=\"{}\"><title>Passerelle</title><p>{}</p>",
+                    lang.code(),
+                    html_escape(&self.catalogues.text(lang, "error.template", &[]))
+                )
             }
         }
     }

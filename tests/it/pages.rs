@@ -370,6 +370,11 @@ fn the_access_log_has_one_line_per_request_with_its_id_and_no_query() {
         } else {
             String::new()
         };
+        let missing = if up {
+            http_get(port, "/no/such/page?token=SECRET-TOKEN")
+        } else {
+            String::new()
+        };
         let probe = if up {
             http_get(port, "/healthz")
         } else {
@@ -397,6 +402,14 @@ fn the_access_log_has_one_line_per_request_with_its_id_and_no_query() {
             !stderr.contains(&probe_id),
             "{format}: probes are logged at debug only: {stderr}"
         );
+        // An error: the reference the page shows is the header's, and the log's lines of that
+        // request (the error page's and the access line) carry it.
+        let missing_id = header_in(&missing, "x-request-id").expect("X-Request-Id");
+        assert_eq!(reference_in(&missing).as_deref(), Some(missing_id.as_str()));
+        let lines: Vec<&str> = stderr.lines().filter(|l| l.contains(&missing_id)).collect();
+        assert_eq!(lines.len(), 2, "{format}: {stderr}");
+        assert!(lines.iter().any(|l| l.contains("error page")), "{lines:?}");
+        assert!(lines.iter().any(|l| l.contains("404")), "{lines:?}");
         match format {
             "json" => {
                 let v: serde_json::Value = serde_json::from_str(line).unwrap();
