@@ -311,6 +311,61 @@ mod tests {
         assert!(page.retry_url.is_none(), "no Try again on a refusal");
     }
 
+    #[test]
+    fn every_refusal_reads_in_french_and_english_and_none_offers_to_try_again() {
+        use crate::web::i18n::Catalogues;
+        use crate::web::Lang;
+        let c = Catalogues::builtin();
+        let contact = || "rh@acme.test".to_string();
+        let day = NaiveDate::from_ymd_opt(2030, 9, 2);
+        let refusals = [
+            Refusal::AccountGone,
+            Refusal::ContractEnded {
+                on: day,
+                contact: contact(),
+            },
+            Refusal::ContractEnded {
+                on: None,
+                contact: contact(),
+            },
+            Refusal::ContractNotStarted {
+                on: day,
+                contact: contact(),
+            },
+            Refusal::ContractNotStarted {
+                on: None,
+                contact: contact(),
+            },
+            Refusal::SeveralLuccaAccounts { contact: contact() },
+            Refusal::NoLuccaAccount { contact: contact() },
+            Refusal::LuccaIdentifierDiffers { contact: contact() },
+            Refusal::LuccaUnavailable,
+            Refusal::LuccaFailed {
+                reason: "x".into(),
+                contact: contact(),
+            },
+        ];
+        for refusal in &refusals {
+            let page = refusal_page(refusal);
+            assert!(page.retry_url.is_none(), "{refusal:?}");
+            for m in [&page.title, &page.message] {
+                let (en, fr) = (c.render(Lang::En, m), c.render(Lang::Fr, m));
+                assert!(!en.contains('{') && !fr.contains('{'), "{en} / {fr}");
+                assert_ne!(en, m.key(), "{refusal:?}: a key without text");
+                assert_ne!(en, fr, "{refusal:?}: not translated");
+            }
+            let fr = c.render(Lang::Fr, &page.message);
+            if page.contact.is_some() {
+                assert!(fr.contains("rh@acme.test"), "{fr}");
+            }
+            if matches!(refusal, Refusal::ContractNotStarted { on: Some(_), .. }) {
+                assert!(fr.contains("2 septembre 2030"), "{fr}");
+            }
+        }
+        assert!(refusal_page(&Refusal::LuccaUnavailable).retry_from_lucca);
+        assert!(refusal_page(&Refusal::AccountGone).refused);
+    }
+
     /// Records the claims it was given and refuses whom it is told to.
     #[derive(Default)]
     struct Recorder {

@@ -552,3 +552,98 @@ mod tests {
         assert_eq!(c.lookup(Lang::En, "login.title"), "Sign in");
     }
 }
+
+/// Every key the code and the built-in templates name is in the catalogues: a typo would show
+/// the key to a person.
+#[cfg(test)]
+mod keys_used {
+    use super::*;
+
+    const SECTIONS: &[&str] = &[
+        "page.",
+        "date.",
+        "login.",
+        "upstream.",
+        "logout.",
+        "form_post.",
+        "error.",
+        "refusal.",
+        "oidc.",
+        "saml.",
+        "landing.",
+        "demo.",
+    ];
+
+    /// String literals that look like catalogue keys: `"section.word.word"`, lowercase.
+    fn keys_in(text: &str) -> Vec<String> {
+        text.split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|s| SECTIONS.iter().any(|p| s.starts_with(p)))
+            .filter(|s| {
+                s.len() < 60
+                    && s.bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._".contains(&b))
+                    && !s.ends_with('.')
+            })
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn files(dir: &Path, ext: &str, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                files(&path, ext, out);
+            } else if path.extension().is_some_and(|e| e == ext) {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Literals that look like keys but are something else: template names, config keys (their
+    /// files are not scanned), audit events, hosts.
+    const NOT_KEYS: &[&str] = &[
+        "login.html",
+        "error.html",
+        "logout.html",
+        "form_post.html",
+        "landing.html",
+        "saml.sso",
+        "saml.slo",
+        "saml.service_providers",
+        "login.upstream",
+        "login.live.com",
+        "login.microsoftonline.com",
+        "login.microsoft.com",
+    ];
+
+    #[test]
+    fn every_key_named_in_the_code_and_templates_exists() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut paths = Vec::new();
+        files(&root.join("src"), "rs", &mut paths);
+        files(&root.join("templates"), "html", &mut paths);
+        let c = Catalogues::builtin();
+        let known: std::collections::BTreeSet<&str> = c.keys(Lang::En).collect();
+        let mut missing = Vec::new();
+        let mut seen = 0;
+        for path in paths {
+            if path.starts_with(root.join("src/config")) || path.ends_with("app/check.rs") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            for key in keys_in(&text) {
+                seen += 1;
+                if !known.contains(key.as_str()) && !NOT_KEYS.contains(&key.as_str()) {
+                    missing.push(format!("{}: {key}", path.display()));
+                }
+            }
+        }
+        assert!(seen > 100, "only {seen} keys found: is the scan broken?");
+        assert!(
+            missing.is_empty(),
+            "keys not in the catalogues: {missing:#?}"
+        );
+    }
+}

@@ -457,3 +457,39 @@ fn header_in(answer: &str, name: &str) -> Option<String> {
         n.eq_ignore_ascii_case(name).then(|| v.trim().to_string())
     })
 }
+
+#[tokio::test]
+async fn the_choice_of_company_sign_in_and_its_errors_are_translated() {
+    let server = start(|c| {
+        c.upstreams = vec![passerelle::config::UpstreamConfig {
+            name: "corp".into(),
+            // Never reached: the page lists it, the callback below fails before any call.
+            issuer: "http://127.0.0.1:9".into(),
+            client_id: "bridge".into(),
+            client_secret: Some(passerelle::config::Secret::new("bridge-secret-0123456789")),
+            ..Default::default()
+        }];
+    })
+    .await;
+    in_both_languages(
+        &server,
+        "/login",
+        "Continue with corp",
+        "Continuer avec corp",
+    )
+    .await;
+    in_both_languages(
+        &server,
+        "/login/upstream/corp/callback?state=unknown&code=x",
+        "This sign-in attempt is not known to this browser",
+        "Ce navigateur ne connaît pas cette tentative de connexion",
+    )
+    .await;
+    in_both_languages(
+        &server,
+        "/login/upstream/nobody",
+        "Unknown sign-in option",
+        "Option de connexion inconnue",
+    )
+    .await;
+}
