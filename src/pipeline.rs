@@ -23,7 +23,7 @@ use chrono::NaiveDate;
 use crate::identity::{map_claims, Claims, Identity, Mapped, Source};
 use crate::login::Live;
 use crate::provisioning::{Denied, Jit};
-use crate::web::PageError;
+use crate::web::{Message, PageError};
 
 mod preparing;
 
@@ -303,83 +303,82 @@ impl Pipeline {
 }
 
 /// The edge: how a refusal is shown to the person, whichever front end asked. Both front ends'
-/// HTTP layers call this; the wording lives here only.
+/// HTTP layers call this; the wording lives here only (its text in the message catalogues).
+/// A refusal about the person offers whom to write to and the way back to Lucca, not "try
+/// again"; only Lucca being unreachable is worth retrying.
 pub fn refusal_page(refusal: &Refusal) -> PageError {
-    let refused = |title: &str, message: String| {
-        PageError::new(StatusCode::FORBIDDEN, title, message).with_retry("/logout")
+    let refused = |key: &'static str, message: Message, contact: &str| {
+        PageError::new(StatusCode::FORBIDDEN, key, message).refusal(contact)
     };
     match refusal {
         Refusal::AccountGone => PageError::new(
             StatusCode::FORBIDDEN,
-            "Your account is not active",
-            "Your account has been removed or disabled since you signed in. Contact your IT team if you think this is a mistake.",
+            "refusal.account_gone.title",
+            "refusal.account_gone.message",
         )
-        .with_retry("/logout"),
+        .refused(),
         Refusal::ContractEnded { on, contact } => refused(
-            "Your Lucca access has ended",
-            format!(
-                "According to Lucca, your contract {}, so you can no longer sign in to Lucca. If you think this is a mistake, contact {contact}.",
-                match on {
-                    Some(day) => format!("ended on {}", human_date(*day)),
-                    None => "has ended".into(),
-                }
-            ),
+            "refusal.ended.title",
+            match on {
+                Some(day) => Message::new("refusal.ended.message_on").date("date", *day),
+                None => Message::new("refusal.ended.message"),
+            }
+            .arg("contact", contact),
+            contact,
         ),
         Refusal::ContractNotStarted { on, contact } => refused(
-            "Your Lucca account is not open yet",
-            format!(
-                "According to Lucca, your contract {}. You can sign in to Lucca from that day. If this date is wrong, contact {contact}.",
-                match on {
-                    Some(day) => format!("starts on {}", human_date(*day)),
-                    None => "has not started yet".into(),
-                }
-            ),
+            "refusal.not_started.title",
+            match on {
+                Some(day) => Message::new("refusal.not_started.message_on").date("date", *day),
+                None => Message::new("refusal.not_started.message"),
+            }
+            .arg("contact", contact),
+            contact,
         ),
         Refusal::SeveralLuccaAccounts { contact } => refused(
-            "Several Lucca accounts match you",
-            format!(
-                "Lucca has more than one account with your email address or login, so it cannot tell which one is yours. Nothing was changed. Ask {contact} to correct the accounts in Lucca, then sign in again."
-            ),
+            "refusal.several.title",
+            Message::new("refusal.several.message").arg("contact", contact),
+            contact,
         ),
         Refusal::NoLuccaAccount { contact } => refused(
-            "You have no Lucca account yet",
-            format!(
-                "You signed in correctly, but there is no Lucca account for you yet, and Passerelle does not create accounts here. Ask {contact} to create yours in Lucca, then sign in again."
-            ),
+            "refusal.no_account.title",
+            Message::new("refusal.no_account.message").arg("contact", contact),
+            contact,
         ),
         Refusal::LuccaIdentifierDiffers { contact } => refused(
-            "Your Lucca account uses another address",
-            format!(
-                "Your Lucca account is registered under another email address or login than the one you signed in with, so Lucca would not recognise you. Ask {contact} to correct it in Lucca."
-            ),
+            "refusal.identifier_differs.title",
+            Message::new("refusal.identifier_differs.message").arg("contact", contact),
+            contact,
         ),
         Refusal::NotAllowed {
             application,
             contact,
         } => refused(
-            "You don't have access to this application",
-            format!(
-                "You signed in correctly, but your account is not in a group allowed to sign in to {application}. If you need it, ask {contact} to give you access."
-            ),
+            "refusal.not_allowed.title",
+            Message::new("refusal.not_allowed.message")
+                .arg("application", application)
+                .arg("contact", contact),
+            contact,
         ),
         // Front ends show the waiting page instead; this is for one that cannot.
         Refusal::StillPreparing => PageError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "Your Lucca account is still being prepared",
-            "You signed in correctly, and Lucca is still setting up your account. Nothing was lost: go back to Lucca and sign in again in a minute.",
-        ),
+            "refusal.preparing.title",
+            "refusal.preparing.message",
+        )
+        .retry_from_lucca(),
         Refusal::LuccaUnavailable => PageError::new(
             StatusCode::SERVICE_UNAVAILABLE,
-            "Lucca cannot be reached right now",
-            "You signed in correctly, but Passerelle could not check your Lucca account because Lucca is not answering. Nothing was lost: please go back to Lucca and try again in a minute.",
-        ),
+            "refusal.unavailable.title",
+            "refusal.unavailable.message",
+        )
+        .retry_from_lucca(),
         Refusal::LuccaFailed { contact, .. } => PageError::new(
             StatusCode::BAD_GATEWAY,
-            "Your Lucca account could not be set up",
-            format!(
-                "You signed in correctly, but Passerelle could not check or create your Lucca account because of a problem it has logged for the administrators. Please contact {contact}."
-            ),
-        ),
+            "refusal.failed.title",
+            Message::new("refusal.failed.message").arg("contact", contact),
+        )
+        .refusal(contact),
         Refusal::Storage(e) => PageError::internal("storage", e),
     }
 }
@@ -401,7 +400,6 @@ pub fn waiting_page(
     let body = templates.render(
         "waiting.html",
         minijinja::context! {
-            title => "Preparing your Lucca account…",
             application => application,
             next_url => next,
             refresh_secs => WAITING_REFRESH_SECS,
@@ -416,11 +414,6 @@ pub fn waiting_page(
     page
 }
 
-/// "31 December 2022": unambiguous whatever the reader's country.
-fn human_date(day: NaiveDate) -> String {
-    day.format("%-d %B %Y").to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Mutex;
@@ -428,6 +421,10 @@ mod tests {
     use super::*;
     use crate::config::{ClaimsConfig, DirectoryUser, RoleMappingRow};
     use crate::login::Directory;
+
+    fn english(m: &Message) -> String {
+        crate::web::i18n::Catalogues::builtin().render(crate::web::Lang::En, m)
+    }
 
     #[test]
     fn refusal_pages_say_why_and_whom_to_contact() {
@@ -438,28 +435,92 @@ mod tests {
         });
         assert_eq!(page.status, StatusCode::FORBIDDEN);
         assert!(
-            page.message.contains("ended on 31 December 2022"),
+            english(&page.message).contains("ended on 31 December 2022"),
             "{}",
-            page.message
+            english(&page.message)
         );
-        assert!(page.message.contains("hr@acme.test"), "{}", page.message);
+        assert!(
+            english(&page.message).contains("hr@acme.test"),
+            "{}",
+            english(&page.message)
+        );
         let page = refusal_page(&Refusal::ContractNotStarted {
             on: NaiveDate::from_ymd_opt(2030, 9, 2),
             contact: contact.clone(),
         });
         assert!(
-            page.message.contains("starts on 2 September 2030"),
+            english(&page.message).contains("starts on 2 September 2030"),
             "{}",
-            page.message
+            english(&page.message)
         );
         let page = refusal_page(&Refusal::LuccaUnavailable);
         assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(page.message.contains("try again in a minute"));
+        assert!(english(&page.message).contains("try again in a minute"));
         let page = refusal_page(&Refusal::LuccaFailed {
             reason: "the Lucca API key was refused (401)".into(),
             contact,
         });
-        assert!(!page.message.contains("401"), "no internals on the page");
+        assert!(
+            !english(&page.message).contains("401"),
+            "no internals on the page"
+        );
+        assert_eq!(page.contact.as_deref(), Some("hr@acme.test"));
+        assert!(page.retry_url.is_none(), "no Try again on a refusal");
+    }
+
+    #[test]
+    fn every_refusal_reads_in_french_and_english_and_none_offers_to_try_again() {
+        use crate::web::i18n::Catalogues;
+        use crate::web::Lang;
+        let c = Catalogues::builtin();
+        let contact = || "rh@acme.test".to_string();
+        let day = NaiveDate::from_ymd_opt(2030, 9, 2);
+        let refusals = [
+            Refusal::AccountGone,
+            Refusal::ContractEnded {
+                on: day,
+                contact: contact(),
+            },
+            Refusal::ContractEnded {
+                on: None,
+                contact: contact(),
+            },
+            Refusal::ContractNotStarted {
+                on: day,
+                contact: contact(),
+            },
+            Refusal::ContractNotStarted {
+                on: None,
+                contact: contact(),
+            },
+            Refusal::SeveralLuccaAccounts { contact: contact() },
+            Refusal::NoLuccaAccount { contact: contact() },
+            Refusal::LuccaIdentifierDiffers { contact: contact() },
+            Refusal::LuccaUnavailable,
+            Refusal::LuccaFailed {
+                reason: "x".into(),
+                contact: contact(),
+            },
+        ];
+        for refusal in &refusals {
+            let page = refusal_page(refusal);
+            assert!(page.retry_url.is_none(), "{refusal:?}");
+            for m in [&page.title, &page.message] {
+                let (en, fr) = (c.render(Lang::En, m), c.render(Lang::Fr, m));
+                assert!(!en.contains('{') && !fr.contains('{'), "{en} / {fr}");
+                assert_ne!(en, m.key(), "{refusal:?}: a key without text");
+                assert_ne!(en, fr, "{refusal:?}: not translated");
+            }
+            let fr = c.render(Lang::Fr, &page.message);
+            if page.contact.is_some() {
+                assert!(fr.contains("rh@acme.test"), "{fr}");
+            }
+            if matches!(refusal, Refusal::ContractNotStarted { on: Some(_), .. }) {
+                assert!(fr.contains("2 septembre 2030"), "{fr}");
+            }
+        }
+        assert!(refusal_page(&Refusal::LuccaUnavailable).retry_from_lucca);
+        assert!(refusal_page(&Refusal::AccountGone).refused);
     }
 
     /// Records the claims it was given and refuses whom it is told to.
@@ -635,7 +696,11 @@ mod tests {
             contact: "it@acme.test".into(),
         });
         assert_eq!(page.status, StatusCode::FORBIDDEN);
-        assert!(page.message.contains("Lucca") && page.message.contains("it@acme.test"));
+        let text = english(&page.message);
+        assert!(
+            text.contains("Lucca") && text.contains("it@acme.test"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -168,7 +168,11 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         )
         .with_support_contact(&config.lucca.support_contact),
     );
-    let templates = Arc::new(Templates::new(&config.server.templates_dir));
+    // The way back to Lucca that refusal pages offer: the tenant's address, when configured.
+    let templates = Arc::new(Templates::new(&config.server.templates_dir).with_global(
+        "lucca_url",
+        minijinja::Value::from(config.lucca.base_url.clone()),
+    ));
     // Whatever a session signs in to and must be told when it is signed out.
     let logout = Arc::new(crate::login::LogoutParticipants::new(vec![Arc::new(
         crate::saml::SingleLogout::new(store.clone(), config.login.request_ttl),

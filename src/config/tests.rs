@@ -314,3 +314,30 @@ fn allowed_groups_refuse_blanks_and_warn_when_nobody_holds_them() {
         "nobody holds corp-payroll"
     );
 }
+
+#[test]
+fn default_language_is_english_and_only_a_language_the_pages_speak() {
+    assert_eq!(ServerConfig::default().default_language, "en");
+    for (value, ok) in [
+        ("en", true),
+        ("fr", true),
+        ("de", false),
+        ("FR", false),
+        ("", false),
+    ] {
+        let config = Config::from_toml(
+            &format!("[server]\ndefault_language = \"{value}\"\n"),
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let problem = config
+            .validate()
+            .into_iter()
+            .find(|p| p.key == "server.default_language");
+        assert_eq!(problem.is_none(), ok, "{value}: {problem:?}");
+        if let Some(p) = problem {
+            assert_eq!(p.severity, Severity::Error);
+            assert!(p.message.contains("\"en\", \"fr\""), "{}", p.message);
+        }
+    }
+}

@@ -133,6 +133,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// The languages the pages are written in (`server.default_language`); `web::Lang` has one
+/// variant for each.
+pub const LANGUAGES: &[&str] = &["en", "fr"];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -150,6 +154,9 @@ pub struct ServerConfig {
     /// Serve `/metrics` only on this separate address (for a private interface, no auth there);
     /// unset = `/metrics` on the main listener behind the admin bearer token.
     pub metrics_listen: Option<String>,
+    /// The language of the pages when the browser's `Accept-Language` names none Passerelle
+    /// speaks (one of [`LANGUAGES`]).
+    pub default_language: String,
     /// The old, unsafe switch (it believed the leftmost, client-chosen hop). Still read so that
     /// `check` and `serve` can explain its replacement instead of a bare "unknown field".
     #[serde(rename = "trust_forwarded_for")]
@@ -167,6 +174,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),
             metrics_listen: None,
+            default_language: "en".into(),
             legacy_trust_forwarded_for: None,
         }
     }

@@ -9,7 +9,7 @@ use url::Url;
 
 use argon2::password_hash::PasswordHash;
 
-use super::{Config, JitMode, Scope};
+use super::{Config, JitMode, Scope, LANGUAGES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -92,6 +92,20 @@ impl Config {
             v.error(
                 "server.trust_forwarded_for",
                 "replaced by server.trusted_proxies: list your reverse proxies' addresses (e.g. trusted_proxies = [\"10.0.0.5\"] or [\"10.0.0.0/8\"]) and remove trust_forwarded_for. X-Forwarded-For is then read from the right and only from those proxies; the old switch believed the leftmost hop, which the client chooses",
+            );
+        }
+        if !LANGUAGES.contains(&self.server.default_language.as_str()) {
+            v.error(
+                "server.default_language",
+                format!(
+                    "\"{}\" is not a language Passerelle's pages are written in: use one of {}",
+                    self.server.default_language,
+                    LANGUAGES
+                        .iter()
+                        .map(|l| format!("\"{l}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             );
         }
         if let Some(addr) = &self.server.metrics_listen {

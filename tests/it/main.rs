@@ -18,6 +18,7 @@ mod jit;
 #[cfg(feature = "simulator")]
 mod migrations;
 mod oidc;
+mod pages;
 mod postgres;
 mod revoke;
 mod saml;

@@ -71,8 +71,9 @@ async fn authorize(
     }
 }
 
-fn bad_client(message: &str) -> PageError {
-    PageError::bad_request("This sign-in link is not valid", message)
+/// `message`: a catalogue key (`oidc.…`).
+fn bad_client(message: &'static str) -> PageError {
+    PageError::bad_request("oidc.bad_link.title", message)
 }
 
 /// Issue a code if the person's session satisfies the request; otherwise send them to sign in.
@@ -230,20 +231,20 @@ pub async fn resume(
     session: Session,
     Query(q): Query<ResumeQuery>,
 ) -> Response {
-    let pending = match state.login.load_pending::<ValidRequest>(&q.req, PROTOCOL).await {
+    let pending = match state
+        .login
+        .load_pending::<ValidRequest>(&q.req, PROTOCOL)
+        .await
+    {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return PageError::bad_request(
-                "This sign-in has expired",
-                "The sign-in request is no longer valid (it expired or was already used). Go back to the application and sign in again.",
-            )
-            .into_response()
+            return PageError::bad_request("error.expired.title", "error.expired.message")
+                .into_response()
         }
         Err(e) => return PageError::from(e).into_response(),
     };
     let Some(client) = state.provider.clients.get(&pending.request.client_id) else {
-        return bad_client("The application is no longer registered with Passerelle.")
-            .into_response();
+        return bad_client("oidc.client_gone").into_response();
     };
     let mut request = pending.request;
     request.prompt_none = false;
@@ -303,7 +304,7 @@ fn send_reply(state: &OidcState, reply: &Reply<'_>, params: &[(&str, &str)]) -> 
             .collect();
         return Html(state.templates.render(
             "form_post.html",
-            minijinja::context! { action => reply.redirect_uri, fields => fields, target_name => "the application" },
+            minijinja::context! { action => reply.redirect_uri, fields => fields },
         ))
         .into_response();
     }
@@ -313,6 +314,6 @@ fn send_reply(state: &OidcState, reply: &Reply<'_>, params: &[(&str, &str)]) -> 
             url.query_pairs_mut().extend_pairs(params);
             Redirect::to(url.as_str()).into_response()
         }
-        Err(_) => bad_client("The registered redirect URI is not a valid URL.").into_response(),
+        Err(_) => bad_client("oidc.bad_redirect_uri").into_response(),
     }
 }

@@ -58,10 +58,10 @@ pub async fn sso_post(
     form: Result<Form<PostMessage>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return bad_message("The sign-in request could not be read.").into_response();
+        return bad_message("saml.unreadable".into()).into_response();
     };
     let Some(saml_request) = form.saml_request.as_deref() else {
-        return bad_message("The request carries no SAMLRequest.").into_response();
+        return bad_message("saml.no_request".into()).into_response();
     };
     let registry = state.idp.registry();
     let intake = verify_post_request(
@@ -91,14 +91,15 @@ pub async fn sso_resume(
     ClientIp(ip): ClientIp,
     Query(q): Query<ResumeQuery>,
 ) -> Response {
-    let pending = match state.login.load_pending::<PendingSso>(&q.req, PROTOCOL).await {
+    let pending = match state
+        .login
+        .load_pending::<PendingSso>(&q.req, PROTOCOL)
+        .await
+    {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return PageError::bad_request(
-                "This sign-in has expired",
-                "The sign-in request is no longer valid (it expired or was already used). Go back to the application and sign in again.",
-            )
-            .into_response()
+            return PageError::bad_request("error.expired.title", "error.expired.message")
+                .into_response()
         }
         Err(e) => return PageError::from(e).into_response(),
     };
@@ -129,8 +130,8 @@ pub async fn idp_initiated(
     let Some(sp) = q.sp.as_deref().and_then(|id| state.idp.registry().get(id)) else {
         return PageError::new(
             StatusCode::NOT_FOUND,
-            "Unknown application",
-            "No SAML application with this identifier is registered with Passerelle.",
+            "saml.unknown_sp.title",
+            "saml.unknown_sp.by_id",
         )
         .into_response();
     };
@@ -176,9 +177,9 @@ async fn accept(
                     state,
                     &reply,
                     rejected.error.status(),
-                    Some(&rejected.error.message()),
+                    Some(&rejected.error.status_message()),
                 ),
-                None => bad_message(&rejected.error.message()).into_response(),
+                None => bad_message(rejected.error.message()).into_response(),
             });
         }
     };
@@ -203,10 +204,7 @@ async fn accept(
                 Some("request ID already answered"),
             )
             .await;
-            return Err(bad_message(
-                "This sign-in request was already used. Go back to the application and sign in again.",
-            )
-            .into_response());
+            return Err(bad_message("saml.already_used".into()).into_response());
         }
         Err(e) => return Err(PageError::from(e).into_response()),
     }
