@@ -189,15 +189,26 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     let logout = Arc::new(crate::login::LogoutParticipants::new(vec![Arc::new(
         crate::saml::SingleLogout::new(store.clone(), config.login.request_ttl),
     )]));
-    let login = crate::login::LoginState {
-        store: store.clone(),
-        settings: Arc::new(config.login.clone()),
-        live: live.clone(),
-        throttle: Arc::new(MemoryThrottle::new(
+    // Failed sign-ins are counted where every node sees them: in memory for the one node of
+    // the embedded store, in the database when nodes share one.
+    let throttle: Arc<dyn crate::login::LoginThrottle> = match store_config {
+        StoreConfig::Sqlite { .. } => Arc::new(MemoryThrottle::new(
             config.login.failure_window,
             config.login.max_failures_per_account,
             config.login.max_failures_per_ip,
         )),
+        StoreConfig::Postgres { .. } => Arc::new(crate::login::StoreThrottle::new(
+            store.login_failures().clone(),
+            config.login.failure_window,
+            config.login.max_failures_per_account,
+            config.login.max_failures_per_ip,
+        )),
+    };
+    let login = crate::login::LoginState {
+        store: store.clone(),
+        settings: Arc::new(config.login.clone()),
+        live: live.clone(),
+        throttle,
         upstreams: Arc::new(crate::login::upstream::Upstreams::new(
             &config.upstreams,
             &base_url,

@@ -20,5 +20,8 @@ mod oidc;
 mod postgres;
 mod revoke;
 mod saml;
+// Several nodes share one Lucca budget (against the simulator) and one sign-in throttle.
+#[cfg(feature = "simulator")]
+mod shared_budgets;
 mod storage;
 mod web;
