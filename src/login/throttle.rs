@@ -534,4 +534,67 @@ mod tests {
         }
         assert!(reserve(&t, &victim, &net("10.2.0.1"), now).is_err());
     }
+
+    /// The database adapter gives the memory adapter's answers (here on an SQLite store; the
+    /// store conformance suite holds PostgreSQL to the same counts, across nodes too).
+    mod in_the_store {
+        use super::*;
+        use crate::store::Store;
+
+        async fn throttle(
+            max_account: u32,
+            max_network: u32,
+        ) -> (StoreThrottle, tempfile::TempDir) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).await.unwrap();
+            let t = StoreThrottle::new(
+                store.login_failures().clone(),
+                Duration::from_secs(60),
+                max_account,
+                max_network,
+            );
+            (t, dir)
+        }
+
+        #[tokio::test]
+        async fn reservations_count_until_released_and_success_keeps_the_networks_count() {
+            let (t, _dir) = throttle(3, 3).await;
+            let now = SystemTime::now();
+            let office = net("9.9.9.9");
+            let zed = AccountKey::account("zed");
+            let stranger = t
+                .reserve(&AccountKey::unknown_name("x"), &office, now)
+                .await
+                .unwrap();
+            let f1 = t.reserve(&zed, &net("7.7.7.7"), now).await.unwrap();
+            let _f2 = t.reserve(&zed, &net("7.7.7.7"), now).await.unwrap();
+            let ok = t.reserve(&zed, &office, now).await.unwrap();
+            let err = t.reserve(&zed, &net("6.6.6.6"), now).await.unwrap_err();
+            assert!(err.retry_after > Duration::from_secs(55), "{err:?}");
+            // The right password: zed's failures are forgotten, the office keeps the stranger's.
+            t.succeeded(ok).await;
+            for _ in 0..3 {
+                let _ = t.reserve(&zed, &net("6.6.6.6"), now).await.unwrap();
+            }
+            let _b = t
+                .reserve(&AccountKey::unknown_name("y"), &office, now)
+                .await
+                .unwrap();
+            let _c = t
+                .reserve(&AccountKey::unknown_name("z"), &office, now)
+                .await
+                .unwrap();
+            assert!(t
+                .reserve(&AccountKey::unknown_name("w"), &office, now)
+                .await
+                .is_err());
+            // A cancelled attempt gives its slots back.
+            t.cancel(stranger).await;
+            assert!(t
+                .reserve(&AccountKey::unknown_name("w"), &office, now)
+                .await
+                .is_ok());
+            drop(f1);
+        }
+    }
 }

@@ -698,4 +698,106 @@ mod tests {
         assert!(!Arc::ptr_eq(&la, &lc));
         assert_eq!(la.stats().budget, 40);
     }
+
+    /// A window that answers from a script, then takes every request.
+    struct Scripted(Mutex<VecDeque<Option<Slot>>>);
+
+    #[async_trait]
+    impl SendWindow for Scripted {
+        async fn take(&self, _: Priority, _: u32, _: Duration) -> Result<Slot, WindowError> {
+            match self.0.lock().unwrap().pop_front() {
+                Some(Some(slot)) => Ok(slot),
+                Some(None) => Err(WindowError(StoreError::Corrupt("unreachable".into()))),
+                None => Ok(Slot::Taken),
+            }
+        }
+        async fn rate_limited(&self, _: Duration) -> Result<(), WindowError> {
+            Ok(())
+        }
+    }
+
+    fn scripted(answers: Vec<Option<Slot>>) -> RateLimiter {
+        RateLimiter::counting_in(
+            10,
+            Duration::from_secs(60),
+            Arc::new(Scripted(Mutex::new(answers.into()))),
+        )
+    }
+
+    #[tokio::test]
+    async fn nothing_is_sent_uncounted_while_the_shared_window_cannot_be_asked() {
+        let limiter = scripted(vec![None]);
+        let started = Instant::now();
+        limiter.acquire(Priority::SignIn, None).await.unwrap();
+        assert!(started.elapsed() >= UNREACHABLE_RETRY, "asked again later");
+        assert_eq!(limiter.stats().sent, 1);
+    }
+
+    #[tokio::test]
+    async fn a_block_another_node_reported_holds_this_one_and_shows() {
+        let until = Instant::now() + Duration::from_millis(400);
+        let limiter = Arc::new(scripted(vec![Some(Slot::Wait {
+            until,
+            blocked: true,
+        })]));
+        let err = limiter
+            .acquire(
+                Priority::SignIn,
+                Some(Instant::now() + Duration::from_millis(100)),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.retry_after > Duration::from_millis(250), "{err:?}");
+        assert!(limiter.stats().blocked_for.is_some());
+        // Nothing asks the window before the block ends.
+        limiter.acquire(Priority::Batch, None).await.unwrap();
+        assert!(Instant::now() >= until);
+        assert_eq!(limiter.stats().sent, 1);
+    }
+
+    /// Two nodes' limiters on one store's budget: batch work on one leaves the reserve, which
+    /// a sign-in on the other takes at once; the in-process priority order still holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_limiters_on_one_shared_window_keep_the_sign_in_reserve() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(dir.path()).await.unwrap();
+        let window = Duration::from_millis(600);
+        let node = |_: &str| {
+            RateLimiter::counting_in(
+                4,
+                window,
+                Arc::new(ClusterWindow::new(
+                    store.lucca_budget().clone(),
+                    "https://acme.test:443".into(),
+                    1,
+                )),
+            )
+        };
+        let (a, b) = (Arc::new(node("a")), node("b"));
+        let started = Instant::now();
+        let batch: Vec<_> = (0..4)
+            .map(|_| {
+                let a = a.clone();
+                tokio::spawn(async move { a.acquire(Priority::Batch, None).await })
+            })
+            .collect();
+        while a.stats().sent < 3 {
+            tokio::task::yield_now().await;
+        }
+        b.acquire(
+            Priority::SignIn,
+            Some(Instant::now() + Duration::from_millis(200)),
+        )
+        .await
+        .expect("the reserved slot is free for a sign-in on the other node");
+        assert!(started.elapsed() < window);
+        for task in batch {
+            task.await.unwrap().unwrap();
+        }
+        assert!(
+            started.elapsed() >= window,
+            "the fourth batch request waited for the window"
+        );
+        assert_eq!(a.stats().sent, 4);
+    }
 }
