@@ -122,7 +122,20 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     let oidc_http = crate::login::OidcHttp::new().map_err(client_error("OpenID providers"))?;
     let metadata_http =
         crate::saml::idp::metadata_http_client().map_err(client_error("SAML SP metadata"))?;
-    let provisioning = crate::provisioning::Jit::from_config(&config.lucca, store.clone())?;
+    // One client per tenant for JIT, migrations and the sync. Its budget is this process's
+    // with the embedded store, the database's when nodes share one: 50 requests a minute for
+    // the whole cluster, not for each node.
+    let lucca_scope = match store_config {
+        StoreConfig::Sqlite { .. } => crate::lucca::BudgetScope::InProcess,
+        StoreConfig::Postgres { .. } => crate::lucca::BudgetScope::Shared {
+            store: store.lucca_budget().clone(),
+            node: store.node_id().to_string(),
+            sign_in_reserve: config.lucca.sign_in_reserve,
+        },
+    };
+    let lucca = crate::lucca::LuccaClient::from_config_in(&config.lucca, &lucca_scope)?;
+    let provisioning =
+        crate::provisioning::Jit::from_config(&config.lucca, store.clone(), lucca.clone())?;
     let saml = crate::saml::SamlIdp::load(&base_url, &config.saml, metadata_http)
         .await
         .map_err(|problems| {
@@ -140,13 +153,19 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         store.clone(),
         live.clone(),
         base_url.clone(),
-        provisioning.as_deref(),
+        lucca.clone(),
     )?);
     let roles = crate::provisioning::roles::RoleApplier::from_config(&config, &store, live.clone());
     if let (Some(jit), Some(roles)) = (&provisioning, &roles) {
         jit.set_role_applier(roles.clone());
     }
-    let sync = crate::provisioning::sync::build(&config, &store, provisioning.as_deref(), roles)?;
+    let sync = crate::provisioning::sync::build(
+        &config,
+        &store,
+        provisioning.as_deref(),
+        lucca.as_ref(),
+        roles,
+    )?;
     let webhooks = crate::provisioning::webhooks::build(&config.lucca, &sync);
     // Leavers found by the sync, a webhook, a sign-in or a refresh lose every session and token.
     let revoker = Arc::new(revoke::PersonRevoker::new(store.clone(), live.clone()));
@@ -177,15 +196,26 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     let logout = Arc::new(crate::login::LogoutParticipants::new(vec![Arc::new(
         crate::saml::SingleLogout::new(store.clone(), config.login.request_ttl),
     )]));
-    let login = crate::login::LoginState {
-        store: store.clone(),
-        settings: Arc::new(config.login.clone()),
-        live: live.clone(),
-        throttle: Arc::new(MemoryThrottle::new(
+    // Failed sign-ins are counted where every node sees them: in memory for the one node of
+    // the embedded store, in the database when nodes share one.
+    let throttle: Arc<dyn crate::login::LoginThrottle> = match store_config {
+        StoreConfig::Sqlite { .. } => Arc::new(MemoryThrottle::new(
             config.login.failure_window,
             config.login.max_failures_per_account,
             config.login.max_failures_per_ip,
         )),
+        StoreConfig::Postgres { .. } => Arc::new(crate::login::StoreThrottle::new(
+            store.login_failures().clone(),
+            config.login.failure_window,
+            config.login.max_failures_per_account,
+            config.login.max_failures_per_ip,
+        )),
+    };
+    let login = crate::login::LoginState {
+        store: store.clone(),
+        settings: Arc::new(config.login.clone()),
+        live: live.clone(),
+        throttle,
         upstreams: Arc::new(crate::login::upstream::Upstreams::new(
             &config.upstreams,
             &base_url,

@@ -125,6 +125,27 @@ jit = "create_and_update"
 }
 
 #[test]
+fn the_sign_in_reserve_defaults_to_five_and_stays_below_the_budget() {
+    assert_eq!(LuccaConfig::default().sign_in_reserve, 5);
+    let check = |text: &str| {
+        let config = Config::from_toml(text, Path::new("p.toml")).unwrap();
+        config
+            .validate()
+            .into_iter()
+            .find(|p| p.key == "lucca.sign_in_reserve")
+            .map(|p| p.severity)
+    };
+    assert_eq!(check("[lucca]\nsign_in_reserve = 10\n"), None);
+    assert_eq!(
+        check("[lucca]\nrequests_per_minute = 10\nsign_in_reserve = 10\n"),
+        Some(Severity::Error)
+    );
+    // Lucca's window is not a key: only tests shorten it.
+    assert!(Config::from_toml("[lucca]\nrate_window = \"1s\"\n", Path::new("p.toml")).is_err());
+    assert_eq!(LuccaConfig::default().rate_window, Duration::from_secs(60));
+}
+
+#[test]
 fn lucca_jit_keys_have_defaults_and_parse() {
     let defaults = LuccaConfig::default();
     assert_eq!(defaults.owned_attributes, OwnedAttribute::ALL);

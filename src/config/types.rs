@@ -526,6 +526,13 @@ pub struct LuccaConfig {
     pub match_on: MatchOn,
     pub jit: JitMode,
     pub requests_per_minute: u32,
+    /// With several nodes on one PostgreSQL: the requests of each window batch work leaves to
+    /// people signing in (on any node).
+    pub sign_in_reserve: u32,
+    /// The window `requests_per_minute` counts over: Lucca's minute. Not a configuration key
+    /// (Lucca's window is fixed); tests against the simulator shorten it.
+    #[serde(skip)]
+    pub rate_window: Duration,
     #[serde(with = "humantime_serde")]
     pub request_timeout: Duration,
     pub defaults: LuccaDefaults,
@@ -586,6 +593,9 @@ impl OwnedAttribute {
     }
 }
 
+/// `[lucca] sign_in_reserve` by default: a tenth of Lucca's 50 requests a minute.
+pub const DEFAULT_SIGN_IN_RESERVE: u32 = 5;
+
 /// Used when `lucca.support_contact` is not set.
 pub const DEFAULT_SUPPORT_CONTACT: &str = "your HR or IT team";
 
@@ -598,6 +608,8 @@ impl Default for LuccaConfig {
             match_on: MatchOn::Email,
             jit: JitMode::Off,
             requests_per_minute: 50,
+            sign_in_reserve: DEFAULT_SIGN_IN_RESERVE,
+            rate_window: Duration::from_secs(60),
             request_timeout: Duration::from_secs(4),
             defaults: LuccaDefaults::default(),
             owned_attributes: OwnedAttribute::ALL.to_vec(),

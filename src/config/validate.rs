@@ -376,6 +376,15 @@ impl Config {
                 "is above Lucca's 50 requests/minute per tenant: expect 429 answers",
             );
         }
+        if l.requests_per_minute > 0 && l.sign_in_reserve >= l.requests_per_minute {
+            v.error(
+                "lucca.sign_in_reserve",
+                format!(
+                    "must be under lucca.requests_per_minute ({}): batch work needs at least one request a minute",
+                    l.requests_per_minute
+                ),
+            );
+        }
         if l.request_timeout >= Duration::from_secs(5) || l.request_timeout.is_zero() {
             v.error(
                 "lucca.request_timeout",

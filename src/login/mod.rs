@@ -56,7 +56,8 @@ where
 }
 
 pub use throttle::{
-    AccountKey, Attempt, BoxFuture, LoginThrottle, MemoryThrottle, NetworkKey, Throttled,
+    AccountKey, Attempt, BoxFuture, LoginThrottle, MemoryThrottle, NetworkKey, StoreThrottle,
+    Throttled,
 };
 
 /// A storage failure behind a page is ours: an internal-error page (logged; no detail shown).

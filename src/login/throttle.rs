@@ -7,14 +7,17 @@
 //! dropped request) leaves the reservation standing as the failure it is.
 //!
 //! [`LoginThrottle`] is the port; [`MemoryThrottle`] keeps the counts in this process (a
-//! restart forgets, which only ever helps the person, never an attacker much). A database
-//! adapter makes the budget hold across nodes.
+//! restart forgets, which only ever helps the person, never an attacker much), for one node on
+//! the SQLite store; [`StoreThrottle`] counts in the database, for several nodes on one
+//! PostgreSQL: the same budgets and answers, and spreading guesses over nodes gains nothing.
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::store::{FailureKey, LoginFailures};
 
 /// Who is trying to sign in: one key per directory account whichever of its names (email or
 /// login) was typed, or the normalised text of a name no account has.
@@ -86,6 +89,8 @@ pub struct Reservation {
     pub account: AccountKey,
     pub network: NetworkKey,
     pub at: SystemTime,
+    /// The database adapter's id of this attempt's rows (`None` in memory).
+    pub attempt: Option<String>,
 }
 
 /// An attempt bound to its throttle, so a handler cannot release it into the wrong one.
@@ -197,6 +202,7 @@ impl MemoryThrottle {
             account: account.clone(),
             network: network.clone(),
             at: now,
+            attempt: None,
         })
     }
 
@@ -261,6 +267,149 @@ impl LoginThrottle for MemoryThrottle {
     fn cancel(&self, reservation: Reservation) -> BoxFuture<'_, ()> {
         self.release(&reservation, false);
         Box::pin(std::future::ready(()))
+    }
+}
+
+/// How often one node deletes every expired attempt (each reservation already deletes its own
+/// keys' expired attempts).
+const PURGE_EVERY: Duration = Duration::from_secs(60);
+
+/// When the database cannot be asked: refuse the attempt (the password is not checked
+/// uncounted) and say to come back shortly.
+const UNREACHABLE_RETRY: Duration = Duration::from_secs(5);
+
+/// The database adapter: attempts counted in the store every node shares, reserved atomically
+/// across nodes (the store locks both keys for the count and the insert).
+///
+/// Growth is bounded by purging, not by a cap: a refused attempt writes nothing, each
+/// reservation deletes its keys' expired attempts, and every node deletes all expired attempts
+/// at most once a minute. The table holds at most the attempts of one window (plus a minute):
+/// an attacker inventing names adds one row per name and one per network, and each network
+/// stops after `max_failures_per_ip` of them per window.
+pub struct StoreThrottle {
+    failures: Arc<dyn LoginFailures>,
+    window: Duration,
+    max_per_account: u32,
+    max_per_network: u32,
+    last_purge: Mutex<Option<Instant>>,
+}
+
+impl StoreThrottle {
+    pub fn new(
+        failures: Arc<dyn LoginFailures>,
+        window: Duration,
+        max_per_account: u32,
+        max_per_network: u32,
+    ) -> Self {
+        StoreThrottle {
+            failures,
+            window,
+            max_per_account,
+            max_per_network,
+            last_purge: Mutex::new(None),
+        }
+    }
+
+    async fn reserve_in_store(
+        &self,
+        account: &AccountKey,
+        network: &NetworkKey,
+        now: SystemTime,
+    ) -> Result<Reservation, Throttled> {
+        let (account_key, network_key) = (hex::encode(account.0), hex::encode(network.0));
+        let keys = [
+            FailureKey {
+                key: &account_key,
+                max: self.max_per_account,
+            },
+            FailureKey {
+                key: &network_key,
+                max: self.max_per_network,
+            },
+        ];
+        let attempt = crate::web::random_token(18);
+        let counted = self
+            .failures
+            .reserve_attempt(&keys, &attempt, self.window)
+            .await;
+        self.purge_now_and_then();
+        match counted {
+            Ok(Ok(())) => Ok(Reservation {
+                account: account.clone(),
+                network: network.clone(),
+                at: now,
+                attempt: Some(attempt),
+            }),
+            Ok(Err(wait)) => Err(Throttled {
+                retry_after: wait.max(Duration::from_secs(1)),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot count a sign-in attempt; refusing it");
+                Err(Throttled {
+                    retry_after: UNREACHABLE_RETRY,
+                })
+            }
+        }
+    }
+
+    fn purge_now_and_then(&self) {
+        {
+            let mut last = self.last_purge.lock().unwrap_or_else(|p| p.into_inner());
+            if last.is_some_and(|at| at.elapsed() < PURGE_EVERY) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
+        let (failures, window) = (self.failures.clone(), self.window);
+        tokio::spawn(async move {
+            if let Err(e) = failures.purge_failures(window).await {
+                tracing::warn!(error = %e, "cannot purge expired sign-in failures");
+            }
+        });
+    }
+
+    async fn release_in_store(&self, reservation: Reservation, forget_account: bool) {
+        let Some(attempt) = reservation.attempt.as_deref() else {
+            return;
+        };
+        let (account, network) = (
+            hex::encode(reservation.account.0),
+            hex::encode(reservation.network.0),
+        );
+        let released = if forget_account {
+            match self.failures.forget_failures(&account).await {
+                Ok(()) => self.failures.release_attempt(attempt, &[&network]).await,
+                Err(e) => Err(e),
+            }
+        } else {
+            self.failures
+                .release_attempt(attempt, &[&account, &network])
+                .await
+        };
+        if let Err(e) = released {
+            // The attempt stays counted as a failure: safe, at worst one slot short.
+            tracing::warn!(error = %e, "cannot release a sign-in attempt");
+        }
+    }
+}
+
+impl LoginThrottle for StoreThrottle {
+    /// `now` is not used: the database's clock counts, the same for every node.
+    fn reserve<'a>(
+        &'a self,
+        account: &'a AccountKey,
+        network: &'a NetworkKey,
+        now: SystemTime,
+    ) -> BoxFuture<'a, Result<Reservation, Throttled>> {
+        Box::pin(self.reserve_in_store(account, network, now))
+    }
+
+    fn succeeded(&self, reservation: Reservation) -> BoxFuture<'_, ()> {
+        Box::pin(self.release_in_store(reservation, true))
+    }
+
+    fn cancel(&self, reservation: Reservation) -> BoxFuture<'_, ()> {
+        Box::pin(self.release_in_store(reservation, false))
     }
 }
 
@@ -384,5 +533,68 @@ mod tests {
             assert!(reserve(&t, &victim, &net(&format!("10.1.0.{i}")), now).is_ok());
         }
         assert!(reserve(&t, &victim, &net("10.2.0.1"), now).is_err());
+    }
+
+    /// The database adapter gives the memory adapter's answers (here on an SQLite store; the
+    /// store conformance suite holds PostgreSQL to the same counts, across nodes too).
+    mod in_the_store {
+        use super::*;
+        use crate::store::Store;
+
+        async fn throttle(
+            max_account: u32,
+            max_network: u32,
+        ) -> (StoreThrottle, tempfile::TempDir) {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(dir.path()).await.unwrap();
+            let t = StoreThrottle::new(
+                store.login_failures().clone(),
+                Duration::from_secs(60),
+                max_account,
+                max_network,
+            );
+            (t, dir)
+        }
+
+        #[tokio::test]
+        async fn reservations_count_until_released_and_success_keeps_the_networks_count() {
+            let (t, _dir) = throttle(3, 3).await;
+            let now = SystemTime::now();
+            let office = net("9.9.9.9");
+            let zed = AccountKey::account("zed");
+            let stranger = t
+                .reserve(&AccountKey::unknown_name("x"), &office, now)
+                .await
+                .unwrap();
+            let f1 = t.reserve(&zed, &net("7.7.7.7"), now).await.unwrap();
+            let _f2 = t.reserve(&zed, &net("7.7.7.7"), now).await.unwrap();
+            let ok = t.reserve(&zed, &office, now).await.unwrap();
+            let err = t.reserve(&zed, &net("6.6.6.6"), now).await.unwrap_err();
+            assert!(err.retry_after > Duration::from_secs(55), "{err:?}");
+            // The right password: zed's failures are forgotten, the office keeps the stranger's.
+            t.succeeded(ok).await;
+            for _ in 0..3 {
+                let _ = t.reserve(&zed, &net("6.6.6.6"), now).await.unwrap();
+            }
+            let _b = t
+                .reserve(&AccountKey::unknown_name("y"), &office, now)
+                .await
+                .unwrap();
+            let _c = t
+                .reserve(&AccountKey::unknown_name("z"), &office, now)
+                .await
+                .unwrap();
+            assert!(t
+                .reserve(&AccountKey::unknown_name("w"), &office, now)
+                .await
+                .is_err());
+            // A cancelled attempt gives its slots back.
+            t.cancel(stranger).await;
+            assert!(t
+                .reserve(&AccountKey::unknown_name("w"), &office, now)
+                .await
+                .is_ok());
+            drop(f1);
+        }
     }
 }

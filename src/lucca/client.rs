@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use url::Url;
 
 use super::error::{error_message_from_body, LuccaError};
-use super::limiter::{Priority, RateLimiter};
+use super::limiter::{BudgetScope, Priority, RateLimiter};
 use super::model::{
     Department, ItemEnvelope, ListEnvelope, LuccaUser, NewUser, UserChanges, UserPage,
     DEFAULT_USER_FIELDS,
@@ -103,8 +103,18 @@ impl LuccaClient {
         Self::build(parse_base_url(base_url)?, api_key, limiter, request_timeout)
     }
 
-    /// The client `[lucca]` describes, or `None` when no `base_url` is set (Lucca calls off).
+    /// The client `[lucca]` describes, or `None` when no `base_url` is set (Lucca calls off),
+    /// counting its budget in this process.
     pub fn from_config(config: &LuccaConfig) -> Result<Option<Self>, LuccaError> {
+        Self::from_config_in(config, &BudgetScope::InProcess)
+    }
+
+    /// [`from_config`](Self::from_config), the budget counted where `scope` says (the
+    /// composition root shares it through the database when nodes share one).
+    pub fn from_config_in(
+        config: &LuccaConfig,
+        scope: &BudgetScope,
+    ) -> Result<Option<Self>, LuccaError> {
         let Some(base_url) = config.base_url.as_deref() else {
             return Ok(None);
         };
@@ -115,13 +125,14 @@ impl LuccaClient {
             .ok_or_else(|| {
                 LuccaError::Config("lucca.api_key: is required when lucca.base_url is set".into())
             })?;
-        Self::new(
-            base_url,
-            key,
+        let base = parse_base_url(base_url)?;
+        let limiter = RateLimiter::for_tenant_in(
+            &base,
             config.requests_per_minute,
-            config.request_timeout,
-        )
-        .map(Some)
+            config.rate_window,
+            scope,
+        );
+        Self::build(base, key, limiter, config.request_timeout).map(Some)
     }
 
     fn build(
@@ -627,7 +638,7 @@ impl LuccaClient {
                     .and_then(|v| v.to_str().ok())
                     .and_then(parse_retry_after)
                     .unwrap_or(DEFAULT_RETRY_AFTER);
-                self.inner.limiter.note_rate_limited(retry_after);
+                self.inner.limiter.report_rate_limited(retry_after).await;
                 metrics::counter!("passerelle_lucca_rate_limited_total").increment(1);
                 rate_limited += 1;
                 let too_late = deadline.is_some_and(|d| Instant::now() + retry_after > d);

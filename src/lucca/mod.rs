@@ -20,7 +20,10 @@ mod tests;
 
 pub use client::{LuccaClient, DEFAULT_SIGN_IN_MAX_WAIT, MAX_PAGE_SIZE};
 pub use error::LuccaError;
-pub use limiter::{LimiterStats, Priority, RateLimiter, SlotUnavailable};
+pub use limiter::{
+    BudgetScope, ClusterWindow, InProcessWindow, LimiterStats, Priority, RateLimiter, SendWindow,
+    Slot, SlotUnavailable, WindowError, CLUSTER_SEND_MARGIN,
+};
 pub use model::{
     format_lucca_date, parse_lucca_datetime, ContractStatus, Department, DepartmentRef, LuccaUser,
     ManagerRef, NewUser, UserChanges, UserPage, DEFAULT_USER_FIELDS,

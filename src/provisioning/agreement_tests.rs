@@ -440,7 +440,7 @@ async fn through_migration(case: &Case) -> (Verdict, Vec<(String, String, Value)
         store,
         Arc::new(ArcSwap::from_pointee(live)),
         "http://passerelle.test".into(),
-        None,
+        LuccaClient::from_config(&config.lucca).unwrap(),
     )
     .unwrap();
     let p = &case.person;

@@ -90,12 +90,17 @@ impl std::fmt::Debug for Jit {
 }
 
 impl Jit {
-    /// `None` when JIT is off or Lucca is not configured (then no Lucca call is ever made).
-    pub fn from_config(config: &LuccaConfig, store: Store) -> Result<Option<Arc<Jit>>, LuccaError> {
+    /// `None` when JIT is off or Lucca is not configured (`client` is `None`: then no Lucca
+    /// call is ever made). `client` is the tenant's, built once by the composition root.
+    pub fn from_config(
+        config: &LuccaConfig,
+        store: Store,
+        client: Option<LuccaClient>,
+    ) -> Result<Option<Arc<Jit>>, LuccaError> {
         if config.jit == JitMode::Off {
             return Ok(None);
         }
-        let Some(client) = LuccaClient::from_config(config)? else {
+        let Some(client) = client else {
             return Ok(None);
         };
         Ok(Some(Arc::new(Jit::new(client, store, config))))

@@ -540,14 +540,13 @@ pub fn build(
     config: &crate::config::Config,
     store: &Store,
     jit: Option<&super::Jit>,
+    lucca: Option<&LuccaClient>,
     roles: Option<Arc<RoleApplier>>,
 ) -> Result<SyncAdmin, LuccaError> {
-    let (client, follower) = match jit {
-        Some(jit) => (jit.client().clone(), jit.follower().clone()),
-        None => match LuccaClient::from_config(&config.lucca)? {
-            Some(client) => (client, Arc::new(Follower::new(store))),
-            None => return Ok(SyncAdmin(None)),
-        },
+    let (client, follower) = match (jit, lucca) {
+        (Some(jit), _) => (jit.client().clone(), jit.follower().clone()),
+        (None, Some(client)) => (client.clone(), Arc::new(Follower::new(store))),
+        (None, None) => return Ok(SyncAdmin(None)),
     };
     let settings = SyncSettings::new(config.lucca.sync_interval);
     Ok(SyncAdmin(Some(Arc::new(DirectorySync::new(

@@ -21,8 +21,8 @@ use super::login_requests::MAX_PENDING_PAYLOAD_BYTES;
 use super::saml_request_ids::MAX_SAML_REQUEST_ID_BYTES;
 use super::upstream_identities::MAX_UPSTREAM_IDENTITY_BYTES;
 use super::{
-    now, token_hash, AuditEvent, CodeRecord, ConsumedCode, MigrationRowOutcome, NewGrant,
-    NewMigrationRow, Store, StoreError, TokenOwner, UpstreamIdentity,
+    now, token_hash, AuditEvent, CodeRecord, ConsumedCode, FailureKey, MigrationRowOutcome,
+    NewGrant, NewMigrationRow, SendRule, SendSlot, Store, StoreError, TokenOwner, UpstreamIdentity,
 };
 
 /// One `#[tokio::test]` per check, each on a store from `$open`: an async fn returning
@@ -78,6 +78,13 @@ macro_rules! store_conformance_suite {
             ping_answers,
             a_named_lease_has_one_holder,
             an_expired_lease_goes_to_the_next_node,
+            the_lucca_window_takes_its_budget_then_says_when,
+            batch_sends_leave_the_sign_in_reserve_free,
+            a_lucca_block_holds_every_send_and_never_shortens,
+            concurrent_sends_never_pass_the_budget,
+            failed_sign_ins_are_counted_per_key_until_released,
+            concurrent_sign_in_attempts_never_pass_the_budget,
+            old_sign_in_failures_are_purged,
         );
     };
     (@each required $open:path; $($check:ident),* $(,)?) => {
@@ -1718,6 +1725,8 @@ macro_rules! store_two_node_suite {
             concurrent_claims_take_disjoint_rows,
             a_migration_job_runs_on_one_node_and_resumes_on_another,
             a_sync_lease_is_held_by_one_node_until_it_expires,
+            two_nodes_share_one_lucca_window,
+            two_nodes_count_the_same_sign_in_failures,
         );
     };
     (@each $open:path; $($check:ident),* $(,)?) => {
@@ -1996,4 +2005,299 @@ pub async fn live_tokens_count_only_what_still_works(store: Store) {
         store.person_revocations().live_tokens("bob").await.unwrap(),
         super::LiveTokens::default()
     );
+}
+
+// --- the shared Lucca budget ----------------------------------------------------------------
+
+fn rule(budget: u32, window: Duration, kept_free: u32) -> SendRule {
+    SendRule {
+        budget,
+        window,
+        kept_free,
+        spread: false,
+    }
+}
+
+pub async fn the_lucca_window_takes_its_budget_then_says_when(store: Store) {
+    let budget = store.lucca_budget();
+    let window = Duration::from_millis(900);
+    let r = rule(3, window, 0);
+    for _ in 0..3 {
+        assert_eq!(
+            budget.take_send("https://a.test:443", &r).await.unwrap(),
+            SendSlot::Taken
+        );
+    }
+    let Ok(SendSlot::Full { retry_in }) = budget.take_send("https://a.test:443", &r).await else {
+        panic!("a fourth send in the window is refused");
+    };
+    assert!(
+        retry_in > Duration::ZERO && retry_in <= window,
+        "{retry_in:?}"
+    );
+    // Another tenant has its own window.
+    assert_eq!(
+        budget.take_send("https://b.test:443", &r).await.unwrap(),
+        SendSlot::Taken
+    );
+    // The window slides: once the first sends leave it, sending resumes.
+    tokio::time::sleep(retry_in + Duration::from_millis(50)).await;
+    assert_eq!(
+        budget.take_send("https://a.test:443", &r).await.unwrap(),
+        SendSlot::Taken
+    );
+    let long = "t".repeat(super::lucca_budget::MAX_TENANT_BYTES + 1);
+    assert!(matches!(
+        budget.take_send(&long, &r).await,
+        Err(StoreError::TooLarge { .. })
+    ));
+}
+
+pub async fn batch_sends_leave_the_sign_in_reserve_free(store: Store) {
+    let budget = store.lucca_budget();
+    let window = Duration::from_secs(30);
+    let batch = rule(5, window, 2);
+    let sign_in = rule(5, window, 0);
+    for _ in 0..3 {
+        assert_eq!(
+            budget.take_send("t", &batch).await.unwrap(),
+            SendSlot::Taken
+        );
+    }
+    assert!(
+        matches!(budget.take_send("t", &batch).await.unwrap(), SendSlot::Full { retry_in } if retry_in > Duration::from_secs(25)),
+        "batch work stops at budget - reserve"
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            budget.take_send("t", &sign_in).await.unwrap(),
+            SendSlot::Taken,
+            "the reserve is there for sign-ins"
+        );
+    }
+    assert!(matches!(
+        budget.take_send("t", &sign_in).await.unwrap(),
+        SendSlot::Full { .. }
+    ));
+    // A reserve as large as the budget still lets batch work send one request per window.
+    let other = rule(2, window, 5);
+    assert_eq!(other.limit(), 1);
+    assert_eq!(
+        budget.take_send("u", &other).await.unwrap(),
+        SendSlot::Taken
+    );
+    assert!(matches!(
+        budget.take_send("u", &other).await.unwrap(),
+        SendSlot::Full { .. }
+    ));
+}
+
+pub async fn a_lucca_block_holds_every_send_and_never_shortens(store: Store) {
+    let budget = store.lucca_budget();
+    let r = rule(100, Duration::from_secs(60), 0);
+    budget
+        .block_sends("t", Duration::from_millis(1200))
+        .await
+        .unwrap();
+    budget
+        .block_sends("t", Duration::from_millis(100))
+        .await
+        .unwrap();
+    let Ok(SendSlot::Blocked { retry_in }) = budget.take_send("t", &r).await else {
+        panic!("a blocked tenant sends nothing");
+    };
+    assert!(
+        retry_in > Duration::from_millis(900) && retry_in <= Duration::from_millis(1200),
+        "the longer block stays: {retry_in:?}"
+    );
+    assert_eq!(
+        budget.take_send("other", &r).await.unwrap(),
+        SendSlot::Taken
+    );
+    tokio::time::sleep(retry_in + Duration::from_millis(50)).await;
+    assert_eq!(budget.take_send("t", &r).await.unwrap(), SendSlot::Taken);
+}
+
+pub async fn concurrent_sends_never_pass_the_budget(store: Store) {
+    let r = rule(5, Duration::from_secs(30), 0);
+    let mut tasks = JoinSet::new();
+    for _ in 0..24 {
+        let budget = store.lucca_budget().clone();
+        tasks.spawn(async move { budget.take_send("t", &r).await.unwrap() });
+    }
+    let mut taken = 0;
+    while let Some(slot) = tasks.join_next().await {
+        if slot.unwrap() == SendSlot::Taken {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 5);
+}
+
+pub async fn two_nodes_share_one_lucca_window(a: Store, b: Store) {
+    let r = rule(6, Duration::from_secs(30), 0);
+    let mut tasks = JoinSet::new();
+    for i in 0..30 {
+        let budget = if i % 2 == 0 { &a } else { &b }.lucca_budget().clone();
+        tasks.spawn(async move { budget.take_send("t", &r).await.unwrap() });
+    }
+    let mut taken = 0;
+    while let Some(slot) = tasks.join_next().await {
+        if slot.unwrap() == SendSlot::Taken {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 6, "one budget for both nodes");
+    // A 429 seen by A holds B's sends too.
+    a.lucca_budget()
+        .block_sends("u", Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert!(matches!(
+        b.lucca_budget().take_send("u", &r).await.unwrap(),
+        SendSlot::Blocked { .. }
+    ));
+}
+
+// --- the shared sign-in throttle ------------------------------------------------------------
+
+const ACCOUNT: &str = "a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1a1";
+const NETWORK: &str = "b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2b2";
+
+fn keys(account: &str, network: &str, max: u32) -> [FailureKey<'static>; 2] {
+    // Leaked: a handful of short strings per test.
+    let account: &'static str = Box::leak(account.to_string().into_boxed_str());
+    let network: &'static str = Box::leak(network.to_string().into_boxed_str());
+    [
+        FailureKey { key: account, max },
+        FailureKey {
+            key: network,
+            max: max * 2,
+        },
+    ]
+}
+
+pub async fn failed_sign_ins_are_counted_per_key_until_released(store: Store) {
+    let f = store.login_failures();
+    let window = Duration::from_secs(60);
+    let k = keys(ACCOUNT, NETWORK, 2);
+    f.reserve_attempt(&k, "x1", window).await.unwrap().unwrap();
+    f.reserve_attempt(&k, "x2", window).await.unwrap().unwrap();
+    let wait = f
+        .reserve_attempt(&k, "x3", window)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        wait > Duration::from_secs(55) && wait <= window,
+        "until the oldest leaves: {wait:?}"
+    );
+    // A refused attempt counted nothing; a released one gives its slot back.
+    f.release_attempt("x2", &[ACCOUNT, NETWORK]).await.unwrap();
+    f.reserve_attempt(&k, "x4", window).await.unwrap().unwrap();
+    // The network (max 4) carries x1 and x4; another account from it fits twice more.
+    let other = keys("c3", NETWORK, 2);
+    f.reserve_attempt(&other, "y1", window)
+        .await
+        .unwrap()
+        .unwrap();
+    f.reserve_attempt(&other, "y2", window)
+        .await
+        .unwrap()
+        .unwrap();
+    let third = keys("d4", NETWORK, 2);
+    assert!(
+        f.reserve_attempt(&third, "z1", window)
+            .await
+            .unwrap()
+            .is_err(),
+        "the network's budget is spent across names"
+    );
+    // Forgetting the account (a right password) leaves the network's count.
+    f.forget_failures(ACCOUNT).await.unwrap();
+    let elsewhere = keys(ACCOUNT, "e5", 2);
+    f.reserve_attempt(&elsewhere, "w1", window)
+        .await
+        .unwrap()
+        .unwrap();
+    f.reserve_attempt(&elsewhere, "w2", window)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(f
+        .reserve_attempt(&third, "z2", window)
+        .await
+        .unwrap()
+        .is_err());
+    assert!(matches!(
+        f.reserve_attempt(&k, &"i".repeat(500), window).await,
+        Err(StoreError::TooLarge { .. })
+    ));
+}
+
+pub async fn concurrent_sign_in_attempts_never_pass_the_budget(store: Store) {
+    let window = Duration::from_secs(60);
+    let mut tasks = JoinSet::new();
+    for i in 0..20 {
+        let f = store.login_failures().clone();
+        tasks.spawn(async move {
+            let k = keys(ACCOUNT, &format!("net-{i}"), 3);
+            f.reserve_attempt(&k, &format!("a{i}"), window)
+                .await
+                .unwrap()
+        });
+    }
+    let mut passed = 0;
+    while let Some(r) = tasks.join_next().await {
+        if r.unwrap().is_ok() {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 3);
+}
+
+pub async fn old_sign_in_failures_are_purged(store: Store) {
+    let f = store.login_failures();
+    let short = Duration::from_millis(300);
+    for i in 0..5 {
+        let k = keys(&format!("name-{i}"), NETWORK, 10);
+        f.reserve_attempt(&k, &format!("p{i}"), Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    assert_eq!(
+        f.purge_failures(short).await.unwrap(),
+        0,
+        "nothing is old yet"
+    );
+    tokio::time::sleep(short + Duration::from_millis(50)).await;
+    // Five names and five rows of the network.
+    assert_eq!(f.purge_failures(short).await.unwrap(), 10);
+    // A key's own old rows go when it is next counted, whatever the purge.
+    let k = keys(ACCOUNT, NETWORK, 1);
+    f.reserve_attempt(&k, "q1", short).await.unwrap().unwrap();
+    tokio::time::sleep(short + Duration::from_millis(50)).await;
+    f.reserve_attempt(&k, "q2", short).await.unwrap().unwrap();
+}
+
+pub async fn two_nodes_count_the_same_sign_in_failures(a: Store, b: Store) {
+    let window = Duration::from_secs(60);
+    let mut tasks = JoinSet::new();
+    for i in 0..16 {
+        let f = if i % 2 == 0 { &a } else { &b }.login_failures().clone();
+        tasks.spawn(async move {
+            let k = keys(ACCOUNT, &format!("net-{i}"), 4);
+            f.reserve_attempt(&k, &format!("a{i}"), window)
+                .await
+                .unwrap()
+        });
+    }
+    let mut passed = 0;
+    while let Some(r) = tasks.join_next().await {
+        if r.unwrap().is_ok() {
+            passed += 1;
+        }
+    }
+    assert_eq!(passed, 4, "one count for both nodes");
 }

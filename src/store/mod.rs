@@ -163,6 +163,8 @@ pub trait Adapter:
     + Leases
     + SyncState
     + PersonRevocations
+    + LuccaBudget
+    + LoginFailures
     + 'static
 {
 }
@@ -182,6 +184,8 @@ impl<A> Adapter for A where
         + Leases
         + SyncState
         + PersonRevocations
+        + LuccaBudget
+        + LoginFailures
         + 'static
 {
 }
@@ -205,6 +209,8 @@ pub struct Store {
     node: Arc<Node>,
     sync_state: Arc<dyn SyncState>,
     person_revocations: Arc<dyn PersonRevocations>,
+    lucca_budget: Arc<dyn LuccaBudget>,
+    login_failures: Arc<dyn LoginFailures>,
 }
 
 impl std::fmt::Debug for Store {
@@ -236,6 +242,8 @@ impl Store {
             leases: adapter.clone(),
             sync_state: adapter.clone(),
             person_revocations: adapter.clone(),
+            lucca_budget: adapter.clone(),
+            login_failures: adapter.clone(),
             health: adapter,
             node: Arc::new(node),
         }
@@ -287,6 +295,14 @@ impl Store {
     pub fn person_revocations(&self) -> &Arc<dyn PersonRevocations> {
         &self.person_revocations
     }
+    /// The Lucca request budget counted in the database (several nodes share it).
+    pub fn lucca_budget(&self) -> &Arc<dyn LuccaBudget> {
+        &self.lucca_budget
+    }
+    /// Failed sign-ins counted in the database (several nodes share them).
+    pub fn login_failures(&self) -> &Arc<dyn LoginFailures> {
+        &self.login_failures
+    }
 
     /// Keep this node's lease on running migration job `id` alive (renewed every third of the
     /// lease) until the returned guard is dropped. A renewal that finds the job taken over only
@@ -326,6 +342,20 @@ impl Drop for JobLease {
 /// The current time in unix seconds, as the store records it.
 pub fn now() -> i64 {
     chrono::Utc::now().timestamp()
+}
+
+/// A random id for a row that has no natural key (128 bits, hex).
+pub(crate) fn random_id() -> Result<String, StoreError> {
+    let mut bytes = [0u8; 16];
+    openssl::rand::rand_bytes(&mut bytes).map_err(|e| StoreError::Backend(Box::new(e)))?;
+    Ok(hex::encode(bytes))
+}
+
+/// The 32-bit key of an advisory lock on `text` (PostgreSQL): two texts sharing one only wait
+/// for each other needlessly, never count together.
+pub(crate) fn advisory_key(text: &str) -> i32 {
+    let d = openssl::sha::sha256(text.as_bytes());
+    i32::from_be_bytes([d[0], d[1], d[2], d[3]])
 }
 
 /// Hex SHA-256: how codes and tokens are stored, so a copy of the database yields no usable token.

@@ -15,6 +15,8 @@ use sqlx::{Arguments, Row};
 use super::{DatabaseUrl, Node, StoreError};
 
 /// Our tables, parents before children (grants before their tokens, jobs before their rows).
+/// Not copied: `lucca_sends`, `lucca_blocks` and `login_failures`, the counts of the last
+/// minutes that only nodes sharing PostgreSQL write (one SQLite node counts in memory).
 const TABLES: [&str; 17] = [
     "login_requests",
     "grants",

@@ -180,15 +180,18 @@ async fn the_sync_finds_a_contract_that_ended_within_one_interval() {
         Some("id,login,mail,dtContractStart,dtContractEnd,modifiedAt")
     );
 
-    let link = server
-        .state()
-        .store
-        .lucca_links()
-        .get("alice@acme.test")
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(link.status, "ended");
+    // The link is written after the revocation is recorded: wait for it rather than race it.
+    until("the link marked ended", || async {
+        server
+            .state()
+            .store
+            .lucca_links()
+            .get("alice@acme.test")
+            .await
+            .unwrap()
+            .is_some_and(|l| l.status == "ended")
+    })
+    .await;
     let audit: Vec<_> = server
         .state()
         .store

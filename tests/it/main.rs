@@ -22,6 +22,9 @@ mod pages;
 mod postgres;
 mod revoke;
 mod saml;
+// Several nodes share one Lucca budget (against the simulator) and one sign-in throttle.
+#[cfg(feature = "simulator")]
+mod shared_budgets;
 mod storage;
 #[cfg(feature = "simulator")]
 mod waiting;

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use tokio::sync::Notify;
 
-use super::super::Jit;
 use super::notify::{NotifyError, SmtpRelay};
 use crate::config::{Config, LuccaConfig, MigrationsConfig, SmtpConfig};
 use crate::login::Directory;
@@ -61,19 +60,16 @@ impl std::fmt::Debug for MigrationContext {
 }
 
 impl MigrationContext {
-    /// Built once by the server; `jit` lends its Lucca client when JIT is on. A Lucca client or
+    /// Built once by the server with the tenant's client (JIT's, when JIT is on). A Lucca client or
     /// an SMTP relay that is configured but cannot be built is a start-up error.
     pub fn new(
         config: &Config,
         store: Store,
         live: Arc<ArcSwap<Live>>,
         base_url: Arc<str>,
-        jit: Option<&Jit>,
+        lucca: Option<LuccaClient>,
     ) -> Result<MigrationContext, ContextError> {
-        let lucca = match jit {
-            Some(jit) => Ok(jit.client.clone()),
-            None => LuccaClient::from_config(&config.lucca)?.ok_or_else(|| NO_LUCCA.to_string()),
-        };
+        let lucca = lucca.ok_or_else(|| NO_LUCCA.to_string());
         let relay = match SmtpRelay::from_config(&config.smtp) {
             Ok(relay) => Some(relay),
             Err(NotifyError::NotConfigured) => None,

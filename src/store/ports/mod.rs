@@ -6,7 +6,9 @@ pub mod audit;
 pub mod health;
 pub mod housekeeping;
 pub mod leases;
+pub mod login_failures;
 pub mod login_requests;
+pub mod lucca_budget;
 pub mod lucca_links;
 pub mod migration_jobs;
 pub mod oauth;
@@ -21,7 +23,9 @@ pub use audit::{AuditEntry, AuditEvent, AuditLog, CappedAuditEvent};
 pub use health::Health;
 pub use housekeeping::Housekeeping;
 pub use leases::Leases;
+pub use login_failures::{FailureKey, LoginFailures};
 pub use login_requests::{LoginRequests, PendingRequest};
+pub use lucca_budget::{LuccaBudget, SendRule, SendSlot};
 pub use lucca_links::{LuccaLink, LuccaLinks};
 pub use migration_jobs::{
     MigrationClassCount, MigrationJobRecord, MigrationJobs, MigrationRowOutcome,

@@ -9,3 +9,17 @@ pub(crate) const CLAIM_OUTBOX: &str = "UPDATE lucca_outbox SET lease_owner = $1,
                     AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)
                   ORDER BY next_attempt_at, id LIMIT $5
                   FOR UPDATE SKIP LOCKED)";
+
+/// How a transaction that counts and then writes begins: the advisory lock below makes it
+/// alone among those that count the same thing.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN";
+
+/// A transaction lock on `($1, $2)` (a lock space, a key's hash), released at commit or
+/// rollback, so that a dropped connection never keeps it.
+pub(crate) const LOCK_XACT: Option<&str> = Some("SELECT pg_advisory_xact_lock($1, $2)");
+
+/// The database's clock in unix milliseconds. `clock_timestamp()`, not `now()`: `now()` is the
+/// start of the transaction, which for a transaction that waited for a lock is earlier than
+/// the sends of the one it waited for.
+pub(crate) const NOW_MS: &str =
+    "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";

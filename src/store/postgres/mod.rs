@@ -160,3 +160,11 @@ mod person_revocations {
     use super::PgAdapter as Adapter;
     include!("../sql/person_revocations.rs");
 }
+mod lucca_budget {
+    use super::PgAdapter as Adapter;
+    include!("../sql/lucca_budget.rs");
+}
+mod login_failures {
+    use super::PgAdapter as Adapter;
+    include!("../sql/login_failures.rs");
+}

@@ -8,3 +8,15 @@ pub(crate) const CLAIM_OUTBOX: &str = "UPDATE lucca_outbox SET lease_owner = $1,
                   WHERE status = 'pending' AND next_attempt_at <= $3
                     AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)
                   ORDER BY next_attempt_at, id LIMIT $5)";
+
+/// How a transaction that counts and then writes begins: `IMMEDIATE` takes SQLite's one write
+/// lock at once (waiting the busy timeout for it), so the counts it reads stay true until it
+/// commits; a deferred transaction would fail to upgrade if another wrote in between.
+pub(crate) const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// No lock beyond the write lock: SQLite has one writer.
+pub(crate) const LOCK_XACT: Option<&str> = None;
+
+/// The database's clock in unix milliseconds.
+pub(crate) const NOW_MS: &str =
+    "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";

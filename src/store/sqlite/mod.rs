@@ -61,6 +61,14 @@ mod person_revocations {
     use super::SqliteAdapter as Adapter;
     include!("../sql/person_revocations.rs");
 }
+mod lucca_budget {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/lucca_budget.rs");
+}
+mod login_failures {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/login_failures.rs");
+}
 
 #[cfg(test)]
 mod tests;
