@@ -163,6 +163,7 @@ pub trait Adapter:
     + Leases
     + SyncState
     + PersonRevocations
+    + SigningKeys
     + 'static
 {
 }
@@ -182,6 +183,7 @@ impl<A> Adapter for A where
         + Leases
         + SyncState
         + PersonRevocations
+        + SigningKeys
         + 'static
 {
 }
@@ -205,6 +207,7 @@ pub struct Store {
     node: Arc<Node>,
     sync_state: Arc<dyn SyncState>,
     person_revocations: Arc<dyn PersonRevocations>,
+    signing_keys: Arc<dyn SigningKeys>,
 }
 
 impl std::fmt::Debug for Store {
@@ -236,6 +239,7 @@ impl Store {
             leases: adapter.clone(),
             sync_state: adapter.clone(),
             person_revocations: adapter.clone(),
+            signing_keys: adapter.clone(),
             health: adapter,
             node: Arc::new(node),
         }
@@ -286,6 +290,9 @@ impl Store {
     }
     pub fn person_revocations(&self) -> &Arc<dyn PersonRevocations> {
         &self.person_revocations
+    }
+    pub fn signing_keys(&self) -> &Arc<dyn SigningKeys> {
+        &self.signing_keys
     }
 
     /// Keep this node's lease on running migration job `id` alive (renewed every third of the

@@ -15,7 +15,7 @@ use sqlx::{Arguments, Row};
 use super::{DatabaseUrl, Node, StoreError};
 
 /// Our tables, parents before children (grants before their tokens, jobs before their rows).
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 18] = [
     "login_requests",
     "grants",
     "auth_codes",
@@ -32,6 +32,7 @@ const TABLES: [&str; 17] = [
     "sync_state",
     "job_leases",
     "person_revocations",
+    "signing_keys",
     "tower_sessions",
 ];
 

@@ -17,6 +17,7 @@ mod jit;
 #[cfg(feature = "simulator")]
 mod migrations;
 mod oidc;
+mod pg_keys;
 mod postgres;
 mod revoke;
 mod saml;

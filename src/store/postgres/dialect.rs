@@ -9,3 +9,8 @@ pub(crate) const CLAIM_OUTBOX: &str = "UPDATE lucca_outbox SET lease_owner = $1,
                     AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)
                   ORDER BY next_attempt_at, id LIMIT $5
                   FOR UPDATE SKIP LOCKED)";
+
+/// Taken first in a transaction that changes the key ring: nodes adding their first key, or
+/// staging one, at once are serialised (a transaction-scoped advisory lock, released at commit).
+pub(crate) const LOCK_SIGNING_KEYS: Option<&str> =
+    Some("SELECT pg_advisory_xact_lock(8097880544549108083)"); // "passkeys"

@@ -160,3 +160,7 @@ mod person_revocations {
     use super::PgAdapter as Adapter;
     include!("../sql/person_revocations.rs");
 }
+mod signing_keys {
+    use super::PgAdapter as Adapter;
+    include!("../sql/signing_keys.rs");
+}

@@ -8,3 +8,7 @@ pub(crate) const CLAIM_OUTBOX: &str = "UPDATE lucca_outbox SET lease_owner = $1,
                   WHERE status = 'pending' AND next_attempt_at <= $3
                     AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until < $4)
                   ORDER BY next_attempt_at, id LIMIT $5)";
+
+/// None: SQLite has one writer at a time, and each key-ring change starts with the statement
+/// that both checks and writes, so it holds the write lock from its first read.
+pub(crate) const LOCK_SIGNING_KEYS: Option<&str> = None;

@@ -61,6 +61,10 @@ mod person_revocations {
     use super::SqliteAdapter as Adapter;
     include!("../sql/person_revocations.rs");
 }
+mod signing_keys {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/signing_keys.rs");
+}
 
 #[cfg(test)]
 mod tests;
