@@ -31,7 +31,7 @@ use serde::Serialize;
 use crate::config::{Config, KeysConfig};
 use crate::store::{SigningKeys, StoreError};
 use ring::{later, KeyState, Ring};
-pub use shared::{import_dir, rewrap, Rewrapped};
+pub use shared::{import_dir, open_stored, rewrap, Rewrapped};
 use shared::{whole_seconds, SharedRing};
 use store::{store_error, KeyringFile, KEYRING};
 

@@ -174,6 +174,16 @@ impl SharedRing {
     }
 }
 
+/// Open every stored key under the configured KEKs, keeping nothing (`passerelle check`): the
+/// first key that does not open is the error, named by its kid.
+pub fn open_stored(rows: &[StoredSigningKey], settings: &KeysConfig) -> Result<(), KeyError> {
+    let keks = Keks::from_config(settings)?;
+    for row in rows {
+        wipe(&mut keks.open(&row.kid, &row.kek_id, &row.sealed_key)?);
+    }
+    Ok(())
+}
+
 /// What `passerelle keys rewrap` did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Rewrapped {

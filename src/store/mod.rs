@@ -147,6 +147,18 @@ pub async fn probe(config: &StoreConfig) -> Result<Option<String>, StoreError> {
     }
 }
 
+/// The signing keys stored in the configured database, read without changing anything
+/// (`passerelle check` proves the key-encryption key opens them); `None` for SQLite, whose keys
+/// are files, and for a database no node has used yet.
+pub async fn peek_signing_keys(
+    config: &StoreConfig,
+) -> Result<Option<Vec<StoredSigningKey>>, StoreError> {
+    match config {
+        StoreConfig::Sqlite { .. } => Ok(None),
+        StoreConfig::Postgres { url } => postgres::PgAdapter::peek_signing_keys(url).await,
+    }
+}
+
 /// Every port an adapter serves.
 pub trait Adapter:
     LoginRequests

@@ -224,6 +224,43 @@ async fn a_node_with_a_wrong_kek_is_refused_naming_the_kid() {
         !dir.path().join("keys").exists(),
         "no file ring in PostgreSQL mode"
     );
+
+    // `check` says so before a start is tried, reading the stored keys and changing nothing.
+    let path = dir.path().join("p.toml");
+    let write = |kek: &str| {
+        std::fs::write(
+            &path,
+            format!(
+                "[server]\ndata_dir = \"{0}/data\"\nkeys_dir = \"{0}/keys\"\n[store]\nurl = \"{url}\"\n\
+                 [keys]\nencryption_key = \"{kek}\"\n",
+                dir.path().display()
+            ),
+        )
+        .unwrap()
+    };
+    write(NEW_KEK);
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = output(&out);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains(&format!(
+            "error: keys.encryption_key: signing key {kid} in the database is sealed under"
+        )),
+        "{text}"
+    );
+    write(pg::ENCRYPTION_KEY);
+    let out = passerelle()
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = output(&out);
+    assert!(!text.contains("keys.encryption_key"), "{text}");
+    assert_eq!(stored_rows(&url).await.len(), 1);
 }
 
 /// KEK rotation: the new KEK in front, the old one as previous, `passerelle keys rewrap`; then
