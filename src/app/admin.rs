@@ -35,7 +35,7 @@ async fn rotate_key(
 ) -> Result<impl IntoResponse, AdminError> {
     // Key generation runs on the blocking pool inside `rotate`.
     let staged = state.keys.rotate().await.map_err(|e| match e {
-        crate::keys::KeyError::RotationPending { .. } => {
+        crate::keys::KeyError::RotationPending { .. } | crate::keys::KeyError::ConcurrentChange => {
             AdminError(StatusCode::CONFLICT, e.to_string())
         }
         e => AdminError(

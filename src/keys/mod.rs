@@ -81,6 +81,8 @@ pub enum KeyError {
     Database(#[from] StoreError),
     #[error("the key ring in the database holds no keys")]
     EmptySharedRing,
+    #[error("another node changed the key ring at the same moment; try again")]
+    ConcurrentChange,
     #[error(
         "the database already holds signing keys: `passerelle keys import` only fills an empty \
          key ring"
@@ -254,10 +256,7 @@ impl Keys {
                         let ring = shared.read(Some(&current)).await?;
                         refuse_pending(&ring, now)?;
                         self.ring.store(Arc::new(ring));
-                        return Err(KeyError::Generate(
-                            "another node changed the key ring at the same moment; try again"
-                                .into(),
-                        ));
+                        return Err(KeyError::ConcurrentChange);
                     }
                 }
             }

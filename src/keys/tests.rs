@@ -523,7 +523,10 @@ mod shared {
         for r in &rotated {
             if let Err(e) = r {
                 assert!(
-                    matches!(e, KeyError::RotationPending { .. } | KeyError::Generate(_)),
+                    matches!(
+                        e,
+                        KeyError::RotationPending { .. } | KeyError::ConcurrentChange
+                    ),
                     "{e}"
                 );
             }
