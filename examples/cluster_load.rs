@@ -547,10 +547,12 @@ async fn run(
                 i += 1;
                 let outcome = flow(&http, &check, from, to, &nodes).await;
                 let after_kill = kill_at.is_some_and(|k| started.elapsed() > k);
+                let clean_failure = matches!(outcome, Outcome::Clean(_));
                 record(&results, outcome, after_kill);
-                if after_kill {
-                    // A flow that met the dead node is not retried in a tight loop.
-                    tokio::task::yield_now().await;
+                if clean_failure {
+                    // Back off like a browser would, rather than spin on the dead node and take
+                    // the CPU from the live one.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
         }));
