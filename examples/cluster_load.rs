@@ -171,14 +171,22 @@ async fn main() {
         .collect();
     let spent = spent_codes(&url, &tokens).await;
     println!(
-        "database: {} codes exchanged, {} grants, {} grants from more than one code, {} codes \
-         with more than one grant; {} tokens received, {} distinct grants behind them",
+        "database: {} codes spent, {} of them by a node killed before it made the grant; {} \
+         grants, each from exactly one code ({} grants named by two codes, {} grants without a \
+         code)",
         spent.codes_used,
+        spent.codes_used - spent.codes_with_grant,
         spent.grants,
         spent.shared_grants,
         spent.codes_twice,
+    );
+    println!(
+        "          {} tokens received, from {} distinct grants; {} grants made but never answered \
+         (their tokens never left the node), {} of them still live",
         tokens.len(),
-        spent.token_grants
+        spent.token_grants,
+        spent.grants - spent.token_grants as i64,
+        spent.unanswered_live,
     );
     a.stop();
     let double_spend = spent.codes_twice > 0
@@ -693,6 +701,8 @@ struct Spent {
     codes_twice: i64,
     /// Distinct grants behind the access tokens the client received.
     token_grants: usize,
+    /// Grants whose tokens the client never received that are not revoked.
+    unanswered_live: i64,
 }
 
 /// From the database: each exchanged code names one grant, each grant is named by one code,
@@ -742,7 +752,15 @@ async fn spent_codes(url: &str, tokens: &[String]) -> Spent {
         ));
     }
     let token_grants = grant_ids.iter().collect::<HashSet<_>>().len();
+    let unanswered_live: i64 = sqlx::query_scalar(
+        "SELECT COUNT(*) FROM grants WHERE revoked_at IS NULL AND NOT (id = ANY($1))",
+    )
+    .bind(&grant_ids)
+    .fetch_one(&mut db)
+    .await
+    .unwrap_or_else(|e| fail(&format!("grants: {e}")));
     Spent {
+        unanswered_live,
         codes_used,
         codes_with_grant,
         grants,
