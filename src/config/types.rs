@@ -224,8 +224,9 @@ pub struct KeysConfig {
     pub previous_encryption_keys: Vec<Secret>,
     /// A file holding the former keys, one per line (replaces `previous_encryption_keys`).
     pub previous_encryption_keys_file: Option<PathBuf>,
-    /// With PostgreSQL: how often each node re-reads the shared key ring, so that a key staged
-    /// on any node is published by all within this long.
+    /// How often a running server re-reads the key ring: `keyring.json` (a rotation by the
+    /// CLI), or with PostgreSQL the shared ring, so that a key staged on any node is published
+    /// by all within this long.
     #[serde(with = "humantime_serde")]
     pub reload_interval: Duration,
 }
