@@ -102,6 +102,107 @@ enum KeysAction {
     Show,
     /// Stage a next key: published at once, signing after `keys.rotation_delay`.
     Rotate,
+    /// PostgreSQL: seal every key of the shared ring under `keys.encryption_key`, opening each
+    /// with whichever configured key sealed it; then `previous_encryption_keys` can go.
+    Rewrap,
+    /// PostgreSQL: copy a keys directory (keyring.json and its PEM files) into the database's
+    /// empty key ring, so the nodes keep signing with the single node's keys.
+    Import {
+        /// The keys directory (default: server.keys_dir).
+        #[arg(long)]
+        from: Option<PathBuf>,
+    },
+}
+
+/// The store for `passerelle keys` in PostgreSQL mode (the `[keys]` settings checked first, as
+/// `serve` checks them); `None` in the SQLite mode, whose keys are files.
+async fn shared_store(config: &Config) -> Result<Option<passerelle::store::Store>, String> {
+    if config.store.url().is_none() {
+        return Ok(None);
+    }
+    let errors: Vec<String> = config
+        .validate()
+        .into_iter()
+        .filter(|p| p.severity == Severity::Error && p.key.starts_with("keys."))
+        .map(|p| p.to_string())
+        .collect();
+    if !errors.is_empty() {
+        return Err(errors.join("\n"));
+    }
+    let store_config =
+        passerelle::store::StoreConfig::from_settings(config.store.url(), &config.server.data_dir)
+            .map_err(|e| format!("error: store.url: {e}"))?;
+    passerelle::store::open(&store_config)
+        .await
+        .map(Some)
+        .map_err(|e| format!("error: {e}"))
+}
+
+async fn keys_command(config: &Config, action: KeysAction) -> Result<ExitCode, String> {
+    use passerelle::keys::Keys;
+    let store = shared_store(config).await?;
+    let needs_database = |what: &str| {
+        format!(
+            "error: `passerelle keys {what}` works on the key ring kept in PostgreSQL: set [store] url \
+             (the SQLite mode keeps its keys as files in server.keys_dir)"
+        )
+    };
+    let keys = match (&action, &store) {
+        (KeysAction::Rewrap, Some(store)) => {
+            let done = passerelle::keys::rewrap(store.signing_keys().clone(), &config.keys)
+                .await
+                .map_err(|e| format!("error: {e}"))?;
+            for kid in &done.resealed {
+                println!("{kid}  sealed under keys.encryption_key");
+            }
+            for kid in &done.current {
+                println!("{kid}  already sealed under keys.encryption_key");
+            }
+            println!(
+                "done: {} key(s) rewrapped; previous_encryption_keys can now be removed from every node",
+                done.resealed.len()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        (KeysAction::Import { from }, Some(store)) => {
+            let dir = from.as_deref().unwrap_or(&config.server.keys_dir);
+            let kids = passerelle::keys::import_dir(dir, store.signing_keys().clone(), &config.keys)
+                .await
+                .map_err(|e| format!("error: {e}"))?;
+            println!(
+                "copied {} key(s) from {} into the database:",
+                kids.len(),
+                dir.display()
+            );
+            for kid in kids {
+                println!("  {kid}");
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        (KeysAction::Rewrap, None) => return Err(needs_database("rewrap")),
+        (KeysAction::Import { .. }, None) => return Err(needs_database("import")),
+        (_, Some(store)) => Keys::open_shared(store.signing_keys().clone(), &config.keys).await,
+        (_, None) => Keys::load_or_generate(&config.server.keys_dir, &config.keys),
+    }
+    .map_err(|e| format!("error: {e}"))?;
+    if let KeysAction::Rotate = action {
+        let staged = keys.rotate().await.map_err(|e| format!("error: {e}"))?;
+        println!(
+            "staged key {} — published now, signs from {}",
+            staged.kid, staged.signs_from
+        );
+        println!(
+            "running servers pick it up within keys.reload_interval ({})",
+            humantime::format_duration(config.keys.reload_interval)
+        );
+    }
+    for k in keys.status() {
+        println!(
+            "{}  {}\n    sha256 {}\n    valid {} .. {}\n    signs from {}",
+            k.kid, k.state, k.fingerprint_sha256, k.not_before, k.not_after, k.signs_from
+        );
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn default_config_path(explicit: Option<PathBuf>) -> Option<PathBuf> {
@@ -233,24 +334,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
         }
         Command::Keys { action, config } => {
             let config = load(default_config_path(config).as_deref())?;
-            let keys =
-                passerelle::keys::Keys::load_or_generate(&config.server.keys_dir, &config.keys)
-                    .map_err(|e| format!("error: {e}"))?;
-            if let KeysAction::Rotate = action {
-                let staged = keys.rotate().map_err(|e| format!("error: {e}"))?;
-                println!(
-                    "staged key {} — published now, signs from {}",
-                    staged.kid, staged.signs_from
-                );
-                println!("a running server picks it up within a minute (or on restart)");
-            }
-            for k in keys.status() {
-                println!(
-                    "{}  {}\n    sha256 {}\n    valid {} .. {}\n    signs from {}",
-                    k.kid, k.state, k.fingerprint_sha256, k.not_before, k.not_after, k.signs_from
-                );
-            }
-            Ok(ExitCode::SUCCESS)
+            keys_command(&config, action).await
         }
         Command::Store {
             action: StoreAction::Migrate { to },

@@ -33,25 +33,16 @@ async fn rotate_key(
     _: Admin,
     State(state): State<AppState>,
 ) -> Result<impl IntoResponse, AdminError> {
-    // RSA key generation takes a noticeable fraction of a second: keep it off the async workers.
-    let keys = state.keys.clone();
-    let staged = tokio::task::spawn_blocking(move || keys.rotate())
-        .await
-        .map_err(|e| {
-            AdminError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("rotation failed: {e}"),
-            )
-        })?
-        .map_err(|e| match e {
-            crate::keys::KeyError::RotationPending { .. } => {
-                AdminError(StatusCode::CONFLICT, e.to_string())
-            }
-            e => AdminError(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("rotation failed: {e}"),
-            ),
-        })?;
+    // Key generation runs on the blocking pool inside `rotate`.
+    let staged = state.keys.rotate().await.map_err(|e| match e {
+        crate::keys::KeyError::RotationPending { .. } | crate::keys::KeyError::ConcurrentChange => {
+            AdminError(StatusCode::CONFLICT, e.to_string())
+        }
+        e => AdminError(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rotation failed: {e}"),
+        ),
+    })?;
     tracing::info!(kid = %staged.kid, signs_from = %staged.signs_from, "signing key rotation staged");
     let _ = state
         .store

@@ -12,6 +12,9 @@ use crate::lucca::{LuccaClient, LuccaError};
 
 pub async fn check(config: &Config) -> Vec<Problem> {
     let mut problems = config.validate();
+    let keys_valid = !problems
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.key.starts_with("keys."));
     let mut push = |severity, key: &str, message: String| {
         problems.push(Problem {
             severity,
@@ -34,11 +37,23 @@ pub async fn check(config: &Config) -> Vec<Problem> {
     }
     match crate::store::StoreConfig::from_settings(config.store.url(), &config.server.data_dir) {
         Err(e) => push(Severity::Error, "store.url", e.to_string()),
-        Ok(store) => {
-            if let Err(e) = crate::store::probe(&store).await {
-                push(Severity::Error, "store.url", cause_chain(&e));
+        Ok(store) => match crate::store::probe(&store).await {
+            Err(e) => push(Severity::Error, "store.url", cause_chain(&e)),
+            Ok(_) if keys_valid && config.keys.has_encryption_key() => {
+                // The key-encryption key must open the keys the other nodes stored: a node
+                // given another one would refuse to start.
+                match crate::store::peek_signing_keys(&store).await {
+                    Err(e) => push(Severity::Error, "store.url", cause_chain(&e)),
+                    Ok(Some(rows)) => {
+                        if let Err(e) = crate::keys::open_stored(&rows, &config.keys) {
+                            push(Severity::Error, "keys.encryption_key", e.to_string());
+                        }
+                    }
+                    Ok(None) => {}
+                }
             }
-        }
+            Ok(_) => {}
+        },
     }
     for (path, mode) in crate::store::open_data_files(&config.server.data_dir) {
         push(

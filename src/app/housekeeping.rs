@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::AppState;
 
 /// Periodic housekeeping: purge expired rows (sessions too) every minute and audit rows past
-/// `[audit] retention` once a day, pick up keys rotated by the CLI.
+/// `[audit] retention` once a day.
 pub fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(60));
@@ -28,7 +28,26 @@ pub fn spawn_housekeeping(state: AppState) -> tokio::task::JoinHandle<()> {
                     Err(e) => tracing::warn!(error = %e, "purging old audit rows failed"),
                 }
             }
-            if let Err(e) = state.keys.reload() {
+        }
+    })
+}
+
+/// Re-read the key ring every `[keys] reload_interval`: a key staged by `passerelle keys
+/// rotate` beside this server, or (shared ring) by another node, is published here within
+/// that time, and signs here from its `signs_from` like everywhere else.
+pub fn spawn_key_reload(state: AppState) -> tokio::task::JoinHandle<()> {
+    let every = state
+        .config
+        .keys
+        .reload_interval
+        .max(Duration::from_millis(100));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = state.keys.reload().await {
                 tracing::warn!(error = %e, "reloading the key ring failed; keeping the loaded keys");
             }
         }

@@ -109,7 +109,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     };
     let store = crate::store::open_as(&store_config, node).await?;
     tracing::info!(store = %store_config.describe(), node = store.node_id(), "store open");
-    let keys = Keys::load_or_generate(&config.server.keys_dir, &config.keys)?;
+    let keys = Keys::open(&config, &store).await?;
     let directory = Directory::new(&config.directory.users)?;
     let live = Live {
         directory: Arc::new(directory),
@@ -320,6 +320,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
     })?;
     let mut workers = vec![
         housekeeping::spawn_housekeeping(state.clone()),
+        housekeeping::spawn_key_reload(state.clone()),
         reload::spawn_reload_on_sighup(state.clone()),
         crate::provisioning::migration::spawn_worker(state.migrations.clone()),
     ];

@@ -120,6 +120,8 @@ impl Config {
             &mut self.lucca.api_key_file,
             &mut self.lucca.webhook_secret_file,
             &mut self.smtp.password_file,
+            &mut self.keys.encryption_key_file,
+            &mut self.keys.previous_encryption_keys_file,
         ]
         .into_iter()
         .flatten()
@@ -180,6 +182,24 @@ impl Config {
             &mut self.smtp.password,
             &self.smtp.password_file,
         )?;
+        read(
+            "keys.encryption_key_file".into(),
+            &mut self.keys.encryption_key,
+            &self.keys.encryption_key_file,
+        )?;
+        if let Some(path) = &self.keys.previous_encryption_keys_file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
+                key: "keys.previous_encryption_keys_file".into(),
+                path: path.clone(),
+                source,
+            })?;
+            self.keys.previous_encryption_keys = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(Secret::new)
+                .collect();
+        }
         for (i, c) in self.oidc.clients.iter_mut().enumerate() {
             read(
                 format!("oidc.clients[{i}].client_secret_file"),

@@ -27,10 +27,13 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
-use super::{Config, Secret, Validator};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::{Config, KeysConfig, Secret, Validator};
 
 /// Keys whose values are secrets, wherever they appear in the configuration.
-pub const SECRET_KEYS: [&str; 9] = [
+pub const SECRET_KEYS: [&str; 10] = [
     "token",
     "token_sha256",
     "client_secret",
@@ -39,6 +42,7 @@ pub const SECRET_KEYS: [&str; 9] = [
     "password_hash",
     "webhook_secret",
     "encryption_key",
+    "previous_encryption_keys",
     "secret",
 ];
 
@@ -188,6 +192,9 @@ fn collect_secret_strings(table: &toml::Table, found: &mut Vec<String>) {
     for (key, value) in table {
         match value {
             toml::Value::String(s) if SECRET_KEYS.contains(&key.as_str()) => found.push(s.clone()),
+            toml::Value::Array(items) if SECRET_KEYS.contains(&key.as_str()) => {
+                found.extend(items.iter().filter_map(|i| i.as_str()).map(str::to_string))
+            }
             toml::Value::Table(inner) => collect_secret_strings(inner, found),
             _ => {}
         }
@@ -311,8 +318,126 @@ fn message(slot: &Slot<'_>, why: Refusal) -> String {
     }
 }
 
+/// The length of a key-encryption key: AES-256.
+pub const KEK_BYTES: usize = 32;
+
+/// A `[keys]` key-encryption key as configured: the key that names it in messages (the `_file`
+/// key when it came from a file) and its value. Never printed.
+pub struct KekSlot<'a> {
+    pub key: String,
+    pub value: &'a Secret,
+}
+
+impl KeysConfig {
+    /// The key-encryption keys, the one that encrypts first (`encryption_key`), then the former
+    /// ones that still decrypt (`previous_encryption_keys`). Empty values are left out.
+    pub fn kek_slots(&self) -> Vec<KekSlot<'_>> {
+        let mut slots = Vec::new();
+        if let Some(value) = self
+            .encryption_key
+            .as_ref()
+            .filter(|v| !v.expose().is_empty())
+        {
+            slots.push(KekSlot {
+                key: if self.encryption_key_file.is_some() {
+                    "keys.encryption_key_file".into()
+                } else {
+                    "keys.encryption_key".into()
+                },
+                value,
+            });
+        }
+        for (i, value) in self.previous_encryption_keys.iter().enumerate() {
+            if value.expose().trim().is_empty() {
+                continue;
+            }
+            slots.push(KekSlot {
+                key: if self.previous_encryption_keys_file.is_some() {
+                    format!("keys.previous_encryption_keys_file (line {})", i + 1)
+                } else {
+                    format!("keys.previous_encryption_keys[{i}]")
+                },
+                value,
+            });
+        }
+        slots
+    }
+
+    /// Whether `encryption_key` (the key that seals new keys) is set.
+    pub fn has_encryption_key(&self) -> bool {
+        self.encryption_key
+            .as_ref()
+            .is_some_and(|v| !v.expose().trim().is_empty())
+    }
+}
+
+/// A key-encryption key's bytes: standard base64 (as `openssl rand -base64 32` prints it) of
+/// exactly 32 bytes. The message never repeats the value.
+pub fn decode_kek(value: &Secret) -> Result<[u8; KEK_BYTES], String> {
+    let bytes = STANDARD.decode(value.expose().trim()).map_err(|_| {
+        format!("is not base64; it must be the base64 of {KEK_BYTES} random bytes: {GENERATE_HINT}")
+    })?;
+    <[u8; KEK_BYTES]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "decodes to {} bytes, not {KEK_BYTES}; it must be the base64 of {KEK_BYTES} random \
+             bytes: {GENERATE_HINT}",
+            bytes.len()
+        )
+    })
+}
+
 impl Config {
+    /// The key-encryption keys: required with PostgreSQL, each a real random 32-byte key.
+    fn validate_encryption_keys(&self, v: &mut Validator) {
+        let slots = self.keys.kek_slots();
+        let shared = self.store.url().is_some();
+        if shared && !self.keys.has_encryption_key() {
+            v.error(
+                "keys.encryption_key",
+                format!(
+                    "is required with [store] url (PostgreSQL): the private signing keys every \
+                     node shares are kept in the database, encrypted under it (or set \
+                     keys.encryption_key_file); {GENERATE_HINT}"
+                ),
+            );
+        }
+        if !shared && !slots.is_empty() {
+            v.warning(
+                slots[0].key.clone(),
+                "is only used with [store] url (PostgreSQL); with the SQLite file the signing \
+                 keys stay files in server.keys_dir",
+            );
+        }
+        let mut seen = HashSet::new();
+        for slot in &slots {
+            let from_file = slot.key.contains("_file");
+            let as_slot = Slot {
+                key: slot.key.clone(),
+                value: slot.value.expose(),
+                from_file,
+                generated_here: true,
+                fix: "",
+            };
+            if let Some(why) = refusal(slot.value.expose(), true) {
+                v.error(slot.key.clone(), message(&as_slot, why));
+                continue;
+            }
+            match decode_kek(slot.value) {
+                Err(m) => v.error(slot.key.clone(), m),
+                Ok(bytes) => {
+                    if !seen.insert(bytes) {
+                        v.warning(
+                            slot.key.clone(),
+                            "repeats a key-encryption key listed before it",
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     pub(super) fn validate_secrets(&self, v: &mut Validator) {
+        self.validate_encryption_keys(v);
         let mut slots = Vec::new();
         slots.extend(slot(
             "admin.token",
@@ -657,5 +782,92 @@ api_key = "0f8fad5b-d9cb-469f-a165-70867728950e"
                 .any(|(k, _)| k == "directory.users[0].password_hash"),
             "{found:?}"
         );
+    }
+
+    #[test]
+    fn the_key_encryption_key_is_required_with_postgres_and_must_be_32_random_bytes() {
+        let pg = "[store]\nurl = \"postgres://u:p@db.internal/passerelle\"\n";
+        let found = errors(pg);
+        let (_, m) = found
+            .iter()
+            .find(|(k, _)| k == "keys.encryption_key")
+            .expect("required");
+        assert!(
+            m.contains("required with [store] url") && m.contains("openssl rand -base64 32"),
+            "{m}"
+        );
+
+        let good = "g5f0kJSfYDxq8pCKrzL0OddoBMvdUYD77DsdhtFPF+U=";
+        assert!(errors(&format!("{pg}[keys]\nencryption_key = \"{good}\"\n")).is_empty());
+        for (value, expect) in [
+            ("…", "placeholder"),
+            ("change-me-to-a-random-key-0123456789", "placeholder"),
+            ("c2hvcnQta2V5LTAxMjM0NTY3", "decodes to 18 bytes, not 32"),
+            ("not base64 at all, but long and varied!", "not base64"),
+            ("aaaaaaaaaaaaaaaaaaaaaa==", "distinct characters"),
+        ] {
+            let found = errors(&format!("{pg}[keys]\nencryption_key = \"{value}\"\n"));
+            let m = found
+                .iter()
+                .find(|(k, _)| k == "keys.encryption_key")
+                .map(|(_, m)| m.clone())
+                .unwrap_or_else(|| panic!("{value:?} refused: {found:?}"));
+            assert!(m.contains(expect), "{value:?}: {m}");
+            assert!(!m.contains(value), "{m}");
+        }
+        let found = errors(&format!(
+            "{pg}[keys]\nencryption_key = \"{good}\"\nprevious_encryption_keys = [\"{good}\", \"xyz\"]\n"
+        ));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].0, "keys.previous_encryption_keys[1]");
+    }
+
+    #[test]
+    fn key_encryption_keys_from_files_are_named_by_their_file_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = "aok0x5C2/aZq/kEugtKB4ZAErgIzBB6nGcjeCMthvfo=";
+        std::fs::write(dir.path().join("kek"), format!("{good}\n")).unwrap();
+        std::fs::write(dir.path().join("old"), format!("{good}\n\nshort\n")).unwrap();
+        let path = dir.path().join("p.toml");
+        std::fs::write(
+            &path,
+            "[keys]\nencryption_key_file = \"kek\"\nprevious_encryption_keys_file = \"old\"\n[store]\nurl = \"postgres://u:p@h/d\"\n",
+        )
+        .unwrap();
+        let config = Config::load_with_env(Some(&path), |_| None).unwrap();
+        assert_eq!(config.keys.encryption_key.as_ref().unwrap().expose(), good);
+        let slots: Vec<String> = config.keys.kek_slots().into_iter().map(|s| s.key).collect();
+        assert_eq!(
+            slots,
+            [
+                "keys.encryption_key_file",
+                "keys.previous_encryption_keys_file (line 1)",
+                "keys.previous_encryption_keys_file (line 2)"
+            ]
+        );
+        let problems = config.validate();
+        let errors: Vec<&str> = problems
+            .iter()
+            .filter(|p| p.severity == Severity::Error)
+            .map(|p| p.key.as_str())
+            .collect();
+        assert_eq!(errors, ["keys.previous_encryption_keys_file (line 2)"]);
+        assert!(problems
+            .iter()
+            .any(|p| p.key == "keys.previous_encryption_keys_file (line 1)"
+                && p.message.contains("repeats")));
+    }
+
+    #[test]
+    fn a_key_encryption_key_without_postgres_is_only_a_warning() {
+        let config = Config::from_toml(
+            "[keys]\nencryption_key = \"g5f0kJSfYDxq8pCKrzL0OddoBMvdUYD77DsdhtFPF+U=\"\n",
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let problems = config.validate();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].severity, Severity::Warning);
+        assert_eq!(problems[0].key, "keys.encryption_key");
     }
 }

@@ -222,6 +222,21 @@ pub struct KeysConfig {
     pub retire_after: Duration,
     /// Validity of the self-signed certificates generated for new keys.
     pub certificate_validity_days: u32,
+    /// With PostgreSQL (`[store] url`): the key-encryption key, base64 of 32 random bytes,
+    /// under which the private signing keys kept in the database are sealed (AES-256-GCM).
+    /// Required there; unused with the SQLite file, whose keys stay files in `keys_dir`.
+    pub encryption_key: Option<Secret>,
+    pub encryption_key_file: Option<PathBuf>,
+    /// Former key-encryption keys, still accepted to open keys sealed before a KEK rotation
+    /// (until `passerelle keys rewrap` has sealed every key under `encryption_key`).
+    pub previous_encryption_keys: Vec<Secret>,
+    /// A file holding the former keys, one per line (replaces `previous_encryption_keys`).
+    pub previous_encryption_keys_file: Option<PathBuf>,
+    /// How often a running server re-reads the key ring: `keyring.json` (a rotation by the
+    /// CLI), or with PostgreSQL the shared ring, so that a key staged on any node is published
+    /// by all within this long.
+    #[serde(with = "humantime_serde")]
+    pub reload_interval: Duration,
 }
 
 impl Default for KeysConfig {
@@ -230,6 +245,11 @@ impl Default for KeysConfig {
             rotation_delay: Duration::from_secs(48 * 3600),
             retire_after: Duration::from_secs(24 * 3600),
             certificate_validity_days: 3650,
+            encryption_key: None,
+            encryption_key_file: None,
+            previous_encryption_keys: Vec::new(),
+            previous_encryption_keys_file: None,
+            reload_interval: Duration::from_secs(60),
         }
     }
 }

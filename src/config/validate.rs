@@ -226,6 +226,16 @@ impl Config {
                 "is shorter than the ID token / assertion lifetime: tokens signed by a retired key would stop verifying",
             );
         }
+        if self.keys.reload_interval < Duration::from_millis(100) {
+            v.error("keys.reload_interval", "must be at least 100ms");
+        } else if self.store.url().is_some() && self.keys.rotation_delay < self.keys.reload_interval
+        {
+            v.warning(
+                "keys.rotation_delay",
+                "is shorter than keys.reload_interval: a node may not have read a staged key \
+                 before the others sign with it",
+            );
+        }
     }
 
     fn validate_directory(&self, v: &mut Validator) {

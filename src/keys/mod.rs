@@ -1,19 +1,26 @@
-//! Signing keys: generated on first start (RSA-2048 + self-signed X.509, files mode 0600),
-//! loaded on later starts, rotated with a publish-before-sign delay. All signing goes through
-//! OpenSSL with the parsed key kept in memory.
+//! Signing keys: generated on first start (RSA-2048 + self-signed X.509), loaded on later
+//! starts, rotated with a publish-before-sign delay. All signing goes through OpenSSL with the
+//! parsed key kept in memory.
 //!
-//! The key directory holds `keyring.json` (kid, file names, `created_at`, `signs_from` per key)
-//! and `<kid>.key.pem` (PKCS#8) / `<kid>.crt.pem` per key. The kid is the RFC 7638 thumbprint.
+//! Two homes for the ring, one behaviour:
+//! - **files** (the SQLite mode): the key directory holds `keyring.json` (kid, file names,
+//!   `created_at`, `signs_from` per key) and `<kid>.key.pem` (PKCS#8) / `<kid>.crt.pem` per key,
+//!   mode 0600 (`store.rs`);
+//! - **the store** (PostgreSQL, several nodes): one row per key, the private key sealed under
+//!   `[keys] encryption_key` (`seal.rs`, `shared.rs`); every node re-reads the ring every
+//!   `[keys] reload_interval`, so a key staged on one is published by all.
 //!
-//! May import `config/` only.
+//! The kid is the RFC 7638 thumbprint. May import `config/` and `store/` (its port) only.
 
 mod jwt;
 mod material;
 mod ring;
+mod seal;
+mod shared;
 mod store;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -21,8 +28,11 @@ use openssl::pkey::{PKey, Private};
 use openssl::x509::X509;
 use serde::Serialize;
 
-use crate::config::KeysConfig;
+use crate::config::{Config, KeysConfig};
+use crate::store::{SigningKeys, StoreError};
 use ring::{later, KeyState, Ring};
+pub use shared::{import_dir, open_stored, rewrap, Rewrapped};
+use shared::{whole_seconds, SharedRing};
 use store::{store_error, KeyringFile, KEYRING};
 
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +53,41 @@ pub enum KeyError {
     },
     #[error("token claims do not serialise: {0}")]
     Claims(#[from] serde_json::Error),
+    #[error("key generation failed: {0}")]
+    Generate(String),
+    #[error(
+        "keys.encryption_key is not set: with [store] url (PostgreSQL) the private signing keys \
+         are kept in the database, encrypted under it; generate one with \
+         `openssl rand -base64 32` and give every node the same"
+    )]
+    NoEncryptionKey,
+    #[error("{key}: {message}")]
+    BadEncryptionKey { key: String, message: String },
+    #[error(
+        "signing key {kid} in the database is sealed under key-encryption key {kek_id}, which is \
+         not configured here (this node has {configured}): set [keys] encryption_key (or \
+         previous_encryption_keys) to the key the other nodes use"
+    )]
+    UnknownEncryptionKey {
+        kid: String,
+        kek_id: String,
+        configured: String,
+    },
+    #[error("signing key {kid} in the database cannot be opened: {why}")]
+    Unseal { kid: String, why: String },
+    #[error("signing key {kid} in the database: {message}")]
+    SharedKey { kid: String, message: String },
+    #[error("the key ring in the database: {0}")]
+    Database(#[from] StoreError),
+    #[error("the key ring in the database holds no keys")]
+    EmptySharedRing,
+    #[error("another node changed the key ring at the same moment; try again")]
+    ConcurrentChange,
+    #[error(
+        "the database already holds signing keys: `passerelle keys import` only fills an empty \
+         key ring"
+    )]
+    ImportIntoNonEmpty,
 }
 
 /// One key pair with its certificate.
@@ -64,17 +109,50 @@ pub struct KeyStatus {
     pub state: String,
 }
 
+/// Where the ring lives.
+enum Home {
+    Files(PathBuf),
+    Shared(SharedRing),
+}
+
 /// The shared handle on the key ring.
 pub struct Keys {
-    dir: PathBuf,
+    home: Home,
     settings: KeysConfig,
     /// Swapped whole, so `signer()` (called for every token) never takes a lock.
     ring: ArcSwap<Ring>,
     /// Serialises rotate and reload: a reload must not put back a ring read before a rotation.
-    writer: Mutex<()>,
+    writer: tokio::sync::Mutex<()>,
 }
 
 impl Keys {
+    /// The ring this configuration names: in the store when several nodes share it (`[store]
+    /// url`), refused without `[keys] encryption_key`; else the files of `server.keys_dir`.
+    pub async fn open(config: &Config, store: &crate::store::Store) -> Result<Keys, KeyError> {
+        if config.store.url().is_some() {
+            Keys::open_shared(store.signing_keys().clone(), &config.keys).await
+        } else {
+            Keys::load_or_generate(&config.server.keys_dir, &config.keys)
+        }
+    }
+
+    /// The ring kept in `store`: loaded, or generated once on an empty store (nodes starting
+    /// together end with one key). Every key must open under the configured KEKs.
+    pub async fn open_shared(
+        store: Arc<dyn SigningKeys>,
+        settings: &KeysConfig,
+    ) -> Result<Keys, KeyError> {
+        let shared = SharedRing::new(store, settings)?;
+        let ring = shared.load_or_generate(settings).await?;
+        Ok(Keys {
+            home: Home::Shared(shared),
+            settings: settings.clone(),
+            ring: ArcSwap::from_pointee(ring),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The ring in the files of `dir`, generated there on first start.
     pub fn load_or_generate(dir: &Path, settings: &KeysConfig) -> Result<Keys, KeyError> {
         store::ensure_dir(dir)?;
         let ring = match store::read_keyring(dir)? {
@@ -92,11 +170,16 @@ impl Keys {
             }
         };
         Ok(Keys {
-            dir: dir.to_path_buf(),
+            home: Home::Files(dir.to_path_buf()),
             settings: settings.clone(),
             ring: ArcSwap::from_pointee(ring),
-            writer: Mutex::new(()),
+            writer: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// Whether the ring is the one several nodes share in the store.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.home, Home::Shared(_))
     }
 
     /// The key that signs now.
@@ -137,52 +220,78 @@ impl Keys {
         jwt::verify_jwt(token, &self.published())
     }
 
-    /// Stages a new key: published at once, signing after `rotation_delay`.
-    pub fn rotate(&self) -> Result<KeyStatus, KeyError> {
-        self.rotate_at(Utc::now())
+    /// Stages a new key: published at once, signing after `rotation_delay`. With the shared
+    /// ring, on every node within `reload_interval`; a key staged by any node refuses a second.
+    pub async fn rotate(&self) -> Result<KeyStatus, KeyError> {
+        self.rotate_at(Utc::now()).await
     }
 
-    pub fn rotate_at(&self, now: DateTime<Utc>) -> Result<KeyStatus, KeyError> {
-        let _writer = self.lock_writer();
-        // Start from the disk: the CLI or another server may have rotated since we loaded, and
-        // stacking a second staged key would cut the first one's publication short.
-        let current = load_ring(&self.dir, self.read_keyring()?, Some(&self.ring.load()))?;
-        if let Some(staged) = current.staged(now) {
-            return Err(KeyError::RotationPending {
-                kid: staged.kid.clone(),
-                signs_from: staged.signs_from,
-            });
-        }
-        let signs_from = later(now, self.settings.rotation_delay);
-        let key = material::generate(self.settings.certificate_validity_days, now, signs_from)?;
-        let kid = key.kid.clone();
-        let mut file = current.file.clone();
-        file.keys.push(store::persist_key(&self.dir, &key)?);
-        store::write_keyring(&self.dir, &file)?;
-
-        let mut keys = current.keys().to_vec();
-        keys.push(Arc::new(key));
-        let ring = new_ring(&self.dir, keys, file)?;
+    pub async fn rotate_at(&self, now: DateTime<Utc>) -> Result<KeyStatus, KeyError> {
+        let _writer = self.writer.lock().await;
+        let (kid, ring) = match &self.home {
+            Home::Files(dir) => {
+                // Start from the disk: the CLI or another server may have rotated since we
+                // loaded, and stacking a second staged key would cut the first one's
+                // publication short.
+                let current = load_ring(dir, self.read_keyring(dir)?, Some(&self.ring.load()))?;
+                refuse_pending(&current, now)?;
+                let signs_from = later(now, self.settings.rotation_delay);
+                let key = shared::generate(&self.settings, now, signs_from).await?;
+                let kid = key.kid.clone();
+                let mut file = current.file.clone().unwrap_or(KeyringFile { keys: vec![] });
+                file.keys.push(store::persist_key(dir, &key)?);
+                store::write_keyring(dir, &file)?;
+                let mut keys = current.keys().to_vec();
+                keys.push(Arc::new(key));
+                (kid, new_ring(dir, keys, file)?)
+            }
+            Home::Shared(shared) => {
+                let now = whole_seconds(now);
+                let current = shared.read(Some(&self.ring.load())).await?;
+                refuse_pending(&current, now)?;
+                match shared.stage(&self.settings, now).await? {
+                    Some(key) => (key.kid, shared.read(Some(&current)).await?),
+                    None => {
+                        // Another node staged one since we read the ring: report its key.
+                        let ring = shared.read(Some(&current)).await?;
+                        refuse_pending(&ring, now)?;
+                        self.ring.store(Arc::new(ring));
+                        return Err(KeyError::ConcurrentChange);
+                    }
+                }
+            }
+        };
         let status = self
             .status_of(&ring, now)
             .into_iter()
             .find(|s| s.kid == kid)
-            .ok_or_else(|| store_error(&self.dir, "the new key vanished from the ring"))?;
+            .ok_or_else(|| KeyError::Generate("the new key vanished from the ring".into()))?;
         self.ring.store(Arc::new(ring));
-        tracing::info!(%kid, %signs_from, "staged a new signing key");
+        tracing::info!(%kid, signs_from = %status.signs_from, "staged a new signing key");
         Ok(status)
     }
 
-    /// Re-reads `keyring.json`, e.g. after `passerelle keys rotate` ran beside the server. On
-    /// error the loaded ring stays in use.
-    pub fn reload(&self) -> Result<(), KeyError> {
-        let _writer = self.lock_writer();
-        let file = self.read_keyring()?;
-        let current = self.ring.load();
-        if file == current.file {
-            return Ok(());
-        }
-        let ring = load_ring(&self.dir, file, Some(&current))?;
+    /// Re-reads the ring: `keyring.json` (e.g. after `passerelle keys rotate` ran beside the
+    /// server), or the store (a key staged by another node). On error the loaded ring stays in
+    /// use.
+    pub async fn reload(&self) -> Result<(), KeyError> {
+        let _writer = self.writer.lock().await;
+        let current = self.ring.load_full();
+        let ring = match &self.home {
+            Home::Files(dir) => {
+                let file = self.read_keyring(dir)?;
+                if current.file.as_ref() == Some(&file) {
+                    return Ok(());
+                }
+                load_ring(dir, file, Some(&current))?
+            }
+            Home::Shared(shared) => {
+                if shared.unchanged(&current).await? {
+                    return Ok(());
+                }
+                shared.read(Some(&current)).await?
+            }
+        };
         let kids: Vec<&str> = ring.keys().iter().map(|k| k.kid.as_str()).collect();
         tracing::info!(?kids, "reloaded the key ring");
         self.ring.store(Arc::new(ring));
@@ -230,19 +339,24 @@ impl Keys {
             .collect()
     }
 
-    fn read_keyring(&self) -> Result<KeyringFile, KeyError> {
-        store::read_keyring(&self.dir)?
-            .ok_or_else(|| store_error(&self.dir.join(KEYRING), "has disappeared"))
+    fn read_keyring(&self, dir: &Path) -> Result<KeyringFile, KeyError> {
+        store::read_keyring(dir)?.ok_or_else(|| store_error(&dir.join(KEYRING), "has disappeared"))
     }
+}
 
-    fn lock_writer(&self) -> MutexGuard<'_, ()> {
-        // The guarded state is on disk and in the ArcSwap; a panic elsewhere cannot corrupt it.
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+/// A staged key (published, not yet signing) refuses a second rotation until it signs.
+fn refuse_pending(ring: &Ring, now: DateTime<Utc>) -> Result<(), KeyError> {
+    match ring.staged(now) {
+        Some(staged) => Err(KeyError::RotationPending {
+            kid: staged.kid.clone(),
+            signs_from: staged.signs_from,
+        }),
+        None => Ok(()),
     }
 }
 
 fn new_ring(dir: &Path, keys: Vec<Arc<SigningKey>>, file: KeyringFile) -> Result<Ring, KeyError> {
-    Ring::new(keys, file).ok_or_else(|| store_error(&dir.join(KEYRING), "lists no keys"))
+    Ring::new(keys, Some(file)).ok_or_else(|| store_error(&dir.join(KEYRING), "lists no keys"))
 }
 
 /// Builds the ring `file` describes, reusing keys already parsed in `current`.

@@ -16,11 +16,11 @@ pub(super) enum KeyState {
 }
 
 /// The loaded keys with the keyring file they came from (to notice changes on reload and to
-/// append to on rotation).
+/// append to on rotation); no file for the ring kept in the store.
 pub(super) struct Ring {
     /// Ascending `signs_from`; never empty.
     keys: Vec<Arc<SigningKey>>,
-    pub file: KeyringFile,
+    pub file: Option<KeyringFile>,
 }
 
 /// `t + d`, saturating: a huge configured duration means "never", not an overflow.
@@ -32,7 +32,7 @@ pub(super) fn later(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
 }
 
 impl Ring {
-    pub fn new(mut keys: Vec<Arc<SigningKey>>, file: KeyringFile) -> Option<Ring> {
+    pub fn new(mut keys: Vec<Arc<SigningKey>>, file: Option<KeyringFile>) -> Option<Ring> {
         if keys.is_empty() {
             return None;
         }

@@ -85,6 +85,8 @@ macro_rules! store_conformance_suite {
             failed_sign_ins_are_counted_per_key_until_released,
             concurrent_sign_in_attempts_never_pass_the_budget,
             old_sign_in_failures_are_purged,
+            signing_keys_are_added_once_staged_once_and_resealed_by_compare_and_set,
+            concurrent_first_signing_keys_have_one_winner,
         );
     };
     (@each required $open:path; $($check:ident),* $(,)?) => {
@@ -107,6 +109,98 @@ macro_rules! store_conformance_suite {
             }
         )*
     };
+}
+
+// --- the shared signing key ring -----------------------------------------------------------
+
+fn stored_key(kid: &str, signs_from: i64) -> super::StoredSigningKey {
+    super::StoredSigningKey {
+        kid: kid.into(),
+        certificate: format!("-----BEGIN CERTIFICATE-----\n{kid}\n"),
+        kek_id: "kek-1".into(),
+        sealed_key: format!("v1.sealed-{kid}"),
+        created_at: signs_from - 10,
+        signs_from,
+    }
+}
+
+pub async fn signing_keys_are_added_once_staged_once_and_resealed_by_compare_and_set(store: Store) {
+    let ring = store.signing_keys();
+    let t = now();
+    assert!(ring.signing_keys().await.unwrap().is_empty());
+    let (a, b) = (stored_key("a", t - 100), stored_key("b", t - 50));
+    assert!(ring
+        .add_first_signing_keys(&[b.clone(), a.clone()])
+        .await
+        .unwrap());
+    assert!(!ring
+        .add_first_signing_keys(&[stored_key("c", t)])
+        .await
+        .unwrap());
+    assert_eq!(
+        ring.signing_keys().await.unwrap(),
+        [a.clone(), b.clone()],
+        "by signs_from"
+    );
+
+    let staged = stored_key("d", t + 3600);
+    assert!(ring.add_staged_signing_key(&staged, t).await.unwrap());
+    assert!(
+        !ring
+            .add_staged_signing_key(&stored_key("e", t + 7200), t)
+            .await
+            .unwrap(),
+        "one staged key at a time"
+    );
+    // Once d signs, the next rotation may stage again.
+    assert!(ring
+        .add_staged_signing_key(&stored_key("f", t + 9000), t + 3600)
+        .await
+        .unwrap());
+    let kids: Vec<String> = ring
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["a", "b", "d", "f"]);
+
+    assert!(ring
+        .reseal_signing_key("a", &a.sealed_key, "kek-2", "v1.new")
+        .await
+        .unwrap());
+    assert!(
+        !ring
+            .reseal_signing_key("a", &a.sealed_key, "kek-3", "v1.newer")
+            .await
+            .unwrap(),
+        "the sealed value changed since it was read"
+    );
+    assert!(!ring
+        .reseal_signing_key("zz", "x", "kek-2", "v1.x")
+        .await
+        .unwrap());
+    let a_now = ring.signing_keys().await.unwrap().remove(0);
+    assert_eq!(
+        (a_now.kek_id.as_str(), a_now.sealed_key.as_str()),
+        ("kek-2", "v1.new")
+    );
+}
+
+pub async fn concurrent_first_signing_keys_have_one_winner(store: Store) {
+    let mut set = JoinSet::new();
+    for i in 0..6 {
+        let ring = store.signing_keys().clone();
+        set.spawn(async move {
+            ring.add_first_signing_keys(&[stored_key(&format!("k{i}"), now())])
+                .await
+                .unwrap()
+        });
+    }
+    let won = set.join_all().await.into_iter().filter(|w| *w).count();
+    assert_eq!(won, 1);
+    assert_eq!(store.signing_keys().signing_keys().await.unwrap().len(), 1);
 }
 
 // --- pending sign-ins -----------------------------------------------------------------------

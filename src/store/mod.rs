@@ -147,6 +147,18 @@ pub async fn probe(config: &StoreConfig) -> Result<Option<String>, StoreError> {
     }
 }
 
+/// The signing keys stored in the configured database, read without changing anything
+/// (`passerelle check` proves the key-encryption key opens them); `None` for SQLite, whose keys
+/// are files, and for a database no node has used yet.
+pub async fn peek_signing_keys(
+    config: &StoreConfig,
+) -> Result<Option<Vec<StoredSigningKey>>, StoreError> {
+    match config {
+        StoreConfig::Sqlite { .. } => Ok(None),
+        StoreConfig::Postgres { url } => postgres::PgAdapter::peek_signing_keys(url).await,
+    }
+}
+
 /// Every port an adapter serves.
 pub trait Adapter:
     LoginRequests
@@ -165,6 +177,7 @@ pub trait Adapter:
     + PersonRevocations
     + LuccaBudget
     + LoginFailures
+    + SigningKeys
     + 'static
 {
 }
@@ -186,6 +199,7 @@ impl<A> Adapter for A where
         + PersonRevocations
         + LuccaBudget
         + LoginFailures
+        + SigningKeys
         + 'static
 {
 }
@@ -211,6 +225,7 @@ pub struct Store {
     person_revocations: Arc<dyn PersonRevocations>,
     lucca_budget: Arc<dyn LuccaBudget>,
     login_failures: Arc<dyn LoginFailures>,
+    signing_keys: Arc<dyn SigningKeys>,
 }
 
 impl std::fmt::Debug for Store {
@@ -244,6 +259,7 @@ impl Store {
             person_revocations: adapter.clone(),
             lucca_budget: adapter.clone(),
             login_failures: adapter.clone(),
+            signing_keys: adapter.clone(),
             health: adapter,
             node: Arc::new(node),
         }
@@ -302,6 +318,9 @@ impl Store {
     /// Failed sign-ins counted in the database (several nodes share them).
     pub fn login_failures(&self) -> &Arc<dyn LoginFailures> {
         &self.login_failures
+    }
+    pub fn signing_keys(&self) -> &Arc<dyn SigningKeys> {
+        &self.signing_keys
     }
 
     /// Keep this node's lease on running migration job `id` alive (renewed every third of the

@@ -17,7 +17,7 @@ use super::{DatabaseUrl, Node, StoreError};
 /// Our tables, parents before children (grants before their tokens, jobs before their rows).
 /// Not copied: `lucca_sends`, `lucca_blocks` and `login_failures`, the counts of the last
 /// minutes that only nodes sharing PostgreSQL write (one SQLite node counts in memory).
-const TABLES: [&str; 17] = [
+const TABLES: [&str; 18] = [
     "login_requests",
     "grants",
     "auth_codes",
@@ -34,6 +34,7 @@ const TABLES: [&str; 17] = [
     "sync_state",
     "job_leases",
     "person_revocations",
+    "signing_keys",
     "tower_sessions",
 ];
 

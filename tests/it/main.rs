@@ -19,6 +19,7 @@ mod jit;
 mod migrations;
 mod oidc;
 mod pages;
+mod pg_keys;
 mod postgres;
 mod revoke;
 mod saml;

@@ -861,6 +861,8 @@ keys_dir = "{dir}/{node}/keys"
 [store]
 url = "{url}"
 lease = "2s"
+[keys]
+encryption_key = "{kek}"
 [admin]
 token = "{ADMIN_TOKEN}"
 [lucca]
@@ -876,6 +878,7 @@ department_id = 13
             dir = dir.path().display(),
             lucca = sim.base_url(),
             key = sim.api_key(),
+            kek = crate::common::pg::ENCRYPTION_KEY,
         );
         let path = dir.path().join(format!("{node}.toml"));
         std::fs::write(&path, toml).unwrap();

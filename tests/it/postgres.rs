@@ -28,10 +28,16 @@ async fn the_harness_gives_each_test_a_fresh_database() {
     }
 }
 
-/// Two nodes on one fresh database, sharing the key ring and the public URL (as behind a load
-/// balancer): node B takes A's keys dir and A's `public_url`.
+/// Two nodes on one fresh database, sharing the public URL (as behind a load balancer): node B
+/// takes A's `public_url`; the key ring is the database's, sealed under the same KEK.
 async fn two_nodes() -> Option<(TestServer, TestServer)> {
     two_nodes_with(|_| {}).await
+}
+
+/// The settings every node on `url` needs: the database and the shared key-encryption key.
+pub(crate) fn on_database(c: &mut passerelle::config::Config, url: &str) {
+    c.store.url = Some(passerelle::config::Secret::new(url));
+    c.keys.encryption_key = Some(passerelle::config::Secret::new(pg::ENCRYPTION_KEY));
 }
 
 async fn two_nodes_with(
@@ -40,14 +46,13 @@ async fn two_nodes_with(
     let url = pg::database().await?;
     let a = start(|c| {
         tweak(c);
-        c.store.url = Some(passerelle::config::Secret::new(url.clone()));
+        on_database(c, &url);
     })
     .await;
-    let (keys, issuer) = (a.state().config.server.keys_dir.clone(), a.base.clone());
+    let issuer = a.base.clone();
     let b = start(|c| {
         tweak(c);
-        c.store.url = Some(passerelle::config::Secret::new(url));
-        c.server.keys_dir = keys;
+        on_database(c, &url);
         c.server.public_url = issuer;
     })
     .await;
@@ -160,8 +165,10 @@ async fn check_connects_to_the_database_and_never_prints_the_password() {
         std::fs::write(
             &path,
             format!(
-                "[server]\ndata_dir = \"{0}/data\"\nkeys_dir = \"{0}/keys\"\n[store]\nurl = \"{url}\"\n",
-                dir.path().display()
+                "[server]\ndata_dir = \"{0}/data\"\nkeys_dir = \"{0}/keys\"\n[store]\nurl = \"{url}\"\n\
+                 [keys]\nencryption_key = \"{1}\"\n",
+                dir.path().display(),
+                pg::ENCRYPTION_KEY
             ),
         )
         .unwrap();
@@ -272,6 +279,7 @@ async fn store_migrate_copies_an_sqlite_install_into_postgres() {
         lite.state().config.server.data_dir.clone(),
         lite.state().config.server.keys_dir.clone(),
     );
+    let kid = lite.state().keys.signer().kid.clone();
     lite.running.take().unwrap().stop().await;
 
     let config = lite.dir.path().join("p.toml");
@@ -300,12 +308,33 @@ async fn store_migrate_copies_an_sqlite_install_into_postgres() {
     assert!(!text.contains(pg::PASSWORD), "{text}");
     assert!(text.contains("refresh_tokens"), "{text}");
 
+    // The keys move with `keys import`: the nodes go on signing with the single node's key.
+    let keys_config = lite.dir.path().join("keys.toml");
+    std::fs::write(
+        &keys_config,
+        format!(
+            "[server]\nkeys_dir = \"{}\"\n[store]\nurl = \"{url}\"\n[keys]\nencryption_key = \"{}\"\n",
+            keys_dir.display(),
+            pg::ENCRYPTION_KEY
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    for var in passerelle::config::ENV_OVERRIDES {
+        cmd.env_remove(var);
+    }
+    let out = cmd
+        .args(["keys", "import", "--config"])
+        .arg(&keys_config)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains(&kid), "{text}");
+
     let target = url.clone();
-    let node = start(move |c| {
-        c.store.url = Some(passerelle::config::Secret::new(target));
-        c.server.keys_dir = keys_dir;
-    })
-    .await;
+    let node = start(move |c| on_database(c, &target)).await;
+    assert_eq!(node.state().keys.signer().kid, kid);
     let audit_after = node
         .state()
         .store

@@ -16,6 +16,7 @@ pub mod outbox;
 pub mod person_revocations;
 pub mod saml_request_ids;
 pub mod sessions;
+pub mod signing_keys;
 pub mod sync_state;
 pub mod upstream_identities;
 
@@ -38,5 +39,6 @@ pub use outbox::{Outbox, OutboxRow};
 pub use person_revocations::{LiveTokens, PersonRevocations};
 pub use saml_request_ids::SamlRequestIds;
 pub use sessions::{SessionBackend, Sessions};
+pub use signing_keys::{SigningKeys, StoredSigningKey};
 pub use sync_state::{SyncState, SyncStateRecord};
 pub use upstream_identities::{UpstreamIdentities, UpstreamIdentity};

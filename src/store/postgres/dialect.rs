@@ -23,3 +23,8 @@ pub(crate) const LOCK_XACT: Option<&str> = Some("SELECT pg_advisory_xact_lock($1
 /// the sends of the one it waited for.
 pub(crate) const NOW_MS: &str =
     "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)";
+
+/// Taken first in a transaction that changes the key ring: nodes adding their first key, or
+/// staging one, at once are serialised (a transaction-scoped advisory lock, released at commit).
+pub(crate) const LOCK_SIGNING_KEYS: Option<&str> =
+    Some("SELECT pg_advisory_xact_lock(8097880544549108083)"); // "passkeys"

@@ -80,6 +80,53 @@ impl PgAdapter {
         Ok(version)
     }
 
+    /// The stored signing keys, read on one connection without touching the schema (`passerelle
+    /// check`); `None` before any node created the table.
+    pub async fn peek_signing_keys(
+        url: &DatabaseUrl,
+    ) -> Result<Option<Vec<crate::store::StoredSigningKey>>, StoreError> {
+        let options = options(url)?;
+        let connect = sqlx::PgConnection::connect_with(&options);
+        let mut conn = tokio::time::timeout(Duration::from_secs(10), connect)
+            .await
+            .map_err(|_| StoreError::Connect {
+                url: url.redacted(),
+                source: "no answer within 10 s".into(),
+            })?
+            .map_err(|e| connect_error(url, e))?;
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('signing_keys') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await?;
+        let rows = if exists {
+            let rows: Vec<(String, String, String, String, i64, i64)> = sqlx::query_as(
+                "SELECT kid, certificate, kek_id, sealed_key, created_at, signs_from
+                 FROM signing_keys ORDER BY signs_from, created_at, kid",
+            )
+            .fetch_all(&mut conn)
+            .await?;
+            Some(
+                rows.into_iter()
+                    .map(
+                        |(kid, certificate, kek_id, sealed_key, created_at, signs_from)| {
+                            crate::store::StoredSigningKey {
+                                kid,
+                                certificate,
+                                kek_id,
+                                sealed_key,
+                                created_at,
+                                signs_from,
+                            }
+                        },
+                    )
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        conn.close().await.ok();
+        Ok(rows)
+    }
+
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut lock = self.pool.acquire().await?;
         sqlx::query("SELECT pg_advisory_lock($1)")
@@ -167,4 +214,8 @@ mod lucca_budget {
 mod login_failures {
     use super::PgAdapter as Adapter;
     include!("../sql/login_failures.rs");
+}
+mod signing_keys {
+    use super::PgAdapter as Adapter;
+    include!("../sql/signing_keys.rs");
 }

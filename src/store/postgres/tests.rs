@@ -180,3 +180,49 @@ async fn nodes_starting_together_apply_the_schema_once() {
         .unwrap();
     assert_eq!(applied, super::MIGRATOR.iter().count() as i64);
 }
+
+/// Adding a first key waits for the key-ring lock (what serialises nodes starting together):
+/// while another transaction holds it and inserts its own first key, ours waits, then finds
+/// the ring taken and writes nothing.
+#[tokio::test]
+async fn a_first_signing_key_waits_for_the_key_ring_lock() {
+    let Some((store, url)) = open_database().await else {
+        return;
+    };
+    let mut other = PgConnection::connect(&url).await.unwrap();
+    let mut tx = sqlx::Connection::begin(&mut other).await.unwrap();
+    sqlx::query(super::dialect::LOCK_SIGNING_KEYS.expect("PostgreSQL locks the key ring"))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let key = crate::store::StoredSigningKey {
+        kid: "ours".into(),
+        certificate: "c".into(),
+        kek_id: "k".into(),
+        sealed_key: "v1.x".into(),
+        created_at: 1,
+        signs_from: 1,
+    };
+    let ring = store.signing_keys().clone();
+    let ours = tokio::spawn(async move { ring.add_first_signing_keys(&[key]).await.unwrap() });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!ours.is_finished(), "waits for the lock");
+    sqlx::query(
+        "INSERT INTO signing_keys (kid, certificate, kek_id, sealed_key, created_at, signs_from)
+         VALUES ('theirs', 'c', 'k', 'v1.y', 1, 1)",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    assert!(!ours.await.unwrap(), "the ring was taken meanwhile");
+    let kids: Vec<String> = store
+        .signing_keys()
+        .signing_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.kid)
+        .collect();
+    assert_eq!(kids, ["theirs"]);
+}

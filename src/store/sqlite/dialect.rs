@@ -20,3 +20,7 @@ pub(crate) const LOCK_XACT: Option<&str> = None;
 /// The database's clock in unix milliseconds.
 pub(crate) const NOW_MS: &str =
     "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)";
+
+/// None: SQLite has one writer at a time, and each key-ring change starts with the statement
+/// that both checks and writes, so it holds the write lock from its first read.
+pub(crate) const LOCK_SIGNING_KEYS: Option<&str> = None;

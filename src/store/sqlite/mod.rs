@@ -69,6 +69,10 @@ mod login_failures {
     use super::SqliteAdapter as Adapter;
     include!("../sql/login_failures.rs");
 }
+mod signing_keys {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/signing_keys.rs");
+}
 
 #[cfg(test)]
 mod tests;

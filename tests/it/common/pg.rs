@@ -34,6 +34,9 @@ use sqlx::{Connection, Executor};
 /// The role of the throwaway cluster; its password is only good on loopback for this run.
 const ROLE: &str = "passerelle_test";
 pub const PASSWORD: &str = "throwaway-test-password";
+/// The `[keys] encryption_key` test nodes on one database share (base64 of 32 bytes, made
+/// for the tests only).
+pub const ENCRYPTION_KEY: &str = "6ndlgHBNgWxKcYpAHS/XeU0QU9UFJe8X5iDjpLywokw=";
 
 /// The server the tests use: an admin URL (database `postgres`) on it.
 struct Server {
