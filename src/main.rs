@@ -151,6 +151,17 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The async workers and the signing pool follow the cores this process may run on (its CPU
+/// affinity, e.g. `taskset`, and cgroup quota), not the machine's.
+fn log_runtime() {
+    tracing::info!(
+        target: "passerelle::runtime",
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
+        signing_pool = passerelle::cpu::pool().size(),
+        "async workers and signing pool sized to the cores this process may use"
+    );
+}
+
 fn main() -> ExitCode {
     restrict_umask();
     let cli = Cli::parse();
@@ -180,6 +191,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let path = default_config_path(config);
             let config = load(path.as_deref())?;
             init_logging(config.server.log_format);
+            log_runtime();
             match &path {
                 Some(p) => tracing::info!(config = %p.display(), "starting passerelle"),
                 None => tracing::warn!("no configuration file: starting on built-in defaults"),
