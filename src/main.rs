@@ -162,7 +162,22 @@ fn log_runtime() {
     );
 }
 
+/// At most two malloc arenas. glibc gives each thread that allocates an arena of its own (up to
+/// eight per core): the async workers, the signing pool and each SQLite connection's thread
+/// would each keep their own partly used heap. Two keep the resident size of a server with
+/// many sessions down, at no measurable cost in allocation speed for a process that spends its
+/// time in signatures and SQLite.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt(3) only sets an allocator parameter; called first thing in main, before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     restrict_umask();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
