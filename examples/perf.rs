@@ -8,6 +8,10 @@
 //!     scripts/bench                  (builds the release binary and this example, then runs it)
 //!     target/release/examples/perf [--server target/release/passerelle] [--seconds 5]
 //!                                  [--sessions 10000] [--server-cpus 0] [--load-cpus 1]
+//!                                  [--only discovery,jwks,flows,saml,sessions]
+//!
+//! `--only` runs some measures (the RSA rate is always measured; with `saml` both SAML
+//! figures): handy to profile one of them, e.g. `perf record -g -p <server pid>` while it runs.
 //!
 //! Needs `taskset` (util-linux), `openssl` and `wrk` (Debian packages; `scripts/bench` installs
 //! `wrk`). The load runs from the other core (`--load-cpus`) so the server's core measures the
@@ -35,6 +39,14 @@ struct Options {
     sessions: usize,
     server_cpus: String,
     load_cpus: String,
+    /// Measures to run (empty: all).
+    only: Vec<String>,
+}
+
+impl Options {
+    fn runs(&self, measure: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|m| m == measure)
+    }
 }
 
 fn options() -> Options {
@@ -44,6 +56,7 @@ fn options() -> Options {
         sessions: 10_000,
         server_cpus: "0".into(),
         load_cpus: "1".into(),
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -57,6 +70,13 @@ fn options() -> Options {
             "--sessions" => o.sessions = value().parse().unwrap_or_else(|_| fail("--sessions N")),
             "--server-cpus" => o.server_cpus = value(),
             "--load-cpus" => o.load_cpus = value(),
+            "--only" => {
+                o.only = value().split(',').map(|m| m.trim().to_string()).collect();
+                let known = ["discovery", "jwks", "flows", "saml", "sessions"];
+                if let Some(m) = o.only.iter().find(|m| !known.contains(&m.as_str())) {
+                    fail(&format!("--only: unknown measure {m} (one of {known:?})"));
+                }
+            }
             other => fail(&format!("unknown argument {other}")),
         }
     }
@@ -146,11 +166,19 @@ async fn run(o: Options) {
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     row("RSS idle, MB", server.rss_mb(), String::new());
+    println!("# cpu {}: {}", o.server_cpus, runtime_line(dir.path()));
 
-    for (name, path) in [
-        ("discovery", "/.well-known/openid-configuration"),
-        ("JWKS", "/oidc/jwks"),
+    for (measure, name, path) in [
+        (
+            "discovery",
+            "discovery",
+            "/.well-known/openid-configuration",
+        ),
+        ("jwks", "JWKS", "/oidc/jwks"),
     ] {
+        if !o.runs(measure) {
+            continue;
+        }
         let rate = wrk(&o.load_cpus, &format!("{base}{path}"), o.seconds);
         row(
             &format!("{name} req/s"),
@@ -159,43 +187,52 @@ async fn run(o: Options) {
         );
     }
 
-    let flows = code_flows(&base, &secret, o.seconds).await;
-    row(
-        "OIDC code flows/s (session, PKCE, ID token)",
-        flows,
-        format!("{:.0}% of the RSA rate", 100.0 * flows / rsa),
-    );
+    if o.runs("flows") {
+        let flows = code_flows(&base, &secret, o.seconds).await;
+        row(
+            "OIDC code flows/s (session, PKCE, ID token)",
+            flows,
+            format!("{:.0}% of the RSA rate", 100.0 * flows / rsa),
+        );
+    }
 
-    // Response and Assertion signed: two signatures, so the ceiling is half the RSA rate.
-    let saml1 = saml_responses(&base, o.seconds).await;
-    row(
-        "SAML Responses/s, two signatures, 1 core",
-        saml1,
-        format!("{:.0}% of the RSA/2 ceiling", 200.0 * saml1 / rsa),
-    );
-    server.stop();
+    if o.runs("saml") {
+        // Response and Assertion signed: two signatures, so the ceiling is half the RSA rate.
+        let saml1 = saml_responses(&base, o.seconds).await;
+        row(
+            "SAML Responses/s, two signatures, 1 core",
+            saml1,
+            format!("{:.0}% of the RSA/2 ceiling", 200.0 * saml1 / rsa),
+        );
+        server.stop();
 
-    let all = format!("{},{}", o.server_cpus, o.load_cpus);
-    let server = start(&all).await;
-    pin_self(&all);
-    let saml2 = saml_responses(&base, o.seconds).await;
-    pin_self(&o.load_cpus);
-    row(
-        "SAML Responses/s, two signatures, 2 cores",
-        saml2,
-        format!("{:.2}x one core", saml2 / saml1),
-    );
-    server.stop();
+        let all = format!("{},{}", o.server_cpus, o.load_cpus);
+        let server = start(&all).await;
+        println!("# cpus {all}: {}", runtime_line(dir.path()));
+        pin_self(&all);
+        let saml2 = saml_responses(&base, o.seconds).await;
+        pin_self(&o.load_cpus);
+        row(
+            "SAML Responses/s, two signatures, 2 cores",
+            saml2,
+            format!("{:.2}x one core", saml2 / saml1),
+        );
+        server.stop();
+    } else {
+        server.stop();
+    }
 
-    let server = start(&o.server_cpus).await;
-    let made = sessions(&base, o.sessions).await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    row(
-        &format!("RSS with {made} live sessions, MB"),
-        server.rss_mb(),
-        String::new(),
-    );
-    server.stop();
+    if o.runs("sessions") {
+        let server = start(&o.server_cpus).await;
+        let made = sessions(&base, o.sessions).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        row(
+            &format!("RSS with {made} live sessions, MB"),
+            server.rss_mb(),
+            String::new(),
+        );
+        server.stop();
+    }
     let _ = std::io::stdout().flush();
 }
 
@@ -276,6 +313,25 @@ fn wrk(cpus: &str, url: &str, seconds: u64) -> f64 {
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| fail(&format!("cannot read wrk output:\n{text}")))
+}
+
+/// What the server logged about its runtime: its async workers and signing pool, which must
+/// follow the cores it is pinned to.
+fn runtime_line(dir: &std::path::Path) -> String {
+    std::fs::read_to_string(dir.join("server.log"))
+        .ok()
+        .and_then(|log| {
+            log.lines()
+                .rev()
+                .find(|l| l.contains("async workers"))
+                .map(|l| {
+                    l.split_once("INFO")
+                        .map_or(l, |(_, rest)| rest)
+                        .trim()
+                        .to_string()
+                })
+        })
+        .unwrap_or_else(|| "(the server did not log its runtime)".into())
 }
 
 fn free_port() -> u16 {
@@ -363,7 +419,8 @@ impl Server {
         let child = command
             .args(["-c", cpus, bin, "serve", "--config"])
             .arg(config)
-            .env("RUST_LOG", "warn")
+            // Warnings, and the one line saying how many workers the runtime started.
+            .env("RUST_LOG", "warn,passerelle::runtime=info")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

@@ -10,6 +10,7 @@
 
 pub mod app;
 pub mod config;
+pub mod cpu;
 pub mod demo;
 pub mod identity;
 pub mod keys;

@@ -252,7 +252,33 @@ fn init_logging(format: LogFormat) {
     }
 }
 
+/// The async workers and the signing pool follow the cores this process may run on (its CPU
+/// affinity, e.g. `taskset`, and cgroup quota), not the machine's.
+fn log_runtime() {
+    tracing::info!(
+        target: "passerelle::runtime",
+        workers = tokio::runtime::Handle::current().metrics().num_workers(),
+        signing_pool = passerelle::cpu::pool().size(),
+        "async workers and signing pool sized to the cores this process may use"
+    );
+}
+
+/// At most two malloc arenas. glibc gives each thread that allocates an arena of its own (up to
+/// eight per core): the async workers, the signing pool and each SQLite connection's thread
+/// would each keep their own partly used heap. Two keep the resident size of a server with
+/// many sessions down, at no measurable cost in allocation speed for a process that spends its
+/// time in signatures and SQLite.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt(3) only sets an allocator parameter; called first thing in main, before
+    // any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     restrict_umask();
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -281,6 +307,7 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let path = default_config_path(config);
             let config = load(path.as_deref())?;
             init_logging(config.server.log_format);
+            log_runtime();
             match &path {
                 Some(p) => tracing::info!(config = %p.display(), "starting passerelle"),
                 None => tracing::warn!("no configuration file: starting on built-in defaults"),

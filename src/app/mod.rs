@@ -107,7 +107,9 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         lease: config.store.lease,
         ..crate::store::Node::for_store(&store_config)
     };
-    let store = crate::store::open_as(&store_config, node).await?;
+    let store = crate::store::open_as(&store_config, node)
+        .await?
+        .with_audit_writer();
     tracing::info!(store = %store_config.describe(), node = store.node_id(), "store open");
     let keys = Keys::open(&config, &store).await?;
     let directory = Directory::new(&config.directory.users)?;
@@ -280,12 +282,15 @@ impl Running {
             let _ = tx.send(());
         }
         let _ = (&mut self.task).await;
+        // In-flight requests are done: store what they and the workers queued for the audit.
+        self.state.store.close().await;
     }
 
     /// Wait until the server ends (Ctrl-C or SIGTERM when started with [`serve_until_signal`]).
     pub async fn wait(mut self) {
         let _ = (&mut self.task).await;
         self.stop_workers();
+        self.state.store.close().await;
     }
 
     fn stop_workers(&mut self) {

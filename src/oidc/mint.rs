@@ -15,13 +15,31 @@ use crate::store::token_hash;
 use crate::web::random_token;
 
 /// Signs a JWT with the current signing key.
+#[async_trait::async_trait]
 pub trait Signer: Send + Sync {
     fn sign_jwt(&self, claims: &Value) -> Result<String, KeyError>;
+
+    /// [`Signer::sign_jwt`] where it costs the async workers nothing: the key ring signs on the
+    /// CPU pool ([`crate::cpu`]); a signer without a key to hand over signs in place.
+    async fn sign_jwt_off_workers(&self, claims: Value) -> Result<String, OidcError> {
+        self.sign_jwt(&claims)
+            .map_err(|e| OidcError::internal("signing the ID token", e))
+    }
 }
 
+#[async_trait::async_trait]
 impl Signer for Keys {
     fn sign_jwt(&self, claims: &Value) -> Result<String, KeyError> {
         self.signer().sign_jwt(claims)
+    }
+
+    async fn sign_jwt_off_workers(&self, claims: Value) -> Result<String, OidcError> {
+        let key = self.signer();
+        crate::cpu::pool()
+            .run(move || key.sign_jwt(&claims))
+            .await
+            .map_err(|e| OidcError::internal("signing the ID token", e))?
+            .map_err(|e| OidcError::internal("signing the ID token", e))
     }
 }
 
@@ -47,6 +65,11 @@ pub struct IdTokenInput<'a> {
 }
 
 pub fn issue_id_token(signer: &dyn Signer, input: IdTokenInput<'_>) -> Result<String, KeyError> {
+    signer.sign_jwt(&id_token_claims(input))
+}
+
+/// The claims of an ID token, to be signed.
+pub fn id_token_claims(input: IdTokenInput<'_>) -> Value {
     let mut body = scoped_claims(
         input.claims,
         input.scopes,
@@ -68,7 +91,7 @@ pub fn issue_id_token(signer: &dyn Signer, input: IdTokenInput<'_>) -> Result<St
     if let Some(sid) = input.sid {
         body.insert("sid".into(), json!(sid));
     }
-    signer.sign_jwt(&Value::Object(body))
+    Value::Object(body)
 }
 
 /// The token endpoint's answer (RFC 6749 §5.1).
@@ -118,29 +141,26 @@ pub fn refresh_family_end(settings: &OidcConfig, auth_time: i64) -> i64 {
 }
 
 /// Mint an access token, an ID token and (if the client gets one) a refresh token.
-pub fn mint(cx: &GrantContext<'_>, input: MintInput<'_>) -> Result<Minted, OidcError> {
+pub async fn mint(cx: &GrantContext<'_>, input: MintInput<'_>) -> Result<Minted, OidcError> {
     let settings = &cx.provider.settings;
     let access_token = random_token(32);
     let access_ttl = settings.access_token_ttl.as_secs() as i64;
     let module_roles_claim = cx.pipeline.module_roles_claim();
-    let id_token = issue_id_token(
-        cx.signer,
-        IdTokenInput {
-            issuer: &cx.provider.issuer,
-            client: input.client,
-            claims: input.claims,
-            scopes: input.scopes,
-            nonce: input.nonce,
-            auth_time: input.auth_time,
-            amr: input.amr,
-            sid: input.sid,
-            access_token: &access_token,
-            now: cx.now,
-            ttl_secs: settings.id_token_ttl.as_secs() as i64,
-            module_roles_claim: module_roles_claim.as_deref(),
-        },
-    )
-    .map_err(|e| OidcError::internal("signing the ID token", e))?;
+    let claims = id_token_claims(IdTokenInput {
+        issuer: &cx.provider.issuer,
+        client: input.client,
+        claims: input.claims,
+        scopes: input.scopes,
+        nonce: input.nonce,
+        auth_time: input.auth_time,
+        amr: input.amr,
+        sid: input.sid,
+        access_token: &access_token,
+        now: cx.now,
+        ttl_secs: settings.id_token_ttl.as_secs() as i64,
+        module_roles_claim: module_roles_claim.as_deref(),
+    });
+    let id_token = cx.signer.sign_jwt_off_workers(claims).await?;
     let refresh_token = (input.force_refresh || wants_refresh_token(input.client, input.scopes))
         .then(|| random_token(32));
     // A rotation never extends the family past its absolute end.

@@ -5,6 +5,7 @@
 //! (`conformance.rs`). No other room writes SQL or names the driver;
 //! this room imports `config/` at most.
 
+mod audit_batch;
 mod error;
 pub mod ports;
 mod postgres;
@@ -226,6 +227,8 @@ pub struct Store {
     lucca_budget: Arc<dyn LuccaBudget>,
     login_failures: Arc<dyn LoginFailures>,
     signing_keys: Arc<dyn SigningKeys>,
+    /// The batching writer behind `audit`, once [`Store::with_audit_writer`] started it.
+    audit_writer: Option<Arc<audit_batch::BatchedAudit>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -262,6 +265,27 @@ impl Store {
             signing_keys: adapter.clone(),
             health: adapter,
             node: Arc::new(node),
+            audit_writer: None,
+        }
+    }
+
+    /// The audit log written in batches by one task (`audit_batch.rs`): rows of concurrent
+    /// requests share a transaction. For a serving process, which calls [`Store::close`] when
+    /// it stops; call it from inside the tokio runtime that will run the writer.
+    pub fn with_audit_writer(mut self) -> Store {
+        if self.audit_writer.is_none() {
+            let writer = Arc::new(audit_batch::BatchedAudit::start(self.audit.clone()));
+            self.audit = writer.clone();
+            self.audit_writer = Some(writer);
+        }
+        self
+    }
+
+    /// Store every audit row still queued for the writer and stop it; rows recorded later are
+    /// written directly. Nothing to do without a writer.
+    pub async fn close(&self) {
+        if let Some(writer) = &self.audit_writer {
+            writer.close().await;
         }
     }
 

@@ -31,8 +31,16 @@ pub use templates::Templates;
 
 /// `n` random bytes, base64url without padding: codes, tokens, ids.
 pub fn random_token(n: usize) -> String {
-    let mut buf = vec![0u8; n];
+    // Codes, tokens and nonces are at most 64 bytes: no heap buffer for the random bytes.
+    let mut stack = [0u8; 64];
+    let mut heap = Vec::new();
+    let buf = if n <= stack.len() {
+        &mut stack[..n]
+    } else {
+        heap.resize(n, 0);
+        &mut heap[..]
+    };
     // rand_bytes only fails if the OS RNG is broken; there is no safe way to continue then.
-    openssl::rand::rand_bytes(&mut buf).expect("OS random number generator failed");
+    openssl::rand::rand_bytes(buf).expect("OS random number generator failed");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }

@@ -805,3 +805,58 @@ async fn single_logout_both_directions() {
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("signed out"));
 }
+
+/// Responses are built and signed on the CPU pool (`passerelle::cpu`), not on the async
+/// workers: while a burst of SAML sign-ins keeps every signing slot busy, another request
+/// (discovery) is answered before the burst is over, and the Responses signed on the pool
+/// verify. (The pool's own test, `cpu::tests`, shows the isolation deterministically; here the
+/// unoptimised test build still does the rest of each sign-in on the one test thread.)
+#[tokio::test]
+async fn discovery_is_answered_while_saml_sign_ins_saturate_the_signing_pool() {
+    let server = start(|c| register_sp(c, false)).await;
+    let browser = Browser::new();
+    let sso = |base: &str| {
+        let xml = authn_request(base, &new_request_id(), SP_ENTITY, SP_ACS, "");
+        redirect_url(base, &xml, None, true)
+    };
+    // Sign in once; every request of the burst reuses the session.
+    posted(through_login(&browser, &server.base, &sso(&server.base)).await).await;
+    let burst = 8 * passerelle::cpu::pool().size() + 8;
+    let started = std::time::Instant::now();
+    let sign_ins: Vec<_> = (0..burst)
+        .map(|_| {
+            let (http, url) = (browser.http.clone(), sso(&server.base));
+            tokio::spawn(async move { http.get(url).send().await.unwrap() })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let asked = std::time::Instant::now();
+    let discovery = reqwest::get(server.url("/.well-known/openid-configuration"))
+        .await
+        .unwrap();
+    assert_eq!(discovery.status(), 200);
+    let waited = asked.elapsed();
+    let in_flight = sign_ins.iter().filter(|t| !t.is_finished()).count();
+    let mut posts = Vec::new();
+    for t in sign_ins {
+        posts.push(posted(t.await.unwrap()).await);
+    }
+    assert!(
+        in_flight > 0,
+        "discovery was answered only after all {burst} sign-ins ({waited:?}, the burst took {:?})",
+        started.elapsed()
+    );
+    let cert = idp_cert(&server);
+    for post in posts.iter().step_by(burst / 4) {
+        xmlsec_verify(
+            &post.xml,
+            &cert,
+            "urn:oasis:names:tc:SAML:2.0:assertion:Assertion",
+        );
+        xmlsec_verify(
+            &post.xml,
+            &cert,
+            "urn:oasis:names:tc:SAML:2.0:protocol:Response",
+        );
+    }
+}

@@ -161,7 +161,8 @@ pub async fn exchange(
             sid: record.session_id.as_deref(),
             force_refresh: false,
         },
-    )?;
+    )
+    .await?;
     let grant_id = random_token(16);
     let grant_expires = minted
         .refresh

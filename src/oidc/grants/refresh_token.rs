@@ -131,7 +131,8 @@ pub async fn refresh(
             sid: grant.session_id.as_deref(),
             force_refresh: true,
         },
-    )?;
+    )
+    .await?;
     let Some((new_refresh_hash, new_refresh_exp)) = minted.refresh.clone() else {
         return Err(OidcError::internal("rotation", "no refresh token minted"));
     };

@@ -354,41 +354,57 @@ async fn issue(
         }
     };
     let settings = state.idp.settings();
+    let participant = (sp.entity_id.clone(), plan.name_id.clone());
+    // The Response is built and signed on the CPU pool (two RSA signatures with both flags):
+    // what it needs is moved there, so the async worker stays free for other requests.
     let key = state.keys.signer();
-    let signing = SigningMaterial::new(&key.pkey, &key.cert);
-    let params = ResponseParams {
-        idp_entity_id: &state.idp.urls.entity_id,
-        reply: &reply,
-        name_id: &plan.name_id,
-        name_id_format: plan.name_id_format,
-        session_index: &signed_in.sid,
-        authn_instant: unix_time(signed_in.auth_time),
-        session_not_on_or_after: Some(unix_time(
-            signed_in.auth_time + state.login.session_max_age(),
-        )),
-        authn_context: plan.authn_context,
-        attributes: &plan.attributes,
-        attribute_name_format: sp.settings.attribute_name_format,
-        now: Utc::now(),
-        assertion_ttl: settings.assertion_ttl,
-        not_before_skew: state
-            .idp
-            .policy
-            .clock_skew
-            .min(std::time::Duration::from_secs(60)),
-        sign_response: sp.settings.sign_response,
-        sign_assertion: sp.settings.sign_assertion,
-        encrypt_for: if sp.settings.encrypt_assertion {
-            sp.encryption_cert.as_ref()
-        } else {
-            None
-        },
+    let idp_entity_id = state.idp.urls.entity_id.clone();
+    let session_index = signed_in.sid.clone();
+    let authn_instant = unix_time(signed_in.auth_time);
+    let session_not_on_or_after = Some(unix_time(
+        signed_in.auth_time + state.login.session_max_age(),
+    ));
+    let assertion_ttl = settings.assertion_ttl;
+    let not_before_skew = state
+        .idp
+        .policy
+        .clock_skew
+        .min(std::time::Duration::from_secs(60));
+    let sp_settings = sp.settings.clone();
+    let encrypt_for = if sp.settings.encrypt_assertion {
+        sp.encryption_cert.clone()
+    } else {
+        None
     };
-    let built = match build_response(&params, &signing) {
-        Ok(b) => b,
+    let reply_to = reply.clone();
+    let built = crate::cpu::pool()
+        .run(move || {
+            let params = ResponseParams {
+                idp_entity_id: &idp_entity_id,
+                reply: &reply_to,
+                name_id: &plan.name_id,
+                name_id_format: plan.name_id_format,
+                session_index: &session_index,
+                authn_instant,
+                session_not_on_or_after,
+                authn_context: plan.authn_context,
+                attributes: &plan.attributes,
+                attribute_name_format: sp_settings.attribute_name_format,
+                now: Utc::now(),
+                assertion_ttl,
+                not_before_skew,
+                sign_response: sp_settings.sign_response,
+                sign_assertion: sp_settings.sign_assertion,
+                encrypt_for: encrypt_for.as_ref(),
+            };
+            build_response(&params, &SigningMaterial::new(&key.pkey, &key.cert))
+        })
+        .await;
+    let built = match built {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return PageError::internal("building the SAML Response", e).into_response(),
         Err(e) => return PageError::internal("building the SAML Response", e).into_response(),
     };
-    let participant = (sp.entity_id.clone(), plan.name_id.clone());
     if !signed_in.saml_participants.contains(&participant) {
         signed_in.saml_participants.push(participant);
         if let Err(e) = signed_in.save(session).await {

@@ -62,6 +62,32 @@ impl AuditEvent<'_> {
     }
 }
 
+/// An event capped, with the time it happened: what [`AuditLog::record_batch`] stores. Built
+/// only through [`TimedAuditEvent::new`], so no row reaches a backend uncapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimedAuditEvent {
+    at: i64,
+    event: CappedAuditEvent,
+}
+
+impl TimedAuditEvent {
+    /// `event`, capped, as having happened at `at` (unix seconds).
+    pub fn new(at: i64, event: AuditEvent<'_>) -> TimedAuditEvent {
+        TimedAuditEvent {
+            at,
+            event: event.capped(),
+        }
+    }
+
+    pub fn at(&self) -> i64 {
+        self.at
+    }
+
+    pub fn event(&self) -> &CappedAuditEvent {
+        &self.event
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
@@ -79,6 +105,9 @@ pub struct AuditEntry {
 pub trait AuditLog: Send + Sync {
     /// Record `event` at the current time, capped ([`AuditEvent::capped`]).
     async fn record(&self, event: AuditEvent<'_>) -> Result<(), StoreError>;
+
+    /// Record events at the times they carry, in one transaction: all or none.
+    async fn record_batch(&self, rows: Vec<TimedAuditEvent>) -> Result<(), StoreError>;
 
     /// The newest `limit` entries (clamped to 1..=[`MAX_RECENT`]), newest first; optionally
     /// only one subject's.

@@ -20,7 +20,7 @@ pub mod signing_keys;
 pub mod sync_state;
 pub mod upstream_identities;
 
-pub use audit::{AuditEntry, AuditEvent, AuditLog, CappedAuditEvent};
+pub use audit::{AuditEntry, AuditEvent, AuditLog, CappedAuditEvent, TimedAuditEvent};
 pub use health::Health;
 pub use housekeeping::Housekeeping;
 pub use leases::Leases;

@@ -3,7 +3,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::store::audit::{purge_cutoff, MAX_RECENT};
-use crate::store::{now, AuditEntry, AuditEvent, AuditLog, StoreError};
+use crate::store::{now, AuditEntry, AuditEvent, AuditLog, StoreError, TimedAuditEvent};
 
 /// Rows deleted per statement, so that a first purge of a large log never holds the write
 /// lock for long.
@@ -12,20 +12,37 @@ pub(super) const PURGE_BATCH: i64 = 5000;
 #[async_trait]
 impl AuditLog for Adapter {
     async fn record(&self, event: AuditEvent<'_>) -> Result<(), StoreError> {
-        let e = event.capped();
-        sqlx::query(
-            "INSERT INTO audit_log (at, event, outcome, subject, client, ip, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(now())
-        .bind(e.event)
-        .bind(e.outcome)
-        .bind(e.subject)
-        .bind(e.client)
-        .bind(e.ip)
-        .bind(e.detail)
-        .execute(&self.pool)
-        .await?;
+        self.record_batch(vec![TimedAuditEvent::new(now(), event)])
+            .await
+    }
+
+    async fn record_batch(&self, rows: Vec<TimedAuditEvent>) -> Result<(), StoreError> {
+        // One statement text, cached once per connection, for a single row and for a batch.
+        macro_rules! insert {
+            ($row:expr) => {{
+                let e = $row.event();
+                sqlx::query(
+                    "INSERT INTO audit_log (at, event, outcome, subject, client, ip, detail)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind($row.at())
+                .bind(&e.event)
+                .bind(&e.outcome)
+                .bind(&e.subject)
+                .bind(&e.client)
+                .bind(&e.ip)
+                .bind(&e.detail)
+            }};
+        }
+        if let [row] = rows.as_slice() {
+            insert!(row).execute(&self.pool).await?;
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for row in &rows {
+            insert!(row).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
