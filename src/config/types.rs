@@ -187,6 +187,9 @@ pub struct AdminConfig {
     pub token_file: Option<PathBuf>,
     /// Hex SHA-256 of the token, so the token itself need not be stored anywhere.
     pub token_sha256: Option<String>,
+    /// People in any of these groups (as the directory or upstream gives them) may open the
+    /// admin console at `/admin/`, signed in through Passerelle itself. Empty: nobody may.
+    pub groups: Vec<String>,
 }
 
 impl AdminConfig {

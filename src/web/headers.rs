@@ -20,11 +20,12 @@ pub fn current_nonce() -> Option<String> {
 
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-/// The policy for one response. `form-action` stays open: the sign-in page posts to itself,
+/// The policy for one response. `connect-src 'self'`: the console's progress stream
+/// (server-sent events) comes from the same origin. `form-action` stays open: the sign-in page posts to itself,
 /// but the OIDC form_post and SAML auto-POST pages post to the client's registered URL.
 pub fn policy(nonce: &str) -> String {
     format!(
-        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; script-src 'nonce-{nonce}'; style-src 'nonce-{nonce}'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
     )
 }
 

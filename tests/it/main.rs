@@ -8,8 +8,12 @@ mod architecture;
 mod bridge;
 mod claims;
 mod cli;
+mod console;
 mod hostile;
 // These two drive the in-process Lucca simulator (the default `simulator` feature).
+// The admin console in headless Chromium (it runs a migration against the simulator).
+#[cfg(feature = "simulator")]
+mod browser;
 #[cfg(feature = "simulator")]
 mod follow;
 #[cfg(feature = "simulator")]
