@@ -13,16 +13,14 @@ use super::ConsoleState;
 use crate::login::{PendingLogin, SignedIn};
 use crate::web::PageError;
 
-/// How recent a sign-in must be for a sensitive action (rotate keys, apply a migration,
-/// revoke a person): 15 minutes.
-pub const FRESH_SIGN_IN_SECS: i64 = 15 * 60;
-
 /// The protocol name of the console's pending sign-ins.
 const PROTOCOL: &str = "admin";
 
 /// An administrator at the console.
 pub struct ConsoleAdmin {
     pub who: SignedIn,
+    /// `[admin] fresh_sign_in` in seconds.
+    fresh_secs: i64,
     /// The session's CSRF token, for the page's forms.
     pub csrf: String,
     pub session: Session,
@@ -31,7 +29,7 @@ pub struct ConsoleAdmin {
 impl ConsoleAdmin {
     /// Signed in recently enough for a sensitive action.
     pub fn is_fresh(&self) -> bool {
-        crate::store::now() - self.who.auth_time <= FRESH_SIGN_IN_SECS
+        crate::store::now() - self.who.auth_time <= self.fresh_secs
     }
 }
 
@@ -108,7 +106,12 @@ where
             );
             return Err((StatusCode::FORBIDDEN, Html(html)).into_response());
         }
-        Ok(ConsoleAdmin { who, csrf, session })
+        Ok(ConsoleAdmin {
+            who,
+            csrf,
+            session,
+            fresh_secs: i64::try_from(st.config.admin.fresh_sign_in.as_secs()).unwrap_or(i64::MAX),
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 //! ordinary sign-in page) whose groups meet `[admin] groups`. The admin bearer token opens the
 //! JSON API only, never these pages. Every form carries the session's CSRF token; rotating
 //! keys, applying a migration and revoking a person also need a sign-in in the last
-//! [`FRESH_SIGN_IN_SECS`] (else the person signs in again and comes back). Every action is
+//! `[admin] fresh_sign_in` (15 minutes; else the person signs in again and comes back). Every action is
 //! audited with the admin's subject and email.
 //!
 //! What only the composition root can do (revoke a person across both front ends, the claims
@@ -32,7 +32,7 @@ use axum::routing::{get, post};
 use axum::Router;
 
 pub use audit::api_routes;
-pub use auth::{ConsoleAdmin, FRESH_SIGN_IN_SECS};
+pub use auth::ConsoleAdmin;
 
 use crate::config::Config;
 use crate::keys::Keys;
@@ -167,6 +167,7 @@ fn render(
             csrf_token => admin.csrf.clone(),
             tab => tab,
             fresh_sign_in => admin.is_fresh(),
+            fresh_window => humantime::format_duration(st.config.admin.fresh_sign_in).to_string(),
             ..ctx
         },
     ))

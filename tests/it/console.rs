@@ -277,3 +277,62 @@ async fn the_audit_page_filters_and_exports_csv_with_formula_cells_neutralised()
     );
     assert!(!text.contains(",=HYPERLINK"), "{text}");
 }
+
+#[tokio::test]
+async fn a_sensitive_action_on_an_old_sign_in_asks_for_the_password_again_then_works() {
+    let server = start(|c| {
+        with_admins(c);
+        c.admin.fresh_sign_in = std::time::Duration::from_secs(1);
+    })
+    .await;
+    let bob = Browser::new();
+    let home = console_sign_in(&server, &bob, "bob@acme.test", "bob-password").await;
+    let csrf = hidden(&home.text().await.unwrap(), "csrf_token").unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let keys_before = server.state().keys.status().len();
+    let rotate = || {
+        bob.http
+            .post(server.url("/admin/console/keys/rotate"))
+            .form(&[("csrf_token", csrf.as_str())])
+            .send()
+    };
+    let r = rotate().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let login = location(&r).unwrap();
+    assert!(
+        login.starts_with("/login?req="),
+        "sign in again first: {login}"
+    );
+    assert_eq!(
+        server.state().keys.status().len(),
+        keys_before,
+        "nothing rotated yet"
+    );
+    // The sign-in page asks for the password although the session is live.
+    let page = bob.get(&server.url(&login)).await;
+    assert_eq!(page.status(), 200);
+    let posted = bob
+        .submit_login(&server.base, page, "bob@acme.test", "bob-password")
+        .await;
+    let back = bob
+        .follow(
+            &server.base,
+            &absolute(&server.base, &location(&posted).unwrap()),
+        )
+        .await;
+    assert_eq!(
+        back.url().path(),
+        "/admin/console/keys",
+        "back to the page of the action"
+    );
+    let csrf_after = hidden(&back.text().await.unwrap(), "csrf_token").unwrap();
+    let r = bob
+        .http
+        .post(server.url("/admin/console/keys/rotate"))
+        .form(&[("csrf_token", csrf_after.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(location(&r).unwrap(), "/admin/console/keys?done=staged");
+    assert_eq!(server.state().keys.status().len(), keys_before + 1);
+}
