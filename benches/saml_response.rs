@@ -30,7 +30,7 @@ fn responses(c: &mut Criterion) {
         roles: vec!["validateur_n1".into(), "collaborateur".into()],
         ..Default::default()
     };
-    let attributes = attributes_from_claims(&claims);
+    let attributes = attributes_from_claims(&claims, None);
     let reply = ReplyTo {
         sp_entity_id: "https://login.ilucca.net/sso-v2/saml".into(),
         destination: "https://login.ilucca.net/sso-v2/saml/acs".into(),

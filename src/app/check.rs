@@ -73,6 +73,16 @@ pub async fn check(config: &Config) -> Vec<Problem> {
         );
     }
 
+    // The admin's message catalogues: a file that cannot be read leaves its built-in messages.
+    let (_, unreadable) = crate::web::i18n::Catalogues::load(&config.server.templates_dir);
+    for problem in unreadable {
+        push(
+            Severity::Warning,
+            "server.templates_dir",
+            format!("{problem}: the built-in messages are used instead"),
+        );
+    }
+
     // SAML SPs: metadata that cannot be read, fetched or parsed, or lacks a POST ACS.
     match crate::saml::idp::metadata_http_client() {
         Err(e) if !config.saml.service_providers.is_empty() => push(

@@ -160,13 +160,20 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     let metrics = metrics_handle();
     crate::lucca::describe_metrics();
     crate::provisioning::describe_metrics();
-    let pipeline = Arc::new(crate::pipeline::Pipeline::new(
-        live.clone(),
-        provisioning
-            .clone()
-            .map(|jit| jit as Arc<dyn crate::pipeline::Provisioning>),
+    let pipeline = Arc::new(
+        crate::pipeline::Pipeline::new(
+            live.clone(),
+            provisioning
+                .clone()
+                .map(|jit| jit as Arc<dyn crate::pipeline::Provisioning>),
+        )
+        .with_support_contact(&config.lucca.support_contact),
+    );
+    // The way back to Lucca that refusal pages offer: the tenant's address, when configured.
+    let templates = Arc::new(Templates::new(&config.server.templates_dir).with_global(
+        "lucca_url",
+        minijinja::Value::from(config.lucca.base_url.clone()),
     ));
-    let templates = Arc::new(Templates::new(&config.server.templates_dir));
     // Whatever a session signs in to and must be told when it is signed out.
     let logout = Arc::new(crate::login::LogoutParticipants::new(vec![Arc::new(
         crate::saml::SingleLogout::new(store.clone(), config.login.request_ttl),

@@ -101,10 +101,13 @@ pub async fn preview(
     };
     let mut saml = BTreeMap::new();
     for sp in sps {
-        let attributes: Vec<Value> = crate::saml::attributes_from_claims(&mapped.claims)
-            .into_iter()
-            .map(|a| json!({"name": a.name, "friendly_name": a.friendly_name, "values": a.values}))
-            .collect();
+        let attributes: Vec<Value> = crate::saml::attributes_from_claims(
+            &mapped.claims,
+            module_roles_claim.as_deref(),
+        )
+        .into_iter()
+        .map(|a| json!({"name": a.name, "friendly_name": a.friendly_name, "values": a.values}))
+        .collect();
         saml.insert(
             sp.entity_id.clone(),
             json!({

@@ -83,6 +83,16 @@ pub fn router(state: AppState) -> Router {
                     HeaderValue::from_static("no-referrer"),
                 )),
         )
+        // Nobody serves the path: a translated page for a browser, JSON for an API client.
+        .fallback(crate::web::not_found)
+        // The language of whatever page is rendered (a 404 or an error page included).
+        .layer(axum::middleware::from_fn_with_state(
+            crate::web::DefaultLanguage(
+                crate::web::Lang::from_tag(&state.config.server.default_language)
+                    .unwrap_or_default(),
+            ),
+            crate::web::choose_language,
+        ))
         // Every response, JSON included, so no HTML answer can ever go out without a policy.
         .layer(axum::middleware::from_fn(
             crate::web::content_security_policy,
@@ -95,15 +105,13 @@ pub fn router(state: AppState) -> Router {
     } else {
         router
     };
+    // Outermost: the request id (in every log line, error page and `X-Request-Id`) and the
+    // access log line, so they cover everything inside.
     router
-        .layer(
-            tower_http::trace::TraceLayer::new_for_http().make_span_with(
-                |req: &axum::http::Request<axum::body::Body>| {
-                    // The path only: query strings carry codes and state.
-                    tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-                },
-            ),
-        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.trusted_proxies.clone(),
+            crate::web::request_context,
+        ))
         .with_state(state)
 }
 

@@ -18,6 +18,13 @@ use crate::store::Store;
 use crate::web::health::{Metrics, Readiness, ReadinessProbe};
 use crate::web::{AdminToken, TrustedProxies};
 
+/// The fallback's 404 page.
+impl FromRef<AppState> for Arc<crate::web::Templates> {
+    fn from_ref(state: &AppState) -> Self {
+        state.templates.clone()
+    }
+}
+
 impl FromRef<AppState> for TrustedProxies {
     fn from_ref(state: &AppState) -> Self {
         state.trusted_proxies.clone()

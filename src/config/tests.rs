@@ -289,3 +289,55 @@ fn scopes_are_one_list_matched_exactly() {
         .collect();
     assert_eq!(keys, ["oidc.clients[0].allowed_scopes[1]"], "{problems:?}");
 }
+
+#[test]
+fn allowed_groups_refuse_blanks_and_warn_when_nobody_holds_them() {
+    let config = Config::from_toml(
+        "[[directory.users]]\nemail = \"a@acme.test\"\ngroups = [\"corp-hr\"]\n[[oidc.clients]]\nclient_id = \"lucca\"\nredirect_uris = [\"https://a.example/cb\"]\nallowed_groups = [\"corp-hr\", \" \"]\n[[saml.service_providers]]\nentity_id = \"https://sp.example\"\nacs_url = \"https://sp.example/acs\"\nallowed_groups = [\"corp-payroll\"]\n",
+        Path::new("p.toml"),
+    )
+    .unwrap();
+    let problems = config.validate();
+    let find = |key: &str| problems.iter().find(|p| p.key == key).map(|p| p.severity);
+    assert_eq!(
+        find("oidc.clients[0].allowed_groups[1]"),
+        Some(Severity::Error)
+    );
+    assert_eq!(
+        find("oidc.clients[0].allowed_groups"),
+        None,
+        "a@ holds corp-hr"
+    );
+    assert_eq!(
+        find("saml.service_providers[0].allowed_groups"),
+        Some(Severity::Warning),
+        "nobody holds corp-payroll"
+    );
+}
+
+#[test]
+fn default_language_is_english_and_only_a_language_the_pages_speak() {
+    assert_eq!(ServerConfig::default().default_language, "en");
+    for (value, ok) in [
+        ("en", true),
+        ("fr", true),
+        ("de", false),
+        ("FR", false),
+        ("", false),
+    ] {
+        let config = Config::from_toml(
+            &format!("[server]\ndefault_language = \"{value}\"\n"),
+            Path::new("p.toml"),
+        )
+        .unwrap();
+        let problem = config
+            .validate()
+            .into_iter()
+            .find(|p| p.key == "server.default_language");
+        assert_eq!(problem.is_none(), ok, "{value}: {problem:?}");
+        if let Some(p) = problem {
+            assert_eq!(p.severity, Severity::Error);
+            assert!(p.message.contains("\"en\", \"fr\""), "{}", p.message);
+        }
+    }
+}

@@ -133,6 +133,10 @@ pub enum LogFormat {
     Json,
 }
 
+/// The languages the pages are written in (`server.default_language`); `web::Lang` has one
+/// variant for each.
+pub const LANGUAGES: &[&str] = &["en", "fr"];
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
@@ -150,6 +154,9 @@ pub struct ServerConfig {
     /// Serve `/metrics` only on this separate address (for a private interface, no auth there);
     /// unset = `/metrics` on the main listener behind the admin bearer token.
     pub metrics_listen: Option<String>,
+    /// The language of the pages when the browser's `Accept-Language` names none Passerelle
+    /// speaks (one of [`LANGUAGES`]).
+    pub default_language: String,
     /// The old, unsafe switch (it believed the leftmost, client-chosen hop). Still read so that
     /// `check` and `serve` can explain its replacement instead of a bare "unknown field".
     #[serde(rename = "trust_forwarded_for")]
@@ -167,6 +174,7 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),
             metrics_listen: None,
+            default_language: "en".into(),
             legacy_trust_forwarded_for: None,
         }
     }
@@ -356,6 +364,9 @@ pub struct ClientConfig {
     /// Let this client call the token endpoint from outside `[login] allowed_networks` (a web
     /// application whose servers redeem the code; the person's network was checked at sign-in).
     pub token_from_any_network: bool,
+    /// Only people in at least one of these groups (their directory or upstream groups, before
+    /// mapping) may sign in to this client; empty = everyone.
+    pub allowed_groups: Vec<String>,
 }
 
 /// An OpenID Connect scope Passerelle understands: the one list config validation, the client
@@ -480,6 +491,8 @@ pub struct ServiceProviderConfig {
     /// `NameFormat` of the released attributes: `unspecified` (default), `uri` or `basic`.
     pub attribute_name_format: Option<String>,
     pub slo_url: Option<String>,
+    /// As for OIDC clients: only people in one of these groups may sign in to this SP.
+    pub allowed_groups: Vec<String>,
 }
 
 impl Default for ServiceProviderConfig {
@@ -500,6 +513,7 @@ impl Default for ServiceProviderConfig {
             identifier: None,
             attribute_name_format: None,
             slo_url: None,
+            allowed_groups: Vec::new(),
         }
     }
 }

@@ -9,7 +9,7 @@ use url::Url;
 
 use argon2::password_hash::PasswordHash;
 
-use super::{Config, JitMode, Scope};
+use super::{Config, JitMode, Scope, LANGUAGES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Severity {
@@ -59,6 +59,7 @@ impl Config {
         self.validate_role_mapping(&mut v);
         self.validate_lucca(&mut v);
         self.validate_saml(&mut v);
+        self.validate_allowed_groups(&mut v);
         self.validate_upstreams(&mut v);
         self.validate_migrations(&mut v);
         self.validate_secrets(&mut v);
@@ -91,6 +92,20 @@ impl Config {
             v.error(
                 "server.trust_forwarded_for",
                 "replaced by server.trusted_proxies: list your reverse proxies' addresses (e.g. trusted_proxies = [\"10.0.0.5\"] or [\"10.0.0.0/8\"]) and remove trust_forwarded_for. X-Forwarded-For is then read from the right and only from those proxies; the old switch believed the leftmost hop, which the client chooses",
+            );
+        }
+        if !LANGUAGES.contains(&self.server.default_language.as_str()) {
+            v.error(
+                "server.default_language",
+                format!(
+                    "\"{}\" is not a language Passerelle's pages are written in: use one of {}",
+                    self.server.default_language,
+                    LANGUAGES
+                        .iter()
+                        .map(|l| format!("\"{l}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             );
         }
         if let Some(addr) = &self.server.metrics_listen {
@@ -253,6 +268,53 @@ impl Config {
                         format!("`{m}` is not an email address"),
                     );
                 }
+            }
+        }
+    }
+
+    /// `allowed_groups` of clients and SPs: no blank entry (it would match nobody, silently), and
+    /// a warning when, with only local accounts, no one holds any of the groups.
+    fn validate_allowed_groups(&self, v: &mut Validator) {
+        let lists = self
+            .oidc
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                (
+                    format!("oidc.clients[{i}].allowed_groups"),
+                    &c.allowed_groups,
+                )
+            })
+            .chain(
+                self.saml
+                    .service_providers
+                    .iter()
+                    .enumerate()
+                    .map(|(i, sp)| {
+                        (
+                            format!("saml.service_providers[{i}].allowed_groups"),
+                            &sp.allowed_groups,
+                        )
+                    }),
+            );
+        for (key, groups) in lists {
+            for (j, g) in groups.iter().enumerate() {
+                if g.trim().is_empty() {
+                    v.error(format!("{key}[{j}]"), "is empty");
+                }
+            }
+            let held = |g: &String| {
+                self.directory
+                    .users
+                    .iter()
+                    .any(|u| u.groups.iter().any(|ug| ug.trim() == g.trim()))
+            };
+            if !groups.is_empty() && self.upstreams.is_empty() && !groups.iter().any(held) {
+                v.warning(
+                    key,
+                    format!("no local user is in any of {groups:?}: nobody can sign in here",),
+                );
             }
         }
     }

@@ -167,7 +167,10 @@ async fn lucca_users(State(state): State<DemoState>) -> Response {
     }
     Html(state.templates.render(
         "message.html",
-        minijinja::context! { title => "No Lucca simulator", message => "This process runs no Lucca simulator." },
+        minijinja::context! {
+            title => state.templates.message(&"demo.no_simulator.title".into()),
+            message => state.templates.message(&"demo.no_simulator.message".into()),
+        },
     ))
     .into_response()
 }
@@ -225,8 +228,8 @@ fn simulator_users(state: &DemoState, sim: &SimulatorHandle) -> Response {
     Html(state.templates.render(
         "demo_callback.html",
         minijinja::context! {
-            title => "Lucca simulator: users",
-            subtitle => format!("{} — what a Lucca tenant would hold. Sign in as a person it does not know yet (carol@acme.test) and reload: JIT creates the account.", sim.base_url()),
+            title => state.templates.message(&"demo.lucca.title".into()),
+            subtitle => state.templates.message(&crate::web::Message::new("demo.lucca.subtitle").arg("url", sim.base_url().to_string())),
             rows => rows,
             raw => serde_json::to_string_pretty(&users).unwrap_or_default(),
         },

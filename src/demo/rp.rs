@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use tower_sessions::Session;
 
 use super::DemoState;
-use crate::web::PageError;
+use crate::web::{Message, PageError};
 
 const SESSION_KEY: &str = "demo_rp";
 
@@ -94,11 +94,10 @@ pub async fn callback(
 ) -> Result<Response, PageError> {
     if let Some(error) = q.error {
         return Err(PageError::bad_request(
-            "Sign-in did not complete",
-            format!(
-                "The provider answered `{error}`: {}",
-                q.error_description.unwrap_or_default()
-            ),
+            "demo.failed.title",
+            Message::new("demo.failed.message")
+                .arg("error", error)
+                .arg("description", q.error_description.unwrap_or_default()),
         )
         .with_retry("/demo/oidc/start"));
     }
@@ -107,19 +106,19 @@ pub async fn callback(
         .await
         .map_err(|e| PageError::internal("session", e))?
         .ok_or_else(|| {
-            PageError::bad_request("No sign-in in progress", "Start again from the start page.")
+            PageError::bad_request("demo.nothing_pending.title", "demo.nothing_pending.message")
                 .with_retry("/")
         })?;
     if q.state.as_deref() != Some(pending.state.as_str()) {
         return Err(PageError::bad_request(
-            "State mismatch",
-            "The answer does not belong to this browser's sign-in.",
+            "demo.state_mismatch.title",
+            "demo.state_mismatch.message",
         )
         .with_retry("/"));
     }
-    let code = q.code.ok_or_else(|| {
-        PageError::bad_request("No code", "The provider sent no authorization code.")
-    })?;
+    let code = q
+        .code
+        .ok_or_else(|| PageError::bad_request("demo.no_code.title", "demo.no_code.message"))?;
     let rp = relying_party(&state).await?;
     let http = state.oidc_http.transport();
     let token = rp
@@ -162,8 +161,8 @@ pub async fn callback(
     Ok(Html(state.templates.render(
         "demo_callback.html",
         minijinja::context! {
-            title => "Signed in with OpenID Connect",
-            subtitle => "The demo client exchanged the code (with PKCE) and verified this ID token's signature against the JWKS, its issuer, audience, expiry and nonce.",
+            title => state.templates.message(&"demo.oidc.title".into()),
+            subtitle => state.templates.message(&"demo.oidc.subtitle".into()),
             rows => rows,
             raw => serde_json::to_string_pretty(&claims).unwrap_or_default(),
         },

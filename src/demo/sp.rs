@@ -13,7 +13,7 @@ use tower_sessions::Session;
 
 use super::DemoState;
 use crate::saml::{encode_redirect, MessageKind};
-use crate::web::PageError;
+use crate::web::{Message, PageError};
 
 const SESSION_KEY: &str = "demo_sp_request";
 
@@ -93,8 +93,8 @@ pub async fn acs(
         .parse_base64_response(&form.saml_response, expected.as_ref().map(|_| &ids[..]))
         .map_err(|e| {
             PageError::bad_request(
-                "The SAML Response was refused",
-                format!("The demo service provider could not verify the Response: {e}"),
+                "demo.saml_refused.title",
+                Message::new("demo.saml_refused.message").arg("detail", e.to_string()),
             )
         })?;
     let name_id = assertion
@@ -113,8 +113,8 @@ pub async fn acs(
     Ok(Html(state.templates.render(
         "demo_callback.html",
         minijinja::context! {
-            title => "Signed in with SAML",
-            subtitle => "The demo service provider verified the signed Response against Passerelle's metadata. This is what Lucca would receive:",
+            title => state.templates.message(&"demo.saml.title".into()),
+            subtitle => state.templates.message(&"demo.saml.subtitle".into()),
             rows => rows,
         },
     ))

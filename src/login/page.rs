@@ -14,7 +14,7 @@ use super::{
     decide, Attempt, Freshness, LoginError, NetworkKey, PendingLogin, SessionDecision, SignedIn,
 };
 use crate::store::AuditEvent;
-use crate::web::{csrf_token, verify_csrf, ClientAddr, ClientIp, PageError, Templates};
+use crate::web::{csrf_token, verify_csrf, ClientAddr, ClientIp, Message, PageError, Templates};
 
 /// Longest email or login accepted (an email address is at most 254 characters).
 pub const MAX_USERNAME: usize = 256;
@@ -40,10 +40,7 @@ pub struct LoginForm {
 }
 
 fn expired_request() -> PageError {
-    PageError::bad_request(
-        "This sign-in has expired",
-        "The sign-in request is no longer valid (it expired or was already used). Go back to the application and start signing in again.",
-    )
+    PageError::bad_request("login.expired.title", "login.expired.message")
 }
 
 fn session_error(e: impl std::fmt::Display) -> PageError {
@@ -67,7 +64,7 @@ struct FormView<'a> {
     req: &'a str,
     pending: Option<&'a PendingLogin>,
     username: &'a str,
-    error: Option<String>,
+    error: Option<Message>,
     status: StatusCode,
 }
 
@@ -94,7 +91,7 @@ async fn render_form(
             req => view.req,
             client_name => view.pending.map(|p| p.client_name.clone()),
             username => view.username,
-            error => view.error,
+            error => view.error.map(|m| state.templates.message(&m)),
             show_local => !state.directory().is_empty(),
             upstreams => upstreams,
         },
@@ -164,10 +161,14 @@ pub async fn submit(
     if !verify_csrf(&session, &form.csrf_token).await {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
-            "Please sign in again",
-            "The sign-in form had expired or was not sent by this site. Reload the page and try again.",
+            "login.csrf.title",
+            "login.csrf.message",
         )
-        .with_retry(if form.req.is_empty() { "/login".to_string() } else { format!("/login?req={}", form.req) }));
+        .with_retry(if form.req.is_empty() {
+            "/login".to_string()
+        } else {
+            format!("/login?req={}", form.req)
+        }));
     }
     if form.username.len() > MAX_USERNAME || form.password.len() > MAX_PASSWORD {
         // Refused before anything is looked up or echoed back at that size; the audit row keeps
@@ -182,14 +183,20 @@ pub async fn submit(
         )
         .await;
         return Err(PageError::bad_request(
-            "Sign-in refused",
-            format!("The email or login can be at most {MAX_USERNAME} characters and the password at most {MAX_PASSWORD}."),
+            "login.too_long.title",
+            Message::new("login.too_long.message")
+                .arg("max_username", MAX_USERNAME.to_string())
+                .arg("max_password", MAX_PASSWORD.to_string()),
         )
-        .with_retry(retry_url(Some(&form.req).filter(|r| r.len() <= 64).map(|r| r.as_str()))));
+        .with_retry(retry_url(
+            Some(&form.req)
+                .filter(|r| r.len() <= 64)
+                .map(|r| r.as_str()),
+        )));
     }
     let pending = load_pending(&state, Some(&form.req)).await?;
     let username = form.username.trim().to_string();
-    let view = |error: String, status| FormView {
+    let view = |error: Message, status| FormView {
         req: &form.req,
         pending: pending.as_ref(),
         username: &username,
@@ -238,10 +245,11 @@ pub async fn submit(
                 .increment(1);
             let wait = throttled.retry_after;
             let minutes = wait.as_secs().div_ceil(60).max(1);
-            let msg = format!(
-                "Too many failed attempts. Try again in {minutes} minute{}.",
-                if minutes == 1 { "" } else { "s" }
-            );
+            let msg = if minutes == 1 {
+                Message::new("login.throttled.one")
+            } else {
+                Message::new("login.throttled.many").arg("minutes", minutes.to_string())
+            };
             let mut page =
                 render_form(&state, &session, view(msg, StatusCode::TOO_MANY_REQUESTS)).await?;
             page.headers_mut().insert(
@@ -273,7 +281,7 @@ pub async fn submit(
             return render_form(
                 &state,
                 &session,
-                view("Wrong email or password.".into(), StatusCode::UNAUTHORIZED),
+                view("login.wrong_password".into(), StatusCode::UNAUTHORIZED),
             )
             .await;
         }
@@ -359,8 +367,8 @@ pub async fn logout(
     if !verify_csrf(&session, &form.csrf_token).await {
         return Err(PageError::new(
             StatusCode::FORBIDDEN,
-            "Sign-out not confirmed",
-            "The sign-out form had expired. Reload the page and try again.",
+            "logout.not_confirmed.title",
+            "logout.not_confirmed.message",
         )
         .with_retry("/logout"));
     }
@@ -389,8 +397,8 @@ pub fn signed_out_page(templates: &Templates, link: Option<(&str, &str)>) -> Res
     Html(templates.render(
         "message.html",
         minijinja::context! {
-            title => "You are signed out",
-            message => "Your single sign-on session has ended. You can close this window.",
+            title => templates.message(&"logout.done.title".into()),
+            message => templates.message(&"logout.done.message".into()),
             link_url => link.map(|l| l.0),
             link_text => link.map(|l| l.1),
         },
@@ -411,19 +419,62 @@ fn retry_url(req: Option<&str>) -> String {
 
 fn upstream_page(err: &super::upstream::UpstreamError, req: Option<&str>) -> PageError {
     use super::upstream::UpstreamError as E;
-    let (status, title) = match err {
-        E::Unreachable { .. } => (
+    let m = Message::new;
+    let (status, title, message) = match err {
+        E::Unreachable { name, detail } => (
             StatusCode::BAD_GATEWAY,
-            "Your company sign-in is unavailable",
+            "upstream.unreachable.title",
+            m("upstream.unreachable.message")
+                .arg("name", name)
+                .arg("detail", detail),
         ),
-        E::Denied { .. } => (StatusCode::FORBIDDEN, "Sign-in was refused"),
-        E::InvalidToken { .. } => (StatusCode::BAD_GATEWAY, "Sign-in could not be verified"),
-        E::NoEmail { .. } | E::UnverifiedEmail { .. } | E::ForeignDomain { .. } => {
-            (StatusCode::FORBIDDEN, "This account cannot sign in here")
-        }
-        E::UnknownState => (StatusCode::BAD_REQUEST, "This sign-in has expired"),
+        E::Denied {
+            name,
+            code,
+            description,
+        } => (
+            StatusCode::FORBIDDEN,
+            "upstream.denied.title",
+            match description {
+                Some(d) => m("upstream.denied.message_described").arg("description", d),
+                None => m("upstream.denied.message"),
+            }
+            .arg("name", name)
+            .arg("code", code),
+        ),
+        E::InvalidToken { name, detail } => (
+            StatusCode::BAD_GATEWAY,
+            "upstream.invalid.title",
+            m("upstream.invalid.message")
+                .arg("name", name)
+                .arg("detail", detail),
+        ),
+        E::NoEmail { name } => (
+            StatusCode::FORBIDDEN,
+            "upstream.no_email.title",
+            m("upstream.no_email.message").arg("name", name),
+        ),
+        E::UnverifiedEmail { name, email } => (
+            StatusCode::FORBIDDEN,
+            "upstream.no_email.title",
+            m("upstream.unverified.message")
+                .arg("name", name)
+                .arg("email", email),
+        ),
+        E::ForeignDomain { domain, allowed } => (
+            StatusCode::FORBIDDEN,
+            "upstream.no_email.title",
+            m("upstream.foreign.message")
+                .arg("domain", domain)
+                .arg("allowed", allowed),
+        ),
+        E::UnknownState => (
+            StatusCode::BAD_REQUEST,
+            "upstream.unknown_state.title",
+            m("upstream.unknown_state.message"),
+        ),
     };
-    PageError::new(status, title, format!("{err}.")).with_retry(retry_url(req))
+    PageError::new(status, title, message).with_retry(retry_url(req))
 }
 
 /// `GET /login/upstream/{name}?req=…`: start the round trip to the company IdP.
@@ -436,8 +487,8 @@ pub async fn upstream_begin(
     let upstream = state.upstreams.get(&name).ok_or_else(|| {
         PageError::new(
             StatusCode::NOT_FOUND,
-            "Unknown sign-in option",
-            format!("No identity provider named `{name}` is configured."),
+            "login.unknown_upstream.title",
+            Message::new("login.unknown_upstream.message").arg("name", &name),
         )
     })?;
     let pending = load_pending(&state, q.req.as_deref()).await?;
@@ -489,8 +540,8 @@ pub async fn upstream_callback(
     let upstream = state.upstreams.get(&name).ok_or_else(|| {
         PageError::new(
             StatusCode::NOT_FOUND,
-            "Unknown sign-in option",
-            format!("No identity provider named `{name}` is configured."),
+            "login.unknown_upstream.title",
+            Message::new("login.unknown_upstream.message").arg("name", &name),
         )
     })?;
     let mut flows: Vec<super::upstream::Flow> = session

@@ -47,6 +47,15 @@ pub struct LuccaClient {
     inner: Arc<Inner>,
     priority: Priority,
     max_wait: Option<Duration>,
+    /// A sign-in's place in the limiter's line and its one deadline for every call it makes
+    /// ([`LuccaClient::for_sign_in`]).
+    sign_in: Option<SignInPlace>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct SignInPlace {
+    began: Instant,
+    deadline: Instant,
 }
 
 #[derive(Debug)]
@@ -153,6 +162,7 @@ impl LuccaClient {
             }),
             priority: Priority::Batch,
             max_wait: None,
+            sign_in: None,
         })
     }
 
@@ -161,6 +171,7 @@ impl LuccaClient {
     pub fn with_priority(&self, priority: Priority) -> Self {
         LuccaClient {
             inner: self.inner.clone(),
+            sign_in: None,
             priority,
             max_wait: match priority {
                 Priority::SignIn => self.max_wait.or(Some(DEFAULT_SIGN_IN_MAX_WAIT)),
@@ -175,6 +186,21 @@ impl LuccaClient {
         LuccaClient {
             max_wait,
             ..self.clone()
+        }
+    }
+
+    /// The client for one person's sign-in that began at `began`: every call it makes keeps
+    /// that place in the limiter's line (so their account creation goes before the lookups
+    /// of people who came after), and all of them together end by `began + wait`.
+    pub fn for_sign_in(&self, began: Instant, wait: Duration) -> Self {
+        LuccaClient {
+            inner: self.inner.clone(),
+            priority: Priority::SignIn,
+            max_wait: Some(wait),
+            sign_in: Some(SignInPlace {
+                began,
+                deadline: began + wait,
+            }),
         }
     }
 
@@ -537,7 +563,11 @@ impl LuccaClient {
             .base
             .join(&call.path)
             .map_err(|e| LuccaError::Config(format!("cannot build a request URL: {e}")))?;
-        let deadline = self.max_wait.map(|w| Instant::now() + w);
+        let deadline = match self.sign_in {
+            Some(place) => Some(place.deadline),
+            None => self.max_wait.map(|w| Instant::now() + w),
+        };
+        let place = self.sign_in.map(|p| p.began);
         let mut rate_limited = 0;
         let priority = match self.priority {
             Priority::SignIn => "sign_in",
@@ -545,7 +575,11 @@ impl LuccaClient {
         };
         loop {
             let queued = Instant::now();
-            let slot = self.inner.limiter.acquire(self.priority, deadline).await;
+            let slot = self
+                .inner
+                .limiter
+                .acquire_in_place(self.priority, place, deadline)
+                .await;
             metrics::histogram!("passerelle_lucca_queue_wait_seconds", "priority" => priority)
                 .record(queued.elapsed().as_secs_f64());
             let stats = self.inner.limiter.stats();
@@ -597,7 +631,13 @@ impl LuccaClient {
                 metrics::counter!("passerelle_lucca_rate_limited_total").increment(1);
                 rate_limited += 1;
                 let too_late = deadline.is_some_and(|d| Instant::now() + retry_after > d);
-                if rate_limited > MAX_RATE_LIMIT_RETRIES || too_late {
+                // A sign-in's deadline bounds its retries (it keeps its place in line); work
+                // without a deadline gives up after a few.
+                let give_up = match deadline {
+                    Some(_) => too_late,
+                    None => rate_limited > MAX_RATE_LIMIT_RETRIES,
+                };
+                if give_up {
                     return Err(LuccaError::RateLimited { retry_after });
                 }
                 tracing::warn!(

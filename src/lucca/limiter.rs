@@ -7,8 +7,14 @@
 //! - keeps the send times of the last window and never starts more than `budget` requests in
 //!   any window (an exact sliding window, not a token bucket that could burst 2N across a
 //!   refill boundary);
-//! - queues waiters in two FIFO queues and always serves a waiting sign-in before any batch
-//!   request; only the head of the queue that is due may take a slot, so the order is strict;
+//! - queues waiters in two queues and always serves a waiting sign-in before any batch
+//!   request; only the head of the queue that is due may take a slot, so the order is strict.
+//!   Batch work is first come, first served; sign-ins are ordered by when the *person* started
+//!   signing in ([`RateLimiter::acquire_in_place`]), so a person already waiting — whose account
+//!   creation follows their lookup — goes before the lookups of people who came after;
+//! - spreads the budget: at most a sixth of it (rounded down) in any sixth of the window (8
+//!   requests per 10 s for Lucca's 50 a minute), so Passerelle never bursts the tenant's whole
+//!   budget at once;
 //! - after a 429, sends nothing at all until Retry-After has elapsed.
 //!
 //! Sharing: [`RateLimiter::for_tenant`] hands out one limiter per normalised tenant origin
@@ -22,6 +28,9 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 use tokio::time::{sleep_until, Instant};
+
+/// The window is also split in this many parts, each allowed its share of the budget.
+const BURST_PARTS: usize = 6;
 
 /// How many send times [`LimiterStats::recent_sends`] keeps.
 const HISTORY: usize = 1024;
@@ -70,7 +79,8 @@ struct State {
     budget: u32,
     in_window: VecDeque<Instant>,
     blocked_until: Option<Instant>,
-    sign_in: VecDeque<u64>,
+    /// (place in line, ticket), sorted by place then arrival.
+    sign_in: VecDeque<(Instant, u64)>,
     batch: VecDeque<u64>,
     next_ticket: u64,
     sent: u64,
@@ -150,11 +160,29 @@ impl RateLimiter {
         priority: Priority,
         deadline: Option<Instant>,
     ) -> Result<(), SlotUnavailable> {
+        self.acquire_in_place(priority, None, deadline).await
+    }
+
+    /// As [`acquire`](Self::acquire), with the sign-in's place in line: when the person began
+    /// signing in (`None`: now). Sign-ins are served in that order; batch work ignores it.
+    pub async fn acquire_in_place(
+        &self,
+        priority: Priority,
+        place: Option<Instant>,
+        deadline: Option<Instant>,
+    ) -> Result<(), SlotUnavailable> {
         let ticket = {
             let mut st = self.lock();
             let ticket = st.next_ticket;
             st.next_ticket += 1;
-            st.queue(priority).push_back(ticket);
+            match priority {
+                Priority::SignIn => {
+                    let place = place.unwrap_or_else(Instant::now);
+                    let at = st.sign_in.partition_point(|(p, _)| *p <= place);
+                    st.sign_in.insert(at, (place, ticket));
+                }
+                Priority::Batch => st.batch.push_back(ticket),
+            }
             ticket
         };
         // Leaves the queue if this future is dropped (caller timed out, client went away),
@@ -174,10 +202,10 @@ impl RateLimiter {
                 let mut st = self.lock();
                 st.prune(now, self.window);
                 if st.is_head(ticket, priority) {
-                    match st.free_at(self.window) {
+                    match st.free_at(now, self.window) {
                         None => {
                             st.take(now, priority);
-                            st.queue(priority).pop_front();
+                            st.pop_head(priority);
                             guard.armed = false;
                             drop(st);
                             self.changed.notify_waiters();
@@ -246,7 +274,7 @@ impl RateLimiter {
         let now = Instant::now();
         st.prune(now, self.window);
         let head_wait = st
-            .free_at(self.window)
+            .free_at(now, self.window)
             .map_or(Duration::ZERO, |at| at - now);
         head_wait + self.window / st.budget
     }
@@ -259,16 +287,23 @@ impl RateLimiter {
 }
 
 impl State {
-    fn queue(&mut self, priority: Priority) -> &mut VecDeque<u64> {
+    fn pop_head(&mut self, priority: Priority) {
         match priority {
-            Priority::SignIn => &mut self.sign_in,
-            Priority::Batch => &mut self.batch,
+            Priority::SignIn => drop(self.sign_in.pop_front()),
+            Priority::Batch => drop(self.batch.pop_front()),
+        }
+    }
+
+    fn leave(&mut self, ticket: u64, priority: Priority) {
+        match priority {
+            Priority::SignIn => self.sign_in.retain(|(_, t)| *t != ticket),
+            Priority::Batch => self.batch.retain(|t| *t != ticket),
         }
     }
 
     fn is_head(&self, ticket: u64, priority: Priority) -> bool {
         match priority {
-            Priority::SignIn => self.sign_in.front() == Some(&ticket),
+            Priority::SignIn => self.sign_in.front().map(|(_, t)| *t) == Some(ticket),
             Priority::Batch => self.sign_in.is_empty() && self.batch.front() == Some(&ticket),
         }
     }
@@ -283,14 +318,24 @@ impl State {
     }
 
     /// When the next slot frees, or `None` if one is free now (after `prune`).
-    fn free_at(&self, window: Duration) -> Option<Instant> {
+    fn free_at(&self, now: Instant, window: Duration) -> Option<Instant> {
         let budget = self.budget as usize;
-        let by_window = (self.in_window.len() >= budget)
-            .then(|| self.in_window[self.in_window.len() - budget] + window);
-        match (self.blocked_until, by_window) {
-            (Some(a), Some(b)) => Some(a.max(b)),
-            (a, b) => a.or(b),
-        }
+        let sent = self.in_window.len();
+        let by_window = (sent >= budget).then(|| self.in_window[sent - budget] + window);
+        // Spread over the window: at most a sixth of the budget in any sixth of
+        // it. The budget is the tenant's, shared with its other integrations, and a tenant
+        // may count over shorter windows than Lucca's minute; a burst of the whole budget
+        // would earn 429s and starve the others.
+        // Rounded down, so the clocks of two machines (our send, the tenant's arrival) may
+        // disagree a little and the tenant still counts fewer than its share.
+        let (burst, burst_window) = ((budget / BURST_PARTS).max(1), window / BURST_PARTS as u32);
+        let by_burst = (sent >= burst)
+            .then(|| self.in_window[sent - burst] + burst_window)
+            .filter(|at| *at > now);
+        [self.blocked_until, by_window, by_burst]
+            .into_iter()
+            .flatten()
+            .max()
     }
 
     fn take(&mut self, now: Instant, priority: Priority) {
@@ -315,7 +360,7 @@ impl Drop for QueueGuard<'_> {
         if self.armed {
             let mut st = self.limiter.lock();
             let ticket = self.ticket;
-            st.queue(self.priority).retain(|t| *t != ticket);
+            st.leave(ticket, self.priority);
             drop(st);
             self.limiter.changed.notify_waiters();
         }
@@ -405,6 +450,44 @@ mod tests {
             task.await.unwrap();
         }
         assert_eq!(*order.lock().unwrap(), ["sign-in", "batch-1", "batch-2"]);
+    }
+
+    #[tokio::test]
+    async fn a_person_already_waiting_goes_before_people_who_came_after() {
+        let limiter = Arc::new(RateLimiter::with_window(1, Duration::from_millis(150)));
+        limiter.acquire(Priority::Batch, None).await.unwrap();
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let spawn = |name: &'static str, place: Option<Instant>| {
+            let limiter = limiter.clone();
+            let order = order.clone();
+            tokio::spawn(async move {
+                limiter
+                    .acquire_in_place(Priority::SignIn, place, None)
+                    .await
+                    .unwrap();
+                order.lock().unwrap().push(name);
+            })
+        };
+        let early = Instant::now();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Two new lookups queue first…
+        let mut tasks = vec![spawn("new-1", None)];
+        while limiter.stats().waiting_sign_in < 1 {
+            tokio::task::yield_now().await;
+        }
+        tasks.push(spawn("new-2", None));
+        while limiter.stats().waiting_sign_in < 2 {
+            tokio::task::yield_now().await;
+        }
+        // …then the account creation of a person who began before both.
+        tasks.push(spawn("create-of-early", Some(early)));
+        for task in tasks {
+            task.await.unwrap();
+        }
+        assert_eq!(
+            *order.lock().unwrap(),
+            ["create-of-early", "new-1", "new-2"]
+        );
     }
 
     #[tokio::test]

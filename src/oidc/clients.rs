@@ -23,6 +23,8 @@ pub struct Client {
     pub release_claims: Vec<String>,
     /// Exempt from `[login] allowed_networks` at the token endpoint.
     pub token_from_any_network: bool,
+    /// `allowed_groups`, trimmed: empty = everyone.
+    pub allowed_groups: Vec<String>,
 }
 
 impl Client {
@@ -197,6 +199,7 @@ impl Clients {
                     groups_claim: c.groups_claim.clone().unwrap_or_else(|| "groups".into()),
                     release_claims: c.release_claims.clone(),
                     token_from_any_network: c.token_from_any_network,
+                    allowed_groups: crate::pipeline::clean_groups(&c.allowed_groups),
                 };
                 (c.client_id.clone(), client)
             })

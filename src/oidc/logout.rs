@@ -27,7 +27,7 @@ pub struct CheckedLogout {
     pub redirect: Option<String>,
 }
 
-/// Check a logout request; the refusal is the sentence to show the person.
+/// Check a logout request; the refusal is the message (a catalogue key) to show the person.
 pub fn check_logout(
     keys: &Keys,
     provider: &Provider,
@@ -50,14 +50,14 @@ pub fn check_logout(
                     .and_then(|v| v.as_str())
                     .map(str::to_string);
             }
-            _ => return Err("The id_token_hint is not a token issued by this server."),
+            _ => return Err("oidc.logout.foreign_hint"),
         }
     }
     let client_id = match (
         hint_client,
         p.client_id.as_deref().filter(|c| !c.is_empty()),
     ) {
-        (Some(h), Some(c)) if h != c => return Err("client_id does not match the id_token_hint."),
+        (Some(h), Some(c)) if h != c => return Err("oidc.logout.client_mismatch"),
         (Some(h), _) => Some(h),
         (None, c) => c.map(str::to_string),
     };
@@ -69,12 +69,12 @@ pub fn check_logout(
         None => None,
         Some(uri) => {
             let Some(client) = client_id.as_deref().and_then(|id| provider.clients.get(id)) else {
-                return Err("post_logout_redirect_uri needs the client to be identified (id_token_hint or client_id).");
+                return Err("oidc.logout.unidentified");
             };
             if !client.accepts_post_logout_uri(uri) {
-                return Err("The address to return to after sign-out is not registered for this application.");
+                return Err("oidc.logout.unregistered");
             }
-            let mut url = Url::parse(uri).map_err(|_| "post_logout_redirect_uri is not a URL.")?;
+            let mut url = Url::parse(uri).map_err(|_| "oidc.logout.not_a_url")?;
             if let Some(s) = p.state.as_deref() {
                 url.query_pairs_mut().append_pair("state", s);
             }

@@ -69,17 +69,15 @@ pub fn check_request<'c>(
 ) -> Result<(&'c Client, ValidRequest), RequestRefusal> {
     // 1. Who is asking and where the answer goes: failures here are shown, never redirected.
     let client = match p.client_id.as_deref().filter(|c| !c.is_empty()) {
-        None => return Err(RequestRefusal::Show("The request does not name an application (client_id is missing).")),
-        Some(id) => clients.get(id).ok_or(RequestRefusal::Show(
-            "The application that sent you here is not registered with Passerelle (unknown client_id).",
-        ))?,
+        None => return Err(RequestRefusal::Show("oidc.no_client")),
+        Some(id) => clients
+            .get(id)
+            .ok_or(RequestRefusal::Show("oidc.unknown_client"))?,
     };
     let redirect_uri = match p.redirect_uri.as_deref().filter(|r| !r.is_empty()) {
-        None => return Err(RequestRefusal::Show("The request does not say where to return (redirect_uri is missing).")),
+        None => return Err(RequestRefusal::Show("oidc.no_redirect_uri")),
         Some(r) if client.accepts_redirect_uri(r) => r.to_string(),
-        Some(_) => return Err(RequestRefusal::Show(
-            "The address this application asked to return to is not registered for it (redirect_uri mismatch). Nothing was sent to it.",
-        )),
+        Some(_) => return Err(RequestRefusal::Show("oidc.redirect_uri_mismatch")),
     };
     let form_post = p.response_mode.as_deref() == Some("form_post");
     let tell = |state: Option<String>, error, description| RequestRefusal::Tell {

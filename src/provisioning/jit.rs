@@ -141,7 +141,11 @@ impl Jit {
     /// Make sure the person can use Lucca: called after authentication, before any answer
     /// goes back to the application.
     pub async fn at_sign_in(&self, claims: &Claims) -> Result<Granted, Denied> {
-        let granted = self.provision(claims).await?;
+        // One place in Lucca's line and one deadline for everything this sign-in asks.
+        let client = self
+            .client
+            .for_sign_in(tokio::time::Instant::now(), self.sign_in_wait);
+        let granted = self.provision(&client, claims).await?;
         let lucca_id = match granted {
             Granted::Created { lucca_id }
             | Granted::UpdateQueued { lucca_id }
@@ -150,7 +154,6 @@ impl Jit {
             Granted::KnownActive { .. } => None,
         };
         if let (Some(roles), Some(lucca_id)) = (self.roles.get(), lucca_id) {
-            let client = self.client.with_priority(Priority::SignIn);
             // The person gets in whatever happens here; their next sign-in or the sync
             // tries again.
             if let Err(e) = roles
@@ -163,13 +166,9 @@ impl Jit {
         Ok(granted)
     }
 
-    async fn provision(&self, claims: &Claims) -> Result<Granted, Denied> {
+    async fn provision(&self, client: &LuccaClient, claims: &Claims) -> Result<Granted, Denied> {
         let link = self.store.lucca_links().get(&claims.subject).await?;
-        let client = self
-            .client
-            .with_priority(Priority::SignIn)
-            .with_max_wait(Some(self.sign_in_wait));
-        let lookup = match self.look_up(&client, claims, link.as_ref()).await {
+        let lookup = match self.look_up(client, claims, link.as_ref()).await {
             Ok(lookup) => lookup,
             Err(error) => return self.while_unavailable(claims, link, &error).await,
         };
@@ -252,7 +251,7 @@ impl Jit {
                 .await;
                 Err(Denied::NoAccount)
             }
-            Decision::Create => self.create(&client, claims).await,
+            Decision::Create => self.create(client, claims).await,
             Decision::Unchanged { lucca_id } => {
                 self.store
                     .lucca_links()

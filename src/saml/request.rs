@@ -18,6 +18,7 @@ use super::sp::{ReplyTo, ServiceProvider, ServiceProviderLookup};
 use super::xml::{parse_message, Element, XmlError};
 use super::{ns, parse_saml_time, IdpUrls, NameIdFormat, SamlStatus, SubStatus, TopStatus};
 use crate::config::SamlConfig;
+use crate::web::Message;
 
 /// What intake checks against; built once from the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -177,25 +178,25 @@ impl RequestError {
         }
     }
 
-    /// A message for the person in front of the browser (the error page), without internals.
-    pub fn message(&self) -> String {
+    /// A message for the person in front of the browser (the error page), without internals;
+    /// the technical detail stays as it is, for whoever they tell.
+    pub fn message(&self) -> Message {
         use RequestError::*;
+        let detail = || self.to_string();
         match self {
-            UnknownServiceProvider(_) | UnregisteredAcsUrl(_) | UnregisteredAcsIndex(_) => format!(
-                "The application that sent you here is not set up to use this identity provider \
-                 ({self}). Please tell your administrator."
-            ),
-            Signature(_) => format!(
-                "The request from the application could not be verified ({self}). Please tell \
-                 your administrator."
-            ),
-            StaleOrFuture { .. } | LogoutExpired(_) => {
-                "The request from the application has expired, or a clock is wrong. Go back to \
-                 the application and try again."
-                    .to_string()
+            UnknownServiceProvider(_) | UnregisteredAcsUrl(_) | UnregisteredAcsIndex(_) => {
+                Message::new("saml.not_set_up").arg("detail", detail())
             }
-            _ => format!("The request from the application is not valid: {self}."),
+            Signature(_) => Message::new("saml.not_verified").arg("detail", detail()),
+            StaleOrFuture { .. } | LogoutExpired(_) => Message::new("saml.stale"),
+            _ => Message::new("saml.invalid").arg("detail", detail()),
         }
+    }
+
+    /// The same in English, for the StatusMessage of an error Response (read by the SP's
+    /// administrators, not the person).
+    pub fn status_message(&self) -> String {
+        crate::web::i18n::Catalogues::builtin().render(crate::web::Lang::En, &self.message())
     }
 }
 
@@ -750,7 +751,7 @@ pub(crate) mod tests {
             RequestError::UnknownServiceProvider("https://stranger.test".into())
         );
         assert_eq!(err.reply, None);
-        assert!(err.error.message().contains("not set up"));
+        assert!(err.error.status_message().contains("not set up"));
 
         // Foreign ACS URL: never post anything there.
         let el = authn_request("_a", |e| e).attr("AssertionConsumerServiceIndex", "7");

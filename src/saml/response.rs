@@ -79,8 +79,14 @@ pub const CLAIM_SURNAME: &str = "http://schemas.xmlsoap.org/ws/2005/05/identity/
 /// The attributes released for `claims`: short names (`email`, `given_name`, `family_name`,
 /// `employee_number`, `department`, `manager_email`, multi-valued `groups` = the roles), then the
 /// usual claim URIs for email, given name and surname (Google/Entra-style SPs look for those).
-/// Empty values are left out. Also what the admin preview shows.
-pub fn attributes_from_claims(claims: &Claims) -> Vec<SamlAttribute> {
+/// With `[claims] module_roles_claim` (say `lucca_roles`), the roles of each Lucca module follow
+/// as one multi-valued attribute per module, `lucca_roles.figgo`: SAML has no nested values, and
+/// an SP reads one attribute per module as it would read one claim. Empty values are left out.
+/// Also what the admin preview shows.
+pub fn attributes_from_claims(
+    claims: &Claims,
+    module_roles_claim: Option<&str>,
+) -> Vec<SamlAttribute> {
     let mut out = Vec::new();
     let mut single = |name: &str, friendly: Option<&str>, value: Option<&str>| {
         if let Some(value) = value.filter(|v| !v.is_empty()) {
@@ -114,6 +120,17 @@ pub fn attributes_from_claims(claims: &Claims) -> Vec<SamlAttribute> {
             friendly_name: None,
             values: claims.roles.clone(),
         });
+    }
+    if let Some(prefix) = module_roles_claim.map(str::trim).filter(|n| !n.is_empty()) {
+        for (module, roles) in &claims.roles_by_module {
+            if !roles.is_empty() {
+                out.push(SamlAttribute {
+                    name: format!("{prefix}.{module}"),
+                    friendly_name: None,
+                    values: roles.clone(),
+                });
+            }
+        }
     }
     out
 }
@@ -387,7 +404,7 @@ mod tests {
         encrypt: bool,
         now: DateTime<Utc>,
     ) -> BuiltResponse {
-        let attrs = attributes_from_claims(claims);
+        let attrs = attributes_from_claims(claims, None);
         let reply = reply(Some("_req1"));
         let enc = testkit::sp_encryption().cert.clone();
         let params = ResponseParams {
@@ -736,12 +753,43 @@ mod tests {
             email: "a@b.test".into(),
             ..Claims::default()
         };
-        let names: Vec<String> = attributes_from_claims(&claims)
+        let names: Vec<String> = attributes_from_claims(&claims, None)
             .into_iter()
             .map(|a| a.name)
             .collect();
         assert_eq!(names, ["email", CLAIM_EMAIL]);
-        assert!(attributes_from_claims(&Claims::default()).is_empty());
+        assert!(attributes_from_claims(&Claims::default(), Some("lucca_roles")).is_empty());
+    }
+
+    #[test]
+    fn module_roles_are_one_attribute_per_module() {
+        let mut claims = Claims {
+            email: "a@b.test".into(),
+            roles: vec!["validateur_n1".into(), "collaborateur".into()],
+            ..Claims::default()
+        };
+        claims.roles_by_module.insert(
+            "figgo".into(),
+            vec!["validateur_n1".into(), "collaborateur".into()],
+        );
+        claims
+            .roles_by_module
+            .insert("pagga".into(), vec!["gestionnaire_paie".into()]);
+        let attrs = attributes_from_claims(&claims, Some("lucca_roles"));
+        let figgo = attrs
+            .iter()
+            .find(|a| a.name == "lucca_roles.figgo")
+            .unwrap();
+        assert_eq!(figgo.values, ["validateur_n1", "collaborateur"]);
+        let pagga = attrs
+            .iter()
+            .find(|a| a.name == "lucca_roles.pagga")
+            .unwrap();
+        assert_eq!(pagga.values, ["gestionnaire_paie"]);
+        // Not configured: no module attribute at all.
+        assert!(attributes_from_claims(&claims, None)
+            .iter()
+            .all(|a| !a.name.starts_with("lucca_roles")));
     }
 
     /// Throughput of building + signing. Run with
@@ -751,7 +799,7 @@ mod tests {
     fn throughput() {
         let claims = tricky_claims();
         let key = testkit::idp();
-        let attrs = attributes_from_claims(&claims);
+        let attrs = attributes_from_claims(&claims, None);
         let reply = reply(Some("_req1"));
         let now = Utc::now();
         let params = |sign_response, sign_assertion| ResponseParams {

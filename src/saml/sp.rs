@@ -57,6 +57,8 @@ pub struct SpSettings {
     /// Overrides `[lucca] match_on`: what the NameID carries (email or login).
     pub identifier: Option<MatchOn>,
     pub attribute_name_format: AttributeNameFormat,
+    /// `allowed_groups`, trimmed: empty = everyone.
+    pub allowed_groups: Vec<String>,
 }
 
 impl Default for SpSettings {
@@ -71,6 +73,7 @@ impl Default for SpSettings {
             name_id_format: NameIdFormat::EmailAddress,
             identifier: None,
             attribute_name_format: AttributeNameFormat::Unspecified,
+            allowed_groups: Vec::new(),
         }
     }
 }
@@ -328,6 +331,7 @@ impl ServiceProvider {
                 Some("basic") => AttributeNameFormat::Basic,
                 Some(other) => return Err(SpError::BadAttributeNameFormat(other.to_string())),
             },
+            allowed_groups: crate::pipeline::clean_groups(&config.allowed_groups),
         };
         if sp.settings.encrypt_assertion && sp.encryption_cert.is_none() {
             return Err(SpError::NoEncryptionCertificate(sp.entity_id));

@@ -102,6 +102,7 @@ pub fn plan_assertion(
     claims: &Claims,
     amr: &[String],
     default_match_on: MatchOn,
+    module_roles_claim: Option<&str>,
 ) -> Result<AssertionPlan, SsoFailure> {
     let format = NameIdFormat::from_uri(&pending.name_id_format).unwrap_or_default();
     let match_on = sp.settings.identifier.unwrap_or(default_match_on);
@@ -124,7 +125,7 @@ pub fn plan_assertion(
         name_id,
         name_id_format: format,
         authn_context,
-        attributes: attributes_from_claims(claims),
+        attributes: attributes_from_claims(claims, module_roles_claim),
     })
 }
 
@@ -199,6 +200,7 @@ mod tests {
             &claims(None),
             &pwd,
             MatchOn::Email,
+            None,
         )
         .unwrap();
         assert_eq!(plan.name_id, "alice@acme.test");
@@ -207,7 +209,7 @@ mod tests {
             plan.authn_context,
             AuthnContextClass::PasswordProtectedTransport
         );
-        assert_eq!(plan.attributes, attributes_from_claims(&claims(None)));
+        assert_eq!(plan.attributes, attributes_from_claims(&claims(None), None));
 
         let login = plan_assertion(
             &pending(ns::NAMEID_UNSPECIFIED),
@@ -215,6 +217,7 @@ mod tests {
             &claims(Some("alice")),
             &["fed".to_string()],
             MatchOn::Login,
+            None,
         )
         .unwrap();
         assert_eq!(login.name_id, "alice");
@@ -227,6 +230,7 @@ mod tests {
             &claims(None),
             &pwd,
             MatchOn::Login,
+            None,
         )
         .unwrap();
         assert_eq!(persistent.name_id, "u-42");
@@ -241,6 +245,7 @@ mod tests {
             &claims(Some("  ")),
             &[],
             MatchOn::Login,
+            None,
         )
         .unwrap_err();
         assert_eq!(failure.status.top, TopStatus::Responder);

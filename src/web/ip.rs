@@ -82,7 +82,7 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     ip.to_canonical()
 }
 
-fn trusted(ip: IpAddr, proxies: &[Network]) -> bool {
+pub(super) fn trusted(ip: IpAddr, proxies: &[Network]) -> bool {
     proxies.iter().any(|n| n.contains(ip))
 }
 

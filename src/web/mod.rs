@@ -1,4 +1,5 @@
-//! The bottom kit for HTTP: error pages and their middleware, templates, CSRF, the client IP
+//! The bottom kit for HTTP: error pages and their middleware, templates and their languages,
+//! request ids and the access log, CSRF, the client IP
 //! behind trusted proxies and `[login] allowed_networks`, security headers (CSP nonce, HSTS),
 //! health and metrics handlers, admin bearer-token authentication, prepared responses, random
 //! ids. It imports no room but `config/`; the router that uses it is assembled in `app/`.
@@ -8,20 +9,24 @@ mod csrf;
 mod errors;
 mod headers;
 pub mod health;
+pub mod i18n;
 mod ip;
 mod networks;
 mod prepared;
+mod requests;
 mod templates;
 
 use base64::Engine;
 
 pub use admin_auth::{Admin, AdminError, AdminToken};
 pub use csrf::{csrf_token, verify_csrf};
-pub use errors::{render_error_pages, PageError};
+pub use errors::{error_page, not_found, render_error_pages, wants_json, PageError};
 pub use headers::{content_security_policy, current_nonce, HSTS};
+pub use i18n::{choose_language, current_lang, DefaultLanguage, Lang, Message};
 pub use ip::{client_ip, network_key, ClientAddr, ClientIp, TrustedProxies};
 pub use networks::{require_allowed_network, sign_in_allowed, NetworkPolicy};
 pub use prepared::Prepared;
+pub use requests::{current_request_id, new_request_id, request_context, X_REQUEST_ID};
 pub use templates::Templates;
 
 /// `n` random bytes, base64url without padding: codes, tokens, ids.

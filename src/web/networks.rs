@@ -8,7 +8,7 @@
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::Response;
 
 use std::sync::Arc;
 
@@ -64,13 +64,10 @@ pub async fn require_allowed_network(
     tracing::info!(client = %client, path = %parts.uri.path(), "sign-in refused: client outside login.allowed_networks");
     metrics::counter!("passerelle_signins_total", "method" => "any", "outcome" => "network_refused")
         .increment(1);
-    let body = policy.templates.render(
-        "error.html",
-        minijinja::context! {
-            title => "Sign-in is not available from this network",
-            message => format!("Sign-in is only available from your company's network (or its VPN). Connect to it and try again; if you are connected already, tell your IT team that your address appears as {client}."),
-            status => 403,
-        },
+    let page = super::PageError::new(
+        StatusCode::FORBIDDEN,
+        "error.network.title",
+        super::Message::new("error.network.message").arg("address", client.to_string()),
     );
-    (StatusCode::FORBIDDEN, Html(body)).into_response()
+    super::error_page(&policy.templates, &page)
 }

@@ -1,12 +1,19 @@
 //! Templates a person sees, read at run time from `server.templates_dir` so an admin can
-//! rebrand them without rebuilding; a built-in copy serves any file that is not there.
+//! rebrand them without rebuilding; a built-in copy serves any file that is not there. Every
+//! template gets `lang` (the request's language), `t(key, **args)` (a message from the
+//! catalogues in that language), `csp_nonce` and `request_id`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use minijinja::Environment;
+use minijinja::value::Kwargs;
+use minijinja::{Environment, State};
+
+use super::i18n::{current_lang, Catalogues, Lang, Message};
 
 pub struct Templates {
     env: Environment<'static>,
+    catalogues: Arc<Catalogues>,
 }
 
 /// The built-in copies: the same files as the repository's `templates/`.
@@ -15,6 +22,7 @@ const BUILTIN: &[(&str, &str)] = &[
     ("login.html", include_str!("../../templates/login.html")),
     ("error.html", include_str!("../../templates/error.html")),
     ("message.html", include_str!("../../templates/message.html")),
+    ("waiting.html", include_str!("../../templates/waiting.html")),
     ("logout.html", include_str!("../../templates/logout.html")),
     (
         "form_post.html",
@@ -64,8 +72,21 @@ const BUILTIN: &[(&str, &str)] = &[
     ),
 ];
 
+/// For the one page written without a template (the template failed).
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 impl Templates {
     pub fn new(dir: &Path) -> Templates {
+        let (catalogues, problems) = Catalogues::load(dir);
+        for problem in problems {
+            tracing::error!(%problem, "message catalogue not used (the built-in messages are)");
+        }
+        let catalogues = Arc::new(catalogues);
         let dir: PathBuf = dir.to_path_buf();
         let mut env = Environment::new();
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
@@ -81,19 +102,62 @@ impl Templates {
                     .map(|(_, t)| t.to_string())),
             }
         });
-        Templates { env }
+        let c = catalogues.clone();
+        env.add_function(
+            "t",
+            move |state: &State, key: &str, kwargs: Kwargs| -> Result<String, minijinja::Error> {
+                let lang = state
+                    .lookup("lang")
+                    .and_then(|l| l.as_str().and_then(Lang::from_tag))
+                    .unwrap_or_default();
+                let mut args = Vec::new();
+                for name in kwargs.args() {
+                    let value: minijinja::Value = kwargs.get(name)?;
+                    args.push((name, value.to_string()));
+                }
+                Ok(c.text(lang, key, &args))
+            },
+        );
+        Templates { env, catalogues }
+    }
+
+    /// Adds a value every template sees (e.g. `lucca_url`, the way back to Lucca).
+    pub fn with_global(mut self, name: &'static str, value: minijinja::Value) -> Templates {
+        self.env.add_global(name, value);
+        self
+    }
+
+    /// The catalogues the templates use (built-in, with the admin's overrides).
+    pub fn catalogues(&self) -> &Catalogues {
+        &self.catalogues
+    }
+
+    /// A message in the language of the request being answered.
+    pub fn message(&self, message: &Message) -> String {
+        message.render(&self.catalogues)
     }
 
     /// Render a page. A broken custom template falls back to a plain message instead of a 500.
-    /// `csp_nonce` is added to the context: the nonce of the response being answered, for
-    /// `<script nonce>` and `<style nonce>` (inline code without it does not run).
+    /// Added to the context: `csp_nonce`, the nonce of the response being answered, for
+    /// `<script nonce>` and `<style nonce>` (inline code without it does not run); `lang`, the
+    /// request's language; `request_id`, the reference a person quotes to support.
     pub fn render(&self, name: &str, ctx: minijinja::Value) -> String {
-        let ctx = minijinja::context! { csp_nonce => super::current_nonce(), ..ctx };
+        let ctx = minijinja::context! {
+            csp_nonce => super::current_nonce(),
+            lang => current_lang().code(),
+            request_id => super::current_request_id(),
+            ..ctx
+        };
         match self.env.get_template(name).and_then(|t| t.render(ctx)) {
             Ok(html) => html,
             Err(err) => {
                 tracing::error!(template = name, error = %err, "template failed to render");
-                "<!doctype html><title>Passerelle</title><p>This page could not be displayed (template error, see the server log).</p>".to_string()
+                let lang = current_lang();
+                format!(
+                    "<!doctype html><html lang=\"{}\"><title>Passerelle</title><p>{}</p>",
+                    lang.code(),
+                    html_escape(&self.catalogues.text(lang, "error.template", &[]))
+                )
             }
         }
     }

@@ -3,6 +3,7 @@
 
 mod common;
 
+mod access;
 mod architecture;
 
 mod bridge;
@@ -10,10 +11,10 @@ mod claims;
 mod cli;
 mod console;
 mod hostile;
-// These two drive the in-process Lucca simulator (the default `simulator` feature).
 // The admin console in headless Chromium (it runs a migration against the simulator).
 #[cfg(feature = "simulator")]
 mod browser;
+// These drive the in-process Lucca simulator (the default `simulator` feature).
 #[cfg(feature = "simulator")]
 mod follow;
 #[cfg(feature = "simulator")]
@@ -21,8 +22,11 @@ mod jit;
 #[cfg(feature = "simulator")]
 mod migrations;
 mod oidc;
+mod pages;
 mod postgres;
 mod revoke;
 mod saml;
 mod storage;
+#[cfg(feature = "simulator")]
+mod waiting;
 mod web;

@@ -145,6 +145,8 @@ pub struct RecordedRequest {
     pub body: Option<Value>,
     /// The answer's status; `None` while the request is being handled.
     pub status: Option<u16>,
+    /// The answer's Retry-After (seconds), if it had one.
+    pub retry_after: Option<u64>,
     seq: u64,
 }
 
@@ -454,6 +456,7 @@ async fn gatekeeper(State(sim): State<Shared>, request: Request, next: Next) -> 
             query: parts.uri.query().map(str::to_owned),
             body,
             status: None,
+            retry_after: None,
             seq,
         });
         (seq, s.latency)
@@ -475,6 +478,11 @@ async fn gatekeeper(State(sim): State<Shared>, request: Request, next: Next) -> 
     let mut s = lock(&sim);
     if let Some(entry) = s.log.iter_mut().rev().find(|r| r.seq == seq) {
         entry.status = Some(response.status().as_u16());
+        entry.retry_after = response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
     }
     response
 }

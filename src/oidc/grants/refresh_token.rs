@@ -80,7 +80,11 @@ pub async fn refresh(
         .map_err(|e| OidcError::internal("stored identity is unreadable", e))?;
     // The person must still exist; also refuses one whose Lucca contract JIT last found ended
     // or not started. The grant keeps the claims of its sign-in.
-    if let Err(refusal) = cx.pipeline.recheck(&stored.identity).await {
+    let access = crate::pipeline::Access {
+        name: &client.name,
+        allowed_groups: &client.allowed_groups,
+    };
+    if let Err(refusal) = cx.pipeline.recheck(&stored.identity, access).await {
         if let crate::pipeline::Refusal::Storage(e) = refusal {
             return Err(e.into());
         }

@@ -121,7 +121,11 @@ impl World {
             .unwrap();
         let released = self
             .pipeline
-            .release(&alice, Target::Client(client))
+            .release(
+                &alice,
+                Target::Client(client),
+                crate::pipeline::Access::everyone(client),
+            )
             .await
             .unwrap();
         let signed_in = SignedIn {

@@ -15,7 +15,7 @@ use crate::oidc::grants::authorization_code::issue_code;
 use crate::oidc::{
     check_request, AuthorizeParams, Client, OidcState, RequestRefusal, ValidRequest,
 };
-use crate::pipeline::{refusal_page, Target};
+use crate::pipeline::{refusal_page, waiting_page, Access, Refusal, Target, PREPARING_POLL};
 use crate::web::PageError;
 
 /// Pending sign-ins stored for `/oidc/authorize/resume`.
@@ -71,8 +71,9 @@ async fn authorize(
     }
 }
 
-fn bad_client(message: &str) -> PageError {
-    PageError::bad_request("This sign-in link is not valid", message)
+/// `message`: a catalogue key (`oidc.…`).
+fn bad_client(message: &'static str) -> PageError {
+    PageError::bad_request("oidc.bad_link.title", message)
 }
 
 /// Issue a code if the person's session satisfies the request; otherwise send them to sign in.
@@ -109,18 +110,44 @@ async fn continue_with(
         }
         SessionDecision::SignIn => return sign_in(state, client, &request, resumed).await,
     };
+    let access = Access {
+        name: &client.name,
+        allowed_groups: &client.allowed_groups,
+    };
+    // prompt=none allows no page: such a request waits for Lucca as long as it takes.
+    let wait = (!request.prompt_none).then_some(PREPARING_POLL);
+    let outcome = state
+        .pipeline
+        .release_within(
+            &signed_in.identity,
+            Target::Client(&client.id),
+            access,
+            wait,
+        )
+        .await;
+    if let Err(Refusal::StillPreparing) = outcome {
+        // The stored request stays for the waiting page's next poll.
+        return waiting(state, client, &request, resumed).await;
+    }
     if let Some((id, _)) = &resumed {
         // The stored request is single-use.
         if let Err(e) = state.store.login_requests().delete(id).await {
             return PageError::from(e).into_response();
         }
     }
-    let released = match state
-        .pipeline
-        .release(&signed_in.identity, Target::Client(&client.id))
-        .await
-    {
+    let released = match outcome {
         Ok(released) => released,
+        // The redirect URI is registered and matched: the client hears `access_denied`, as
+        // RFC 6749 §4.1.2.1 has it, and shows its own page; the refusal is audited.
+        Err(refusal @ Refusal::NotAllowed { .. }) => {
+            audit_refusal(state, &client.id, &signed_in.identity.subject, &refusal).await;
+            return error_reply(
+                state,
+                &reply,
+                "access_denied",
+                "the user is not in a group allowed to sign in to this client",
+            );
+        }
         Err(refusal) => return refusal_page(&refusal).into_response(),
     };
     let now = crate::store::now();
@@ -137,6 +164,37 @@ async fn continue_with(
         Ok(code) => success_reply(state, &reply, &code),
         Err(e) => PageError::internal("issuing the authorization code", e).into_response(),
     }
+}
+
+/// The waiting page, polling the stored request (stored now if it came straight from the
+/// client with a session).
+async fn waiting(
+    state: &OidcState,
+    client: &Client,
+    request: &ValidRequest,
+    resumed: Option<(String, i64)>,
+) -> Response {
+    let id = match resumed {
+        Some((id, _)) => id,
+        None => {
+            let pending = PendingLogin {
+                client_name: client.name.clone(),
+                resume_path: "/oidc/authorize/resume".into(),
+                force: false,
+                login_hint: request.login_hint.clone(),
+                domain_hint: request.domain_hint.clone(),
+            };
+            match state.login.save_pending(&pending, PROTOCOL, request).await {
+                Ok(id) => id,
+                Err(e) => return PageError::from(e).into_response(),
+            }
+        }
+    };
+    waiting_page(
+        &state.templates,
+        &client.name,
+        &format!("/oidc/authorize/resume?req={id}"),
+    )
 }
 
 /// To the sign-in page, with the request stored (or already stored, when resumed).
@@ -173,20 +231,20 @@ pub async fn resume(
     session: Session,
     Query(q): Query<ResumeQuery>,
 ) -> Response {
-    let pending = match state.login.load_pending::<ValidRequest>(&q.req, PROTOCOL).await {
+    let pending = match state
+        .login
+        .load_pending::<ValidRequest>(&q.req, PROTOCOL)
+        .await
+    {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return PageError::bad_request(
-                "This sign-in has expired",
-                "The sign-in request is no longer valid (it expired or was already used). Go back to the application and sign in again.",
-            )
-            .into_response()
+            return PageError::bad_request("error.expired.title", "error.expired.message")
+                .into_response()
         }
         Err(e) => return PageError::from(e).into_response(),
     };
     let Some(client) = state.provider.clients.get(&pending.request.client_id) else {
-        return bad_client("The application is no longer registered with Passerelle.")
-            .into_response();
+        return bad_client("oidc.client_gone").into_response();
     };
     let mut request = pending.request;
     request.prompt_none = false;
@@ -209,6 +267,26 @@ fn success_reply(state: &OidcState, reply: &Reply<'_>, code: &str) -> Response {
     send_reply(state, reply, &params)
 }
 
+/// An audit row for a sign-in the policy refused; a failed write is logged, not fatal.
+async fn audit_refusal(state: &OidcState, client: &str, subject: &str, refusal: &Refusal) {
+    let reason = refusal.to_string();
+    if let Err(e) = state
+        .store
+        .audit()
+        .record(crate::store::AuditEvent {
+            event: "authorize",
+            outcome: "access_denied",
+            subject: Some(subject),
+            client: Some(client),
+            ip: None,
+            detail: Some(serde_json::json!({ "reason": reason })),
+        })
+        .await
+    {
+        tracing::warn!(error = %e, "audit write failed");
+    }
+}
+
 fn error_reply(state: &OidcState, reply: &Reply<'_>, error: &str, description: &str) -> Response {
     let mut params = vec![("error", error), ("error_description", description)];
     if let Some(s) = reply.state {
@@ -226,7 +304,7 @@ fn send_reply(state: &OidcState, reply: &Reply<'_>, params: &[(&str, &str)]) -> 
             .collect();
         return Html(state.templates.render(
             "form_post.html",
-            minijinja::context! { action => reply.redirect_uri, fields => fields, target_name => "the application" },
+            minijinja::context! { action => reply.redirect_uri, fields => fields },
         ))
         .into_response();
     }
@@ -236,6 +314,6 @@ fn send_reply(state: &OidcState, reply: &Reply<'_>, params: &[(&str, &str)]) -> 
             url.query_pairs_mut().extend_pairs(params);
             Redirect::to(url.as_str()).into_response()
         }
-        Err(_) => bad_client("The registered redirect URI is not a valid URL.").into_response(),
+        Err(_) => bad_client("oidc.bad_redirect_uri").into_response(),
     }
 }

@@ -15,8 +15,8 @@ use crate::oidc::logout::{check_logout, CheckedLogout, LogoutParams};
 use crate::oidc::OidcState;
 use crate::web::{csrf_token, verify_csrf, ClientIp, PageError};
 
-fn invalid(message: &str) -> PageError {
-    PageError::bad_request("Sign-out request not valid", message)
+fn invalid(message: &'static str) -> PageError {
+    PageError::bad_request("oidc.logout.title", message)
 }
 
 fn check(state: &OidcState, p: &LogoutParams) -> Result<CheckedLogout, PageError> {
@@ -70,7 +70,7 @@ pub async fn logout_post(
     form: Result<Form<LogoutParams>, FormRejection>,
 ) -> Response {
     let Ok(Form(p)) = form else {
-        return invalid("The sign-out form could not be read.").into_response();
+        return invalid("oidc.logout.unreadable").into_response();
     };
     let checked = match check(&state, &p) {
         Ok(c) => c,

@@ -28,7 +28,7 @@ use crate::keys::Keys;
 use crate::login::LoginState;
 use crate::pipeline::Pipeline;
 use crate::store::{AuditEvent, Store};
-use crate::web::{PageError, Templates, TrustedProxies};
+use crate::web::{Message, PageError, Templates, TrustedProxies};
 
 pub use slo::SingleLogout;
 
@@ -104,22 +104,19 @@ fn auto_post(
     .into_response()
 }
 
-fn bad_message(message: &str) -> PageError {
-    PageError::bad_request("This sign-in request is not valid", message)
+fn bad_message(message: Message) -> PageError {
+    PageError::bad_request("saml.bad_request.title", message)
 }
 
-fn bad_logout(message: &str) -> PageError {
+fn bad_logout(detail: Message) -> PageError {
     PageError::bad_request(
-        "This sign-out request is not valid",
-        format!("{message} Nobody was signed out."),
+        "saml.bad_logout.title",
+        Message::new("saml.bad_logout.message").nested("detail", detail),
     )
 }
 
 fn unknown_sp() -> PageError {
-    PageError::bad_request(
-        "Unknown application",
-        "The application that sent you here is no longer registered with Passerelle.",
-    )
+    PageError::bad_request("saml.unknown_sp.title", "saml.unknown_sp.message")
 }
 
 fn urlencode(value: &str) -> String {

@@ -67,7 +67,7 @@ pub async fn slo_post(
     form: Result<Form<PostMessage>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return bad_logout("The sign-out message could not be read.").into_response();
+        return bad_logout("saml.logout_unreadable".into()).into_response();
     };
     let registry = state.idp.registry();
     let now = Utc::now();
@@ -84,8 +84,7 @@ pub async fn slo_post(
         return logout_response_arrived(&state, &ip, read).await;
     }
     let Some(request) = form.saml_request.as_deref() else {
-        return bad_logout("The sign-out message carries neither SAMLRequest nor SAMLResponse.")
-            .into_response();
+        return bad_logout("saml.logout_empty".into()).into_response();
     };
     let intake = verify_post_logout_request(
         request,
@@ -163,7 +162,7 @@ async fn accept_logout(
             .await;
             Err(match rejected.reply {
                 Some(reply) => send_logout_response(state, &reply, rejected.error.status()),
-                None => bad_logout(&rejected.error.message()).into_response(),
+                None => bad_logout(rejected.error.message()).into_response(),
             })
         }
     }
@@ -413,7 +412,7 @@ async fn logout_response_arrived(
             tracing::warn!(error = %rejected.error, "SAML LogoutResponse refused");
             let reason = rejected.error.to_string();
             audit(state, EVENT, "refused", None, None, ip, Some(&reason)).await;
-            return bad_logout(&rejected.error.message()).into_response();
+            return bad_logout(rejected.error.message()).into_response();
         }
     };
     if !response.is_success() {

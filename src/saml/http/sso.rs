@@ -15,7 +15,7 @@ use super::{
     audit, auto_post, bad_message, unix_time, unknown_sp, PostMessage, ResumeQuery, SamlState,
 };
 use crate::login::{decide, Freshness, PendingLogin, SessionDecision, SignedIn};
-use crate::pipeline::{refusal_page, Target};
+use crate::pipeline::{refusal_page, waiting_page, Access, Refusal, Target, PREPARING_POLL};
 use crate::saml::sso::{plan_assertion, PendingSso, SsoFailure};
 use crate::saml::{
     build_error_response, build_response, parse_redirect_request, verify_post_request,
@@ -58,10 +58,10 @@ pub async fn sso_post(
     form: Result<Form<PostMessage>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Ok(Form(form)) = form else {
-        return bad_message("The sign-in request could not be read.").into_response();
+        return bad_message("saml.unreadable".into()).into_response();
     };
     let Some(saml_request) = form.saml_request.as_deref() else {
-        return bad_message("The request carries no SAMLRequest.").into_response();
+        return bad_message("saml.no_request".into()).into_response();
     };
     let registry = state.idp.registry();
     let intake = verify_post_request(
@@ -91,14 +91,15 @@ pub async fn sso_resume(
     ClientIp(ip): ClientIp,
     Query(q): Query<ResumeQuery>,
 ) -> Response {
-    let pending = match state.login.load_pending::<PendingSso>(&q.req, PROTOCOL).await {
+    let pending = match state
+        .login
+        .load_pending::<PendingSso>(&q.req, PROTOCOL)
+        .await
+    {
         Ok(Some(p)) => p,
         Ok(None) => {
-            return PageError::bad_request(
-                "This sign-in has expired",
-                "The sign-in request is no longer valid (it expired or was already used). Go back to the application and sign in again.",
-            )
-            .into_response()
+            return PageError::bad_request("error.expired.title", "error.expired.message")
+                .into_response()
         }
         Err(e) => return PageError::from(e).into_response(),
     };
@@ -129,8 +130,8 @@ pub async fn idp_initiated(
     let Some(sp) = q.sp.as_deref().and_then(|id| state.idp.registry().get(id)) else {
         return PageError::new(
             StatusCode::NOT_FOUND,
-            "Unknown application",
-            "No SAML application with this identifier is registered with Passerelle.",
+            "saml.unknown_sp.title",
+            "saml.unknown_sp.by_id",
         )
         .into_response();
     };
@@ -176,9 +177,9 @@ async fn accept(
                     state,
                     &reply,
                     rejected.error.status(),
-                    Some(&rejected.error.message()),
+                    Some(&rejected.error.status_message()),
                 ),
-                None => bad_message(&rejected.error.message()).into_response(),
+                None => bad_message(rejected.error.message()).into_response(),
             });
         }
     };
@@ -203,10 +204,7 @@ async fn accept(
                 Some("request ID already answered"),
             )
             .await;
-            return Err(bad_message(
-                "This sign-in request was already used. Go back to the application and sign in again.",
-            )
-            .into_response());
+            return Err(bad_message("saml.already_used".into()).into_response());
         }
         Err(e) => return Err(PageError::from(e).into_response()),
     }
@@ -274,13 +272,7 @@ async fn answer(
             };
         }
     };
-    if let Some((id, _)) = &resumed {
-        // The stored request is single-use.
-        if let Err(e) = state.store.login_requests().delete(id).await {
-            return PageError::from(e).into_response();
-        }
-    }
-    issue(state, session, ip, &sp, &pending, signed_in).await
+    issue(state, session, ip, &sp, &pending, resumed, signed_in).await
 }
 
 /// Build, sign and auto-POST the Response; remember the SP for single logout.
@@ -290,14 +282,46 @@ async fn issue(
     ip: &str,
     sp: &ServiceProvider,
     pending: &PendingSso,
+    resumed: Option<(String, i64)>,
     mut signed_in: SignedIn,
 ) -> Response {
     let reply = pending.reply();
-    let released = match state
+    // IsPassive allows no page: such a request waits for Lucca as long as it takes.
+    let wait = (!pending.is_passive).then_some(PREPARING_POLL);
+    let outcome = state
         .pipeline
-        .release(&signed_in.identity, Target::ServiceProvider(&sp.entity_id))
-        .await
-    {
+        .release_within(
+            &signed_in.identity,
+            Target::ServiceProvider(&sp.entity_id),
+            Access {
+                name: sp.display_name(),
+                allowed_groups: &sp.settings.allowed_groups,
+            },
+            wait,
+        )
+        .await;
+    if let Err(Refusal::StillPreparing) = outcome {
+        // The stored request stays for the waiting page's next poll.
+        let id = match resumed {
+            Some((id, _)) => id,
+            None => match save_pending(state, sp, pending).await {
+                Ok(id) => id,
+                Err(e) => return e.into_response(),
+            },
+        };
+        return waiting_page(
+            &state.templates,
+            sp.display_name(),
+            &format!("/saml/sso/resume?req={id}"),
+        );
+    }
+    if let Some((id, _)) = &resumed {
+        // The stored request is single-use.
+        if let Err(e) = state.store.login_requests().delete(id).await {
+            return PageError::from(e).into_response();
+        }
+    }
+    let released = match outcome {
         Ok(released) => released,
         Err(refusal) => {
             let reason = refusal.to_string();
@@ -321,6 +345,7 @@ async fn issue(
         &released.claims,
         &signed_in.amr,
         state.match_on,
+        state.pipeline.module_roles_claim().as_deref(),
     ) {
         Ok(plan) => plan,
         Err(failure_) => {

@@ -205,24 +205,35 @@ impl Browser {
         self.http.get(url).send().await.expect("GET")
     }
 
-    /// Follow redirects while they stay on `base`; return the first response that does not
-    /// redirect there (a page, or a redirect to a client).
+    /// Follow redirects while they stay on `base`, and — as a browser does — the waiting
+    /// page's `Refresh`; return the first response that does neither (a page, or a redirect to
+    /// a client).
     pub async fn follow(&self, base: &str, url: &str) -> reqwest::Response {
         let mut url = url.to_string();
-        for _ in 0..10 {
+        let mut redirects = 0;
+        let mut refreshes = 0;
+        loop {
             let r = self.get(&url).await;
+            if let Some((secs, next)) = refresh(&r) {
+                refreshes += 1;
+                assert!(refreshes <= 120, "the waiting page never ended: {url}");
+                tokio::time::sleep(std::time::Duration::from_secs(secs)).await;
+                url = absolute(base, &next);
+                continue;
+            }
             match location(&r) {
                 Some(next) if r.status().is_redirection() => {
                     let next = absolute(base, &next);
                     if !next.starts_with(base) {
                         return r;
                     }
+                    redirects += 1;
+                    assert!(redirects <= 10, "redirect loop from {url}");
                     url = next;
                 }
                 _ => return r,
             }
         }
-        panic!("redirect loop from {url}");
     }
 
     /// On a sign-in page response, submit the form; return the response to the POST.
@@ -268,6 +279,14 @@ impl Browser {
         );
         location(&r).expect("location")
     }
+}
+
+/// A `Refresh: N;url=…` header (the waiting page): the delay and the URL.
+pub fn refresh(r: &reqwest::Response) -> Option<(u64, String)> {
+    let value = r.headers().get("refresh")?.to_str().ok()?;
+    let (secs, rest) = value.split_once(';')?;
+    let url = rest.trim().strip_prefix("url=")?;
+    Some((secs.trim().parse().ok()?, url.to_string()))
 }
 
 pub fn location(r: &reqwest::Response) -> Option<String> {

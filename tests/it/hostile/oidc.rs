@@ -642,7 +642,7 @@ async fn raw_token_answer(
     let mut headers: Vec<(String, String)> = r
         .headers()
         .iter()
-        .filter(|(k, _)| !["date", "content-security-policy"].contains(&k.as_str()))
+        .filter(|(k, _)| !["date", "content-security-policy", "x-request-id"].contains(&k.as_str()))
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
         .collect();
     headers.sort();
