@@ -339,10 +339,10 @@ pub async fn csv(
     RawQuery(query): RawQuery,
 ) -> Result<Response, PageError> {
     let params = AuditParams::from_query(query.as_deref())
-        .map_err(|e| PageError::bad_request("Bad filter", e.to_string()))?;
+        .map_err(|e| PageError::bad_request("admin.audit.bad_filter.title", e.to_string()))?;
     let mut filter = params
         .filter()
-        .map_err(|e| PageError::bad_request("Bad filter", e.to_string()))?;
+        .map_err(|e| PageError::bad_request("admin.audit.bad_filter.title", e.to_string()))?;
     if params.limit.as_deref().is_none_or(|l| l.trim().is_empty()) {
         filter.limit = MAX_AUDIT_PAGE;
     }

@@ -52,7 +52,10 @@ fn safe_next(next: &str) -> &str {
 /// even with a session (a sensitive action on an old sign-in).
 pub async fn sign_in(st: &ConsoleState, next: &str, force: bool) -> Response {
     let pending = PendingLogin {
-        client_name: "the Passerelle admin console".into(),
+        // Shown by the sign-in page ("to continue to …"), in the language of this request.
+        client_name: st
+            .templates
+            .message(&crate::web::Message::new("admin.client_name")),
         resume_path: "/admin/resume".into(),
         force,
         login_hint: None,
@@ -129,8 +132,8 @@ pub async fn resume(
 ) -> Result<Response, PageError> {
     let Some(pending) = st.login.load_pending::<Resume>(&q.req, PROTOCOL).await? else {
         return Err(PageError::bad_request(
-            "This sign-in has expired",
-            "The sign-in to the admin console is no longer valid. Open the console again.",
+            "admin.resume_expired.title",
+            "admin.resume_expired.message",
         )
         .with_retry("/admin/"));
     };

@@ -50,7 +50,7 @@ pub async fn page(admin: ConsoleAdmin, State(st): State<ConsoleState>) -> Respon
                 "public": loaded.is_some_and(|l| l.is_public()),
                 "pkce": loaded.is_some_and(|l| l.require_pkce || l.is_public()),
                 "redirect_uris": c.redirect_uris,
-                "scopes": if c.allowed_scopes.is_empty() { "every supported scope".to_string() } else { c.allowed_scopes.join(" ") },
+                "scopes": c.allowed_scopes.join(" "),
                 "refresh": serde_json::to_value(c.refresh_tokens).unwrap_or_default(),
             })
         })
@@ -74,9 +74,9 @@ pub async fn page(admin: ConsoleAdmin, State(st): State<ConsoleState>) -> Respon
                     }).cloned()
                 });
             let source = match (&c.metadata_url, &c.metadata_file) {
-                (Some(url), _) => format!("URL {url}"),
-                (None, Some(file)) => format!("file {}", file.display()),
-                (None, None) => "inline settings".to_string(),
+                (Some(url), _) => json!({"kind": "url", "value": url}),
+                (None, Some(file)) => json!({"kind": "file", "value": file.display().to_string()}),
+                (None, None) => json!({"kind": "inline", "value": ""}),
             };
             json!({
                 "name": c.name.clone().or_else(|| sp.as_ref().and_then(|s| s.settings.name.clone())).unwrap_or_default(),

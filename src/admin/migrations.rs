@@ -16,7 +16,7 @@ use serde_json::json;
 use super::{audit_action, auth, check_csrf, render, ConsoleAdmin, ConsoleState};
 use crate::provisioning::migration::report::{JobView, ReportRow};
 use crate::provisioning::migration::{self, Class, MigrationError, SubmitOptions};
-use crate::web::PageError;
+use crate::web::{Message, PageError};
 
 /// Jobs shown in the history.
 const HISTORY: i64 = 20;
@@ -27,12 +27,12 @@ fn page_error(e: MigrationError) -> PageError {
     match e {
         MigrationError::NotFound(id) => PageError::new(
             StatusCode::NOT_FOUND,
-            "No such migration",
-            format!("There is no migration job `{id:.40}`."),
+            "admin.migrations.not_found.title",
+            Message::new("admin.migrations.not_found.message").arg("id", format!("{id:.40}")),
         )
         .with_retry("/admin/console/migrations"),
         MigrationError::Store(e) => PageError::internal("migration store", e),
-        other => PageError::bad_request("Migration refused", other.to_string())
+        other => PageError::bad_request("admin.migrations.refused.title", other.to_string())
             .with_retry("/admin/console/migrations"),
     }
 }
@@ -82,8 +82,8 @@ pub async fn upload(
     let mut file: Option<(Option<&'static str>, Vec<u8>)> = None;
     let too_large = || {
         PageError::bad_request(
-            "File too large",
-            format!("The file is larger than the {limit} bytes allowed ([migrations] max_upload_bytes)."),
+            "admin.migrations.too_large.title",
+            Message::new("admin.migrations.too_large.message").arg("limit", limit.to_string()),
         )
         .with_retry("/admin/console/migrations")
         .into_response()
@@ -92,7 +92,7 @@ pub async fn upload(
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             too_large()
         } else {
-            PageError::bad_request("Upload not readable", e.body_text())
+            PageError::bad_request("admin.migrations.unreadable.title", e.body_text())
                 .with_retry("/admin/console/migrations")
                 .into_response()
         }
@@ -123,22 +123,24 @@ pub async fn upload(
         "dry_run" => true,
         "apply" => false,
         _ => {
-            return Err(
-                PageError::bad_request("Choose a mode", "Choose a dry run or apply.")
-                    .with_retry("/admin/console/migrations")
-                    .into_response(),
+            return Err(PageError::bad_request(
+                "admin.migrations.no_mode.title",
+                "admin.migrations.no_mode.message",
             )
+            .with_retry("/admin/console/migrations")
+            .into_response())
         }
     };
     if !dry_run {
         auth::require_fresh(&st, &admin, "/admin/console/migrations").await?;
     }
     let Some((kind, bytes)) = file.filter(|(_, b)| !b.is_empty()) else {
-        return Err(
-            PageError::bad_request("No file", "Choose a CSV or JSON file to upload.")
-                .with_retry("/admin/console/migrations")
-                .into_response(),
-        );
+        return Err(PageError::bad_request(
+            "admin.migrations.no_file.title",
+            "admin.migrations.no_file.message",
+        )
+        .with_retry("/admin/console/migrations")
+        .into_response());
     };
     let accepted = migration::submit(
         &st.migrations,

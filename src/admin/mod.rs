@@ -217,8 +217,8 @@ async fn check_csrf(admin: &ConsoleAdmin, presented: &str) -> Result<(), crate::
     } else {
         Err(crate::web::PageError::new(
             axum::http::StatusCode::FORBIDDEN,
-            "Form expired",
-            "This form had expired (or came from another site). Reload the page and try again.",
+            "admin.form_expired.title",
+            "admin.form_expired.message",
         ))
     }
 }

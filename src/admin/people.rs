@@ -81,11 +81,11 @@ pub async fn page(
     Query(q): Query<PeopleQuery>,
 ) -> Result<Response, PageError> {
     let email = q.email.trim();
-    let mut error = None;
+    let mut error: Option<Value> = None;
     let mut preview = Value::Null;
     let mut people = Value::Array(Vec::new());
     if email.len() > MAX_EMAIL_BYTES || (!email.is_empty() && !email.contains('@')) {
-        error = Some(format!("`{email:.80}` is not an email address."));
+        error = Some(json!({"key": "admin.people.not_an_email", "email": format!("{email:.80}")}));
     } else if !email.is_empty() {
         let (sp, client_id) = match q.target.split_once(':') {
             Some(("sp", id)) => (Some(id.to_string()), None),
@@ -94,12 +94,13 @@ pub async fn page(
         };
         match st.ops.preview(email, sp, client_id).await {
             Ok(p) => preview = p,
-            Err(e) => error = Some(e),
+            // Said below when nothing else is known of the person either.
+            Err(e) => tracing::debug!(error = %e, "no claims preview"),
         }
         let subject = preview["identity"]["subject"].as_str();
         people = records(&st, email, subject).await?;
         if people.as_array().is_some_and(Vec::is_empty) && preview.is_null() {
-            error = Some(format!("Passerelle knows nobody with the email {email}."));
+            error = Some(json!({"key": "admin.people.nobody", "email": email}));
         }
     }
     let targets: Vec<Value> = st
@@ -128,7 +129,7 @@ pub async fn page(
             target => q.target,
             targets => targets,
             error => error,
-            done => q.done,
+            done => done_notice(&q.done),
             identity => minijinja::Value::from_serialize(&preview["identity"]),
             roles => minijinja::Value::from_serialize(&preview["roles"]),
             groups => minijinja::Value::from_serialize(&preview["groups"]),
@@ -136,6 +137,20 @@ pub async fn page(
             people => minijinja::Value::from_serialize(&people),
         },
     ))
+}
+
+/// The notice after a revoke: `done=GRANTS,ACCESS,REFRESH` or `done=nobody`.
+fn done_notice(done: &str) -> Value {
+    if done == "nobody" {
+        return json!({"nobody": true});
+    }
+    let n: Vec<u64> = done.split(',').filter_map(|n| n.parse().ok()).collect();
+    match n[..] {
+        [grants, access, refresh] => {
+            json!({"grants": grants, "access": access, "refresh": refresh})
+        }
+        _ => Value::Null,
+    }
 }
 
 #[derive(Deserialize)]
@@ -163,11 +178,12 @@ pub async fn revoke(
     );
     auth::require_fresh(&st, &admin, &page).await?;
     if email.is_empty() || email.len() > MAX_EMAIL_BYTES || !email.contains('@') {
-        return Err(
-            PageError::bad_request("Not an email", "Give the person's email address.")
-                .with_retry("/admin/console/people")
-                .into_response(),
-        );
+        return Err(PageError::bad_request(
+            "admin.people.bad_email.title",
+            "admin.people.bad_email.message",
+        )
+        .with_retry("/admin/console/people")
+        .into_response());
     }
     let who = format!("{} (console)", admin.who.identity.email);
     let done = match st.ops.revoke_email(&email, &who).await {
@@ -182,7 +198,7 @@ pub async fn revoke(
             )
             .await;
             format!(
-                "revoked: {} grants, {} access and {} refresh tokens",
+                "{},{},{}",
                 summary.grants, summary.access_tokens, summary.refresh_tokens
             )
         }

@@ -146,7 +146,7 @@ pub async fn run_sync(
     outcome.map_err(|e| {
         PageError::new(
             axum::http::StatusCode::CONFLICT,
-            "The sync did not start",
+            "admin.status.sync_refused",
             e,
         )
         .with_retry("/admin/")

@@ -119,8 +119,23 @@ async fn screenshot(client: &Client, path: &Path) {
     }
 }
 
+/// The screenshots the README shows.
+const DOC_SHOTS: [&str; 8] = [
+    "status-en",
+    "migration-en",
+    "migration-fr",
+    "people-en",
+    "audit-en",
+    "connections-en",
+    "keys-en",
+    "phone-keys-en",
+];
+
 /// The README's screenshot of the current page, when asked for.
 async fn doc_shot(client: &Client, name: &str) {
+    if !DOC_SHOTS.contains(&name) {
+        return;
+    }
     if let Ok(dir) = std::env::var("PASSERELLE_SCREENSHOTS") {
         screenshot(
             client,
@@ -216,12 +231,20 @@ struct Words {
     not_admin: &'static str,
 }
 
-const LANGUAGES: [Words; 1] = [Words {
-    lang: "en",
-    signed_in_as: "Signed in as",
-    sign_in: "Sign in",
-    not_admin: "not an administrator",
-}];
+const LANGUAGES: [Words; 2] = [
+    Words {
+        lang: "fr",
+        signed_in_as: "Connecté en tant que",
+        sign_in: "Connexion",
+        not_admin: "pas administrateur",
+    },
+    Words {
+        lang: "en",
+        signed_in_as: "Signed in as",
+        sign_in: "Sign in",
+        not_admin: "not an administrator",
+    },
+];
 
 async fn sign_in(client: &Client, user: &str, password: &str) {
     css(client, "#username")
