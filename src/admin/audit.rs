@@ -415,7 +415,7 @@ mod tests {
         );
         for (query, needle) in [
             ("limit=0", "limit=`0`"),
-            ("limit=501", "limit=`501`"),
+            ("limit=1001", "limit=`1001`"),
             ("limit=ten", "limit=`ten`"),
             ("before=-1", "before=`-1`"),
             ("since=yesterday", "since=`yesterday`"),

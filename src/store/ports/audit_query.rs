@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use crate::store::{AuditEntry, StoreError};
 
 /// The most entries one page holds.
-pub const MAX_AUDIT_PAGE: i64 = 500;
+pub const MAX_AUDIT_PAGE: i64 = 1000;
 
 /// What to read. Every filter is optional; `None` matches everything.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
