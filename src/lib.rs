@@ -8,6 +8,7 @@
 //! `config/`, `web/` and `store/` are the floor the others stand on. `cargo test --test it
 //! architecture` checks these floors.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod cpu;

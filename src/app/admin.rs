@@ -1,5 +1,5 @@
-//! The admin API (`/admin/*`) of the composition root: keys, audit, reload and the claims
-//! preview. Authentication is `web::Admin`; the migration endpoints are the provisioning room's.
+//! The admin API (`/admin/*`) of the composition root: keys, reload and the claims preview
+//! (the audit API is the admin room's, sharing the console's query). Authentication is `web::Admin`; the migration endpoints are the provisioning room's.
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -16,7 +16,6 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_key))
-        .route("/admin/audit", get(audit))
         .route("/admin/reload", post(reload))
         .route("/admin/preview", get(preview))
         .route(
@@ -58,31 +57,6 @@ async fn rotate_key(
         StatusCode::CREATED,
         Json(json!({"staged": staged, "keys": state.keys.status()})),
     ))
-}
-
-#[derive(Deserialize)]
-struct AuditQuery {
-    limit: Option<i64>,
-    subject: Option<String>,
-}
-
-async fn audit(
-    _: Admin,
-    State(state): State<AppState>,
-    Query(q): Query<AuditQuery>,
-) -> Result<impl IntoResponse, AdminError> {
-    let entries = state
-        .store
-        .audit()
-        .recent(q.limit.unwrap_or(100), q.subject.as_deref())
-        .await
-        .map_err(|e| {
-            AdminError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("audit log unavailable: {e}"),
-            )
-        })?;
-    Ok(Json(json!({"entries": entries})))
 }
 
 async fn reload(_: Admin, State(state): State<AppState>) -> Result<impl IntoResponse, AdminError> {

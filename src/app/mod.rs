@@ -8,6 +8,7 @@
 
 pub mod admin;
 pub mod check;
+mod console;
 mod housekeeping;
 pub mod preview;
 mod reload;
@@ -236,6 +237,8 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         templates: templates.clone(),
     };
     let state = AppState {
+        started_at: crate::store::now(),
+        check_cache: Default::default(),
         revoker,
         sync,
         webhooks,

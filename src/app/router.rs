@@ -28,38 +28,28 @@ pub fn router(state: AppState) -> Router {
             .unwrap_or(tower_sessions::cookie::time::Duration::hours(8)),
         ));
 
-    let browser = Router::new()
-        .route("/", get(crate::demo::landing))
-        .merge(crate::login::routes())
-        .merge(crate::oidc::browser_routes())
-        .merge(crate::saml::routes())
-        .merge(crate::demo::routes(state.demo))
-        .layer(axum::middleware::from_fn_with_state(
-            state.templates.clone(),
-            crate::web::render_error_pages,
-        ))
-        .layer(sessions)
-        // Outside the session layer: a refused client gets no session row.
-        .layer(axum::middleware::from_fn_with_state(
-            crate::web::NetworkPolicy {
-                allowed: state.config.login.allowed_networks.clone().map(Into::into),
-                trusted_proxies: state.trusted_proxies.clone(),
-                templates: state.templates.clone(),
-            },
-            crate::web::require_allowed_network,
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ));
+    let browser = browser_layers(
+        Router::new()
+            .route("/", get(crate::demo::landing))
+            .merge(crate::login::routes())
+            .merge(crate::oidc::browser_routes())
+            .merge(crate::saml::routes())
+            .merge(crate::demo::routes(state.demo)),
+        &state,
+        sessions.clone(),
+    );
+    // The admin console: pages a person opens, like the others, but outside the global 1 MiB
+    // body limit: a migration upload is bounded by `[migrations] max_upload_bytes` (plus room
+    // for the multipart framing and the form's other fields).
+    let upload_limit = state.config.migrations.max_upload_bytes + 64 * 1024;
+    let console = browser_layers(crate::admin::routes(), &state, sessions)
+        .layer(axum::extract::DefaultBodyLimit::max(upload_limit))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(upload_limit));
 
     let mut api = Router::new()
         .merge(crate::oidc::api_routes())
         .merge(super::admin::routes())
+        .merge(crate::admin::api_routes())
         .merge(crate::provisioning::sync::routes())
         .merge(crate::provisioning::webhooks::routes())
         .route("/healthz", get(health::healthz))
@@ -82,6 +72,17 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
         .merge(crate::provisioning::migration::routes()) // after the 1 MiB limit: uploads have their own cap
+        .merge(
+            console
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::X_CONTENT_TYPE_OPTIONS,
+                    HeaderValue::from_static("nosniff"),
+                ))
+                .layer(SetResponseHeaderLayer::overriding(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
+                )),
+        )
         // Nobody serves the path: a translated page for a browser, JSON for an API client.
         .fallback(crate::web::not_found)
         // The language of whatever page is rendered (a 404 or an error page included).
@@ -112,6 +113,39 @@ pub fn router(state: AppState) -> Router {
             crate::web::request_context,
         ))
         .with_state(state)
+}
+
+/// What every page a person opens gets: error pages rendered, the session, the allowed
+/// networks (outside the session layer: a refused client gets no session row), no framing, no
+/// caching.
+fn browser_layers(
+    router: Router<AppState>,
+    state: &AppState,
+    sessions: SessionManagerLayer<crate::store::SessionBackend>,
+) -> Router<AppState> {
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            state.templates.clone(),
+            crate::web::render_error_pages,
+        ))
+        .layer(sessions)
+        // Outside the session layer: a refused client gets no session row.
+        .layer(axum::middleware::from_fn_with_state(
+            crate::web::NetworkPolicy {
+                allowed: state.config.login.allowed_networks.clone().map(Into::into),
+                trusted_proxies: state.trusted_proxies.clone(),
+                templates: state.templates.clone(),
+            },
+            crate::web::require_allowed_network,
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
 
 /// The router of `[server] metrics_listen`: `/metrics` alone, without authentication (that

@@ -47,6 +47,10 @@ pub struct AppState {
     pub webhooks: crate::provisioning::webhooks::WebhookState,
     /// Ends a person's sessions and tokens (leavers, `POST /admin/people/{email}/revoke`).
     pub revoker: Arc<super::revoke::PersonRevoker>,
+    /// When this server was built (unix seconds): the console's uptime.
+    pub started_at: i64,
+    /// The admin console's last `check` answer.
+    pub check_cache: super::console::CheckCache,
 }
 
 impl AppState {

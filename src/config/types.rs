@@ -187,7 +187,7 @@ impl ServerConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     /// Bearer token for `/admin/*`. Unset (and no `token_file`/`token_sha256`) disables the admin API.
@@ -195,6 +195,25 @@ pub struct AdminConfig {
     pub token_file: Option<PathBuf>,
     /// Hex SHA-256 of the token, so the token itself need not be stored anywhere.
     pub token_sha256: Option<String>,
+    /// People in any of these groups (as the directory or upstream gives them) may open the
+    /// admin console at `/admin/`, signed in through Passerelle itself. Empty: nobody may.
+    pub groups: Vec<String>,
+    /// Rotating keys, applying a migration and revoking a person from the console need a
+    /// sign-in this recent; an older one signs in again first.
+    #[serde(with = "humantime_serde")]
+    pub fresh_sign_in: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            token: None,
+            token_file: None,
+            token_sha256: None,
+            groups: Vec::new(),
+            fresh_sign_in: Duration::from_secs(15 * 60),
+        }
+    }
 }
 
 impl AdminConfig {

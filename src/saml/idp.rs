@@ -39,6 +39,9 @@ pub struct SamlIdp {
     config: SamlConfig,
     /// Fetches metadata given by URL (start-up and every refresh).
     http: reqwest::Client,
+    /// When the registry was last built from metadata (unix seconds): start-up, then each
+    /// successful refresh. Shown by the admin console.
+    refreshed_at: std::sync::atomic::AtomicI64,
 }
 
 impl SamlIdp {
@@ -80,7 +83,13 @@ impl SamlIdp {
             last_good: tokio::sync::Mutex::new(sps),
             config: config.clone(),
             http,
+            refreshed_at: std::sync::atomic::AtomicI64::new(chrono::Utc::now().timestamp()),
         })
+    }
+
+    /// When the SPs' metadata was last read successfully (unix seconds).
+    pub fn refreshed_at(&self) -> i64 {
+        self.refreshed_at.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// `[saml]` as configured at start.
@@ -125,6 +134,10 @@ impl SamlIdp {
             Ok(registry) => {
                 self.sps.store(Arc::new(registry));
                 *last_good = next;
+                self.refreshed_at.store(
+                    chrono::Utc::now().timestamp(),
+                    std::sync::atomic::Ordering::Relaxed,
+                );
                 tracing::debug!("SP metadata refreshed");
             }
             Err(e) => {

@@ -53,6 +53,7 @@ macro_rules! store_conformance_suite {
             grant_and_tokens_are_issued_and_looked_up,
             expired_access_tokens_give_no_grant,
             revoking_a_grant_revokes_its_tokens,
+            grant_activity_lists_live_grants_with_their_last_use,
             revoking_one_access_token_leaves_the_others,
             refresh_rotation_keeps_the_grace_answer,
             a_rotated_refresh_token_cannot_rotate_again,
@@ -73,6 +74,7 @@ macro_rules! store_conformance_suite {
             a_cancelled_job_stays_cancelled,
             migration_jobs_listed_newest_first_taken_oldest_first,
             audit_is_newest_first_and_filtered,
+            audit_query_filters_and_pages,
             audit_fields_are_capped,
             audit_retention_purges_old_entries,
             ping_answers,
@@ -621,6 +623,53 @@ pub async fn expired_access_tokens_give_no_grant(store: Store) {
             .is_some(),
         "still known, for revocation"
     );
+}
+
+pub async fn grant_activity_lists_live_grants_with_their_last_use(store: Store) {
+    let before = now();
+    issue(&store, "g", now() + 300, Some(now() + 3600)).await;
+    issue(&store, "gone", now() + 300, Some(now() + 3600)).await;
+    assert!(store.oauth().revoke_grant("gone", "logout").await.unwrap());
+    let live = store
+        .grant_activity()
+        .grant_activity("alice")
+        .await
+        .unwrap();
+    assert_eq!(live.len(), 1, "revoked grants are not listed: {live:?}");
+    let g = &live[0];
+    assert_eq!(
+        (g.grant_id.as_str(), g.client_id.as_str(), g.scope.as_str()),
+        ("g", "rp", "openid email")
+    );
+    assert!((before..=now()).contains(&g.created_at), "{g:?}");
+    assert!(g.last_used_at >= g.created_at, "{g:?}");
+    // A refresh is a use.
+    assert!(store
+        .oauth()
+        .rotate_refresh(
+            &token_hash("rt-g"),
+            "g",
+            b"answer",
+            (&token_hash("at-g2"), now() + 300),
+            (&token_hash("rt-g2"), now() + 3600)
+        )
+        .await
+        .unwrap());
+    let after = &store
+        .grant_activity()
+        .grant_activity("alice")
+        .await
+        .unwrap()[0];
+    assert!(
+        after.last_used_at >= g.last_used_at && after.last_used_at <= now(),
+        "{after:?}"
+    );
+    assert!(store
+        .grant_activity()
+        .grant_activity("bob")
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn revoking_a_grant_revokes_its_tokens(store: Store) {
@@ -1669,6 +1718,130 @@ pub async fn audit_is_newest_first_and_filtered(store: Store) {
         audit.recent(0, None).await.unwrap().len(),
         1,
         "at least one"
+    );
+}
+
+pub async fn audit_query_filters_and_pages(store: Store) {
+    use super::AuditFilter;
+    let audit = store.audit();
+    let before = now();
+    for (name, outcome, subject, client) in [
+        ("login", "success", Some("alice"), None),
+        ("login", "failure", Some("bob"), None),
+        ("token", "issued", Some("alice"), Some("rp")),
+        ("login", "success", Some("alice"), Some("rp")),
+        ("revoked", "admin", Some("bob"), None),
+    ] {
+        audit
+            .record(AuditEvent {
+                event: name,
+                outcome,
+                subject,
+                client,
+                ip: None,
+                detail: None,
+            })
+            .await
+            .unwrap();
+    }
+    let query = |f: AuditFilter| {
+        let store = store.clone();
+        async move { store.audit_query().query(&f).await.unwrap() }
+    };
+    let names = |page: &super::AuditPage| {
+        page.entries
+            .iter()
+            .map(|e| format!("{}/{}", e.event, e.outcome))
+            .collect::<Vec<_>>()
+    };
+    let all = query(AuditFilter {
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        names(&all),
+        [
+            "revoked/admin",
+            "login/success",
+            "token/issued",
+            "login/failure",
+            "login/success"
+        ]
+    );
+    assert_eq!(all.next_before, None, "everything fits: no next page");
+    let logins = query(AuditFilter {
+        event: Some("login".into()),
+        outcome: Some("success".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(names(&logins), ["login/success", "login/success"]);
+    let alice_rp = query(AuditFilter {
+        subject: Some("alice".into()),
+        client: Some("rp".into()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(names(&alice_rp), ["login/success", "token/issued"]);
+    // Paging: two at a time, each page's cursor leading to the next, nothing seen twice.
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    for _ in 0..5 {
+        let page = query(AuditFilter {
+            before: cursor,
+            limit: 2,
+            ..Default::default()
+        })
+        .await;
+        assert!(page.entries.len() <= 2);
+        seen.extend(page.entries.iter().map(|e| e.id));
+        cursor = page.next_before;
+        if cursor.is_none() {
+            break;
+        }
+    }
+    assert_eq!(seen, all.entries.iter().map(|e| e.id).collect::<Vec<_>>());
+    // Time range, inclusive at both ends.
+    let in_range = query(AuditFilter {
+        since: Some(before),
+        until: Some(now()),
+        limit: 10,
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(in_range.entries.len(), 5);
+    for f in [
+        AuditFilter {
+            since: Some(now() + 100),
+            limit: 10,
+            ..Default::default()
+        },
+        AuditFilter {
+            until: Some(before - 100),
+            limit: 10,
+            ..Default::default()
+        },
+        AuditFilter {
+            subject: Some("carol".into()),
+            limit: 10,
+            ..Default::default()
+        },
+    ] {
+        assert!(query(f.clone()).await.entries.is_empty(), "{f:?}");
+    }
+    // The limit is clamped, never refused, at the port.
+    assert_eq!(
+        query(AuditFilter {
+            limit: 0,
+            ..Default::default()
+        })
+        .await
+        .entries
+        .len(),
+        1
     );
 }
 

@@ -170,6 +170,8 @@ pub trait Adapter:
     + Outbox
     + MigrationJobs
     + AuditLog
+    + AuditQuery
+    + GrantActivityLog
     + UpstreamIdentities
     + Housekeeping
     + Health
@@ -192,6 +194,8 @@ impl<A> Adapter for A where
         + Outbox
         + MigrationJobs
         + AuditLog
+        + AuditQuery
+        + GrantActivityLog
         + UpstreamIdentities
         + Housekeeping
         + Health
@@ -217,6 +221,8 @@ pub struct Store {
     outbox: Arc<dyn Outbox>,
     migration_jobs: Arc<dyn MigrationJobs>,
     audit: Arc<dyn AuditLog>,
+    audit_query: Arc<dyn AuditQuery>,
+    grant_activity: Arc<dyn GrantActivityLog>,
     upstream_identities: Arc<dyn UpstreamIdentities>,
     housekeeping: Arc<dyn Housekeeping>,
     health: Arc<dyn Health>,
@@ -255,6 +261,8 @@ impl Store {
             outbox: adapter.clone(),
             migration_jobs: adapter.clone(),
             audit: adapter.clone(),
+            audit_query: adapter.clone(),
+            grant_activity: adapter.clone(),
             upstream_identities: adapter.clone(),
             housekeeping: adapter.clone(),
             leases: adapter.clone(),
@@ -312,6 +320,14 @@ impl Store {
     }
     pub fn audit(&self) -> &Arc<dyn AuditLog> {
         &self.audit
+    }
+    /// Reading the audit log back (the admin API and console).
+    pub fn audit_query(&self) -> &Arc<dyn AuditQuery> {
+        &self.audit_query
+    }
+    /// A person's live grants with their last use (the admin console).
+    pub fn grant_activity(&self) -> &Arc<dyn GrantActivityLog> {
+        &self.grant_activity
     }
     pub fn upstream_identities(&self) -> &Arc<dyn UpstreamIdentities> {
         &self.upstream_identities

@@ -20,7 +20,8 @@ pub fn current_nonce() -> Option<String> {
 
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-/// The policy for one response. `form-action` stays open: the sign-in page posts to itself,
+/// The policy for one response. `connect-src 'self'`: the console's progress stream
+/// (server-sent events) comes from the same origin. `form-action` stays open: the sign-in page posts to itself,
 /// but the OIDC form_post and SAML auto-POST pages post to the client's registered URL.
 pub fn policy(nonce: &str) -> String {
     let mut text = String::with_capacity(POLICY_LEN + 2 * nonce.len());
@@ -37,7 +38,7 @@ pub fn policy(nonce: &str) -> String {
 const POLICY: [&str; 3] = [
     "default-src 'none'; script-src 'nonce-",
     "'; style-src 'nonce-",
-    "'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'",
+    "'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
 ];
 const POLICY_LEN: usize = POLICY[0].len() + POLICY[1].len() + POLICY[2].len();
 

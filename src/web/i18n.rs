@@ -572,6 +572,7 @@ mod keys_used {
         "saml.",
         "landing.",
         "demo.",
+        "admin.",
     ];
 
     /// String literals that look like catalogue keys: `"section.word.word"`, lowercase.
@@ -616,6 +617,11 @@ mod keys_used {
         "login.live.com",
         "login.microsoftonline.com",
         "login.microsoft.com",
+        // Audit events and config keys of the admin room.
+        "admin.revoke",
+        "admin.token",
+        "admin.token_file",
+        "admin.groups",
     ];
 
     #[test]

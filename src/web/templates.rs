@@ -33,6 +33,43 @@ const BUILTIN: &[(&str, &str)] = &[
         "demo_callback.html",
         include_str!("../../templates/demo_callback.html"),
     ),
+    // The admin console (src/admin/).
+    (
+        "admin/layout.html",
+        include_str!("../../templates/admin/layout.html"),
+    ),
+    (
+        "admin/forbidden.html",
+        include_str!("../../templates/admin/forbidden.html"),
+    ),
+    (
+        "admin/status.html",
+        include_str!("../../templates/admin/status.html"),
+    ),
+    (
+        "admin/migrations.html",
+        include_str!("../../templates/admin/migrations.html"),
+    ),
+    (
+        "admin/migration.html",
+        include_str!("../../templates/admin/migration.html"),
+    ),
+    (
+        "admin/people.html",
+        include_str!("../../templates/admin/people.html"),
+    ),
+    (
+        "admin/audit.html",
+        include_str!("../../templates/admin/audit.html"),
+    ),
+    (
+        "admin/connections.html",
+        include_str!("../../templates/admin/connections.html"),
+    ),
+    (
+        "admin/keys.html",
+        include_str!("../../templates/admin/keys.html"),
+    ),
 ];
 
 /// For the one page written without a template (the template failed).

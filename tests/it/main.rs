@@ -9,7 +9,11 @@ mod architecture;
 mod bridge;
 mod claims;
 mod cli;
+mod console;
 mod hostile;
+// The admin console in headless Chromium (it runs a migration against the simulator).
+#[cfg(feature = "simulator")]
+mod browser;
 // These drive the in-process Lucca simulator (the default `simulator` feature).
 #[cfg(feature = "simulator")]
 mod follow;

@@ -19,7 +19,7 @@ use crate::common::*;
 const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ac9hJcRRBat2KYtFG9Jzyw$GiCjXskaMWz12iTJmc5fbkfI11rZIGrua1vi1J1ABqE";
 
 /// One row per class (against the simulator's built-in seed and the directory of `lucca_config`).
-const EVERY_CLASS: &str = "\
+pub(crate) const EVERY_CLASS: &str = "\
 email,login,given_name,family_name,department,manager_email,employee_number
 bob@acme.test,,Bob,Durand,,,
 alice@acme.test,,,Martin-Dupont,Engineering,bob@acme.test,
@@ -42,7 +42,7 @@ fn directory_user(email: &str) -> DirectoryUser {
     }
 }
 
-async fn lucca_simulator() -> SimulatorHandle {
+pub(crate) async fn lucca_simulator() -> SimulatorHandle {
     simulator::spawn(SimulatorConfig {
         requests_per_minute: None,
         ..Default::default()
@@ -52,7 +52,7 @@ async fn lucca_simulator() -> SimulatorHandle {
 }
 
 /// Lucca at `sim`, its defaults, and the people of `EVERY_CLASS` (but Zoé) in the directory.
-fn lucca_config(c: &mut Config, sim: &SimulatorHandle) {
+pub(crate) fn lucca_config(c: &mut Config, sim: &SimulatorHandle) {
     c.lucca.base_url = Some(sim.base_url().into());
     c.lucca.api_key = Some(Secret::new(sim.api_key()));
     c.lucca.requests_per_minute = 6000;

@@ -22,7 +22,7 @@ fn authorize_url(server: &TestServer) -> String {
     url.to_string()
 }
 
-async fn tokens(server: &TestServer, browser: &Browser) -> Value {
+pub(crate) async fn tokens(server: &TestServer, browser: &Browser) -> Value {
     let to = browser
         .authorize(
             &server.base,

@@ -228,37 +228,51 @@ pub fn csv_cell(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A CSV file of `header` and `rows`, every cell through [`csv_cell`]: the one writer of every
+/// CSV Passerelle hands out (this report, the console's audit export).
+pub fn safe_csv<R, C>(header: &[&str], rows: R) -> Result<Vec<u8>, csv::Error>
+where
+    R: IntoIterator<Item = C>,
+    C: IntoIterator<Item = String>,
+{
+    let mut out = csv::Writer::from_writer(Vec::new());
+    out.write_record(header)?;
+    for row in rows {
+        out.write_record(row.into_iter().map(|c| csv_cell(&c).into_owned()))?;
+    }
+    out.into_inner().map_err(|e| e.into_error().into())
+}
+
 /// The report as CSV: `row,email,class,fields,lucca_id,message,findings` (fields and findings
 /// separated by `;`, `from → to` details in the JSON twin only). Every cell through [`csv_cell`].
 pub fn report_csv(rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record([
-        "row", "email", "class", "fields", "lucca_id", "message", "findings",
-    ])?;
-    for r in rows {
-        let mut message = r.message.clone().unwrap_or_default();
-        if let Some(n) = &r.notification {
-            if !message.is_empty() {
-                message.push_str("; ");
+    safe_csv(
+        &[
+            "row", "email", "class", "fields", "lucca_id", "message", "findings",
+        ],
+        rows.iter().map(|r| {
+            let mut message = r.message.clone().unwrap_or_default();
+            if let Some(n) = &r.notification {
+                if !message.is_empty() {
+                    message.push_str("; ");
+                }
+                message.push_str(&format!("email: {n}"));
             }
-            message.push_str(&format!("email: {n}"));
-        }
-        let cells = [
-            r.row.to_string(),
-            r.email.clone(),
-            r.class.map(Class::as_str).unwrap_or("pending").to_string(),
-            r.fields.join(";"),
-            r.lucca_id.map(|i| i.to_string()).unwrap_or_default(),
-            message,
-            r.findings
-                .iter()
-                .map(|f| f.class.as_str())
-                .collect::<Vec<_>>()
-                .join(";"),
-        ];
-        out.write_record(cells.iter().map(|c| csv_cell(c).into_owned()))?;
-    }
-    out.into_inner().map_err(|e| e.into_error().into())
+            [
+                r.row.to_string(),
+                r.email.clone(),
+                r.class.map(Class::as_str).unwrap_or("pending").to_string(),
+                r.fields.join(";"),
+                r.lucca_id.map(|i| i.to_string()).unwrap_or_default(),
+                message,
+                r.findings
+                    .iter()
+                    .map(|f| f.class.as_str())
+                    .collect::<Vec<_>>()
+                    .join(";"),
+            ]
+        }),
+    )
 }
 
 #[cfg(test)]

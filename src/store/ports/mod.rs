@@ -3,6 +3,8 @@
 //! implements all of them and passes the conformance suite (`store/conformance.rs`).
 
 pub mod audit;
+pub mod audit_query;
+pub mod grant_activity;
 pub mod health;
 pub mod housekeeping;
 pub mod leases;
@@ -21,6 +23,8 @@ pub mod sync_state;
 pub mod upstream_identities;
 
 pub use audit::{AuditEntry, AuditEvent, AuditLog, CappedAuditEvent, TimedAuditEvent};
+pub use audit_query::{AuditFilter, AuditPage, AuditQuery, MAX_AUDIT_PAGE};
+pub use grant_activity::{GrantActivity, GrantActivityLog};
 pub use health::Health;
 pub use housekeeping::Housekeeping;
 pub use leases::Leases;

@@ -159,6 +159,14 @@ mod audit {
     use super::PgAdapter as Adapter;
     include!("../sql/audit.rs");
 }
+mod audit_query {
+    use super::PgAdapter as Adapter;
+    include!("../sql/audit_query.rs");
+}
+mod grant_activity {
+    use super::PgAdapter as Adapter;
+    include!("../sql/grant_activity.rs");
+}
 mod health {
     use super::PgAdapter as Adapter;
     include!("../sql/health.rs");

@@ -13,6 +13,14 @@ mod audit {
     use super::SqliteAdapter as Adapter;
     include!("../sql/audit.rs");
 }
+mod audit_query {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/audit_query.rs");
+}
+mod grant_activity {
+    use super::SqliteAdapter as Adapter;
+    include!("../sql/grant_activity.rs");
+}
 mod health {
     use super::SqliteAdapter as Adapter;
     include!("../sql/health.rs");

@@ -154,10 +154,8 @@ async fn assert_audited(server: &TestServer, event: &str, outcome: &str, before:
         before + 1,
         "one more {event} {outcome} in the audit log: {entries:#?}"
     );
-    matching[0]["detail"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
+    // `detail` is a JSON object: its text holds the reason.
+    matching[0]["detail"].to_string()
 }
 
 /// A refusal page (4xx, no form posting anything anywhere, no redirect).
