@@ -2,6 +2,8 @@
 //! or the network: writable directories, templates that parse, referenced services reachable
 //! (the Lucca API answers with the configured key).
 //!
+//! Every problem found is returned together; `main` prints them on stdout.
+//!
 //! It changes nothing on disk: a missing `data_dir` or `keys_dir` is created (0700) by the first
 //! `serve`, so here it only has to be creatable.
 
@@ -62,14 +64,13 @@ pub async fn check(config: &Config) -> Vec<Problem> {
             ),
         );
     }
-    if !config.server.templates_dir.exists() {
+    // A missing templates_dir the admin named is reported by `Config::load_for_check`: the
+    // default one is optional and worth no warning.
+    if config.oidc.clients.is_empty() && config.saml.service_providers.is_empty() {
         push(
             Severity::Warning,
-            "server.templates_dir",
-            format!(
-                "{} does not exist: the built-in templates will be used",
-                config.server.templates_dir.display()
-            ),
+            "oidc.clients",
+            "nothing is configured to sign in to: add an [[oidc.clients]] or a [[saml.service_providers]] (see examples/passerelle.toml)".into(),
         );
     }
 
