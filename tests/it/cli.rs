@@ -471,6 +471,93 @@ fn hash_password_prints_an_argon2id_hash() {
     passerelle::config::check_password_hash(hash.trim()).unwrap();
 }
 
+/// Issue 14: at a terminal, `hash-password` asks twice without echoing what is typed (run
+/// under a pseudo-terminal by `script`, which is in every Debian install).
+#[cfg(unix)]
+#[test]
+fn hash_password_prompts_at_a_terminal_without_echo() {
+    use std::io::{Read, Write};
+    let bin = env!("CARGO_BIN_EXE_passerelle");
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{bin} hash-password"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let wait_for = |what: &str, seen: &mut String| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !seen.contains(what) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no `{what}` in:\n{seen}"),
+            }
+        }
+    };
+    wait_for("Password: ", &mut seen);
+    // The prompt is written just before echo is turned off; a person types later than that.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"tty-s3cret\r").unwrap();
+    wait_for("Password again: ", &mut seen);
+    // The prompt is written just before echo is turned off; a person types later than that.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"tty-s3cret\r").unwrap();
+    wait_for("$argon2id$", &mut seen);
+    let status = child.wait().unwrap();
+    while let Ok(bytes) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+        seen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    assert!(status.success(), "{seen}");
+    assert!(
+        !seen.contains("tty-s3cret"),
+        "the password was echoed:\n{seen}"
+    );
+}
+
+#[test]
+fn migrate_says_a_url_without_a_scheme_needs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("people.csv");
+    std::fs::write(&csv, "email\na@acme.example\n").unwrap();
+    for (url, says) in [
+        (
+            "127.0.0.1:18700",
+            "error: --url the URL needs a scheme: http://127.0.0.1:18700",
+        ),
+        (
+            "localhost:18700",
+            "error: --url the URL needs a scheme: http://localhost:18700",
+        ),
+        (
+            "ftp://sso.acme.example",
+            "use an http:// or https:// URL (not ftp://)",
+        ),
+    ] {
+        let out = passerelle()
+            .current_dir(dir.path())
+            .args(["migrate", "--dry-run", "--token", "t", "--url", url])
+            .arg(&csv)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+        assert!(!stderr.contains("builder error"), "{stderr}");
+    }
+}
+
 #[test]
 fn preview_prints_groups_rows_and_claims() {
     let dir = tempfile::tempdir().unwrap();
