@@ -38,7 +38,7 @@ pub async fn check(config: &Config) -> Vec<Problem> {
         Err(e) => push(Severity::Error, "store.url", e.to_string()),
         Ok(store) => {
             if let Err(e) = crate::store::probe(&store).await {
-                push(Severity::Error, "store.url", cause_chain(&e));
+                push(Severity::Error, "store.url", crate::web::cause_chain(&e));
             }
         }
     }
@@ -320,23 +320,6 @@ fn writable(dir: &Path) -> bool {
     {
         std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
     }
-}
-
-/// An error and each of its causes, `: `-separated (the cause is where the reason is: "password
-/// authentication failed", "connection refused").
-fn cause_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Some errors repeat their cause in their own message already.
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(all(test, unix))]

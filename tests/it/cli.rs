@@ -558,6 +558,66 @@ fn migrate_says_a_url_without_a_scheme_needs_one() {
     }
 }
 
+/// Answers every connection on a loopback port with a 200 and `body`, for as long as the
+/// test runs.
+fn answer_with(content_type: Option<&str>, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let response = format!(
+        "HTTP/1.1 200 OK\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        content_type
+            .map(|t| format!("Content-Type: {t}\r\n"))
+            .unwrap_or_default(),
+        body.len()
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    port
+}
+
+/// Issue 14: an HTML page at a metadata URL is named as such (not "contains a DTD"), and an
+/// unreachable one says why (the whole cause chain, not "error sending request for url").
+#[test]
+fn check_says_a_metadata_url_serves_html_or_why_it_cannot_be_reached() {
+    let html = answer_with(
+        Some("text/html; charset=utf-8"),
+        "<!DOCTYPE html><html><body>Hi</body></html>",
+    );
+    let html_no_type = answer_with(None, "\n  <HTML><body>Hi</body></HTML>");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let sp = |port: u16| {
+        format!("[[saml.service_providers]]\nmetadata_url = \"http://127.0.0.1:{port}/metadata\"\n")
+    };
+    let (ok, out, err, _d) = check(&format!("{}{}{}", sp(html), sp(html_no_type), sp(closed)));
+    assert!(!ok && err.is_empty(), "{out}{err}");
+    assert!(
+        out.contains(&format!("error: saml.service_providers[0].metadata_url: http://127.0.0.1:{html}/metadata is an HTML page, not SAML metadata (HTTP 200, text/html)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("error: saml.service_providers[1].metadata_url: http://127.0.0.1:{html_no_type}/metadata is an HTML page, not SAML metadata (HTTP 200, no Content-Type)")),
+        "{out}"
+    );
+    assert!(!out.contains("DTD"), "{out}");
+    let refused = out
+        .lines()
+        .find(|l| l.starts_with("error: saml.service_providers[2].metadata_url: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        refused.to_lowercase().contains("connection refused"),
+        "the cause is named: {refused}"
+    );
+}
+
 #[test]
 fn preview_prints_groups_rows_and_claims() {
     let dir = tempfile::tempdir().unwrap();
