@@ -130,8 +130,66 @@ pub async fn check(config: &Config) -> Vec<Problem> {
         problems.push(problem);
     } else {
         problems.extend(check_lucca_roles(config, &problems).await);
+        problems.extend(check_lucca_defaults(config, &problems).await);
     }
     problems
+}
+
+/// `[lucca.defaults]` ids that Lucca does not know (once Lucca answered the ping): every
+/// account JIT creates would be refused by Lucca. The department and the principal role are
+/// checked; Lucca's legal entities and cultures are not read by this client yet.
+async fn check_lucca_defaults(config: &Config, problems: &[Problem]) -> Vec<Problem> {
+    let defaults = &config.lucca.defaults;
+    let lucca_broken = problems
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.key.starts_with("lucca."));
+    if lucca_broken || (defaults.department_id.is_none() && defaults.role_principal_id.is_none()) {
+        return Vec::new();
+    }
+    let Ok(Some(client)) = LuccaClient::from_config(&config.lucca) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut unknown = |key: &str,
+                       what: &str,
+                       id: i64,
+                       known: Result<Vec<(i64, String)>, LuccaError>| {
+        match known {
+            Ok(known) if !known.iter().any(|(k, _)| *k == id) => out.push(Problem {
+                severity: Severity::Error,
+                key: key.into(),
+                message: format!(
+                    "Lucca has no {what} with id {id} (Lucca's: {}): accounts created with it would be refused",
+                    known
+                        .iter()
+                        .map(|(k, name)| format!("{k} {name}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+            Ok(_) => {}
+            Err(e) => out.push(Problem {
+                severity: Severity::Warning,
+                key: key.into(),
+                message: format!("cannot read Lucca's {what}s to check this id: {e}"),
+            }),
+        }
+    };
+    if let Some(id) = defaults.department_id {
+        let known = client
+            .departments()
+            .await
+            .map(|d| d.iter().map(|d| (d.id, d.name.clone())).collect());
+        unknown("lucca.defaults.department_id", "department", id, known);
+    }
+    if let Some(id) = defaults.role_principal_id {
+        let known = client
+            .roles()
+            .await
+            .map(|r| r.into_iter().map(|r| (r.id, r.name)).collect());
+        unknown("lucca.defaults.role_principal_id", "role", id, known);
+    }
+    out
 }
 
 /// One cheap authenticated request to Lucca, when `[lucca] base_url` is set and nothing is
