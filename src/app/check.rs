@@ -126,6 +126,7 @@ pub async fn check(config: &Config) -> Vec<Problem> {
             }
         }
     }
+    problems.extend(check_upstreams(config).await);
     if let Some(problem) = check_lucca(config, &problems).await {
         problems.push(problem);
     } else {
@@ -133,6 +134,107 @@ pub async fn check(config: &Config) -> Vec<Problem> {
         problems.extend(check_lucca_defaults(config, &problems).await);
     }
     problems
+}
+
+/// Each upstream's OpenID discovery document, when it can be fetched: the issuer it states
+/// must be `issuer` exactly (sign-in compares them the same way), and the endpoints sign-in
+/// needs must be there. An upstream this machine cannot reach is a warning with the cause.
+async fn check_upstreams(config: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if config.upstreams.is_empty() {
+        return out;
+    }
+    let http = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            out.push(Problem {
+                severity: Severity::Warning,
+                key: "upstreams".into(),
+                message: format!("cannot build an HTTP client to check discovery: {e}"),
+            });
+            return out;
+        }
+    };
+    for (i, upstream) in config.upstreams.iter().enumerate() {
+        let key = format!("upstreams[{i}].issuer");
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            upstream.issuer.trim_end_matches('/')
+        );
+        let mut push = |severity, message: String| {
+            out.push(Problem {
+                severity,
+                key: key.clone(),
+                message,
+            })
+        };
+        let response = match http.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                push(
+                    Severity::Warning,
+                    format!(
+                        "cannot fetch {url} to check it: {}",
+                        crate::web::cause_chain(&e)
+                    ),
+                );
+                continue;
+            }
+        };
+        let status = response.status();
+        if !status.is_success() {
+            push(
+                Severity::Error,
+                format!(
+                    "{url} answered {status}: is `{}` an OpenID Connect issuer?",
+                    upstream.issuer
+                ),
+            );
+            continue;
+        }
+        let document: serde_json::Value = match response.json().await {
+            Ok(d) => d,
+            Err(e) => {
+                push(
+                    Severity::Error,
+                    format!(
+                        "{url} is not a JSON discovery document ({})",
+                        crate::web::cause_chain(&e)
+                    ),
+                );
+                continue;
+            }
+        };
+        match document.get("issuer").and_then(|v| v.as_str()) {
+            Some(stated) if stated == upstream.issuer => {}
+            Some(stated) => push(
+                Severity::Error,
+                format!(
+                    "the discovery document at {url} states the issuer `{stated}`, not `{}`: set issuer to exactly `{stated}` (sign-in compares them character for character)",
+                    upstream.issuer
+                ),
+            ),
+            None => push(Severity::Error, format!("the discovery document at {url} has no issuer")),
+        }
+        let missing: Vec<&str> = ["authorization_endpoint", "token_endpoint", "jwks_uri"]
+            .into_iter()
+            .filter(|field| document.get(*field).and_then(|v| v.as_str()).is_none())
+            .collect();
+        if !missing.is_empty() {
+            push(
+                Severity::Error,
+                format!(
+                    "the discovery document at {url} lacks {}: sign-in through it cannot work",
+                    missing.join(", ")
+                ),
+            );
+        }
+    }
+    out
 }
 
 /// `[lucca.defaults]` ids that Lucca does not know (once Lucca answered the ping): every

@@ -561,6 +561,11 @@ fn migrate_says_a_url_without_a_scheme_needs_one() {
 /// Answers every connection on a loopback port with a 200 and `body`, for as long as the
 /// test runs.
 fn answer_with(content_type: Option<&str>, body: &str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    answer_on(listener, content_type, body)
+}
+
+fn answer_on(listener: std::net::TcpListener, content_type: Option<&str>, body: &str) -> u16 {
     use std::io::{Read, Write};
     let response = format!(
         "HTTP/1.1 200 OK\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
@@ -569,7 +574,6 @@ fn answer_with(content_type: Option<&str>, body: &str) -> u16 {
             .unwrap_or_default(),
         body.len()
     );
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for mut stream in listener.incoming().flatten() {
@@ -616,6 +620,38 @@ fn check_says_a_metadata_url_serves_html_or_why_it_cannot_be_reached() {
         refused.to_lowercase().contains("connection refused"),
         "the cause is named: {refused}"
     );
+}
+
+/// Issue 14: an upstream's discovery document is checked when it can be fetched: the issuer
+/// it states and the endpoints sign-in needs.
+#[test]
+fn check_compares_an_upstreams_discovery_with_its_issuer() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let good = format!(
+        r#"{{"issuer":"http://127.0.0.1:{port}","authorization_endpoint":"http://127.0.0.1:{port}/a","token_endpoint":"http://127.0.0.1:{port}/t","jwks_uri":"http://127.0.0.1:{port}/k"}}"#
+    );
+    answer_on(listener, Some("application/json"), &good);
+    let other = answer_with(
+        Some("application/json"),
+        r#"{"issuer":"https://login.example.com/tenant/v2.0","authorization_endpoint":"https://login.example.com/a"}"#,
+    );
+    let upstream = |issuer: &str| {
+        format!(
+            "[[upstreams]]\nname = \"corp\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret = \"9c1185a5c5e9fc54612808977ee8f548b2258d31\"\nallowed_email_domains = [\"acme.example\"]\n"
+        )
+    };
+    let (_, out, _, _d) = check(&format!(
+        "{A_CLIENT}{}{}",
+        upstream(&format!("http://127.0.0.1:{port}")),
+        upstream(&format!("http://127.0.0.1:{other}"))
+    ));
+    assert!(!out.contains("upstreams[0].issuer"), "{out}");
+    assert!(
+        out.contains(&format!("error: upstreams[1].issuer: the discovery document at http://127.0.0.1:{other}/.well-known/openid-configuration states the issuer `https://login.example.com/tenant/v2.0`, not `http://127.0.0.1:{other}`")),
+        "{out}"
+    );
+    assert!(out.contains("lacks token_endpoint, jwks_uri"), "{out}");
 }
 
 #[test]
