@@ -334,28 +334,32 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             .await
         }
         Command::Check { config } => {
+            // Everything `check` finds goes to stdout, one line per problem (a parse error adds
+            // the offending line), then the count: its output is its answer, and one stream
+            // keeps the order. Logs, if any, stay on stderr.
             let path = default_config_path(config);
-            let config = load(path.as_deref())?;
-            let problems = passerelle::app::check::check(&config).await;
+            let (config, mut problems) = match Config::load_for_check(path.as_deref()) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    println!("error: {e}");
+                    println!("1 error(s)");
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            problems.extend(passerelle::app::check::check(&config).await);
             for p in &problems {
                 println!("{p}");
             }
-            let errors = problems
-                .iter()
-                .filter(|p| p.severity == Severity::Error)
-                .count();
+            let count = |severity| problems.iter().filter(|p| p.severity == severity).count();
+            let (errors, warnings) = (count(Severity::Error), count(Severity::Warning));
             if errors > 0 {
-                println!("{errors} error(s)");
+                println!("{errors} error(s), {warnings} warning(s)");
                 Ok(ExitCode::FAILURE)
+            } else if warnings > 0 {
+                println!("no errors, {warnings} warning(s)");
+                Ok(ExitCode::SUCCESS)
             } else {
-                println!(
-                    "configuration OK{}",
-                    if problems.is_empty() {
-                        ""
-                    } else {
-                        " (with warnings)"
-                    }
-                );
+                println!("configuration OK");
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -425,7 +429,10 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             let config = load(default_config_path(config).as_deref())?;
             let token =
                 token.or_else(|| config.admin.token.as_ref().map(|t| t.expose().to_string()));
-            let url = url.unwrap_or_else(|| config.server.base_url());
+            let url = match url {
+                Some(url) => server_url(&url).map_err(|e| format!("error: --url {e}"))?,
+                None => config.server.base_url(),
+            };
             let done = cli::run(cli::MigrateArgs {
                 file,
                 dry_run,
@@ -441,20 +448,61 @@ async fn run(cli: Cli) -> Result<ExitCode, String> {
             })
         }
         Command::HashPassword => {
-            let mut line = String::new();
-            std::io::stdin()
-                .read_line(&mut line)
-                .map_err(|e| format!("error: cannot read standard input: {e}"))?;
-            let password = line.trim_end_matches(['\n', '\r']);
+            let password = read_password()?;
             if password.is_empty() {
-                return Err("error: type the password on standard input (e.g. `passerelle hash-password < file`)".into());
+                return Err("error: the password is empty: type it at the prompt, or pipe it (`passerelle hash-password < file`)".into());
             }
+            let password = password.as_str();
             let hash =
                 passerelle::login::hash_password(password).map_err(|e| format!("error: {e}"))?;
             println!("{hash}");
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `--url` of `migrate`: an absolute http(s) URL. Without a scheme, say so with the fix
+/// rather than the HTTP client's "builder error".
+fn server_url(url: &str) -> Result<String, String> {
+    let url = url.trim();
+    let with_http = || format!("the URL needs a scheme: http://{url} (or https://{url})");
+    match url::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => {
+            Ok(url.to_string())
+        }
+        Ok(parsed) if url.contains("://") => Err(format!(
+            "`{url}`: use an http:// or https:// URL (not {}://)",
+            parsed.scheme()
+        )),
+        // `localhost:8080` parses with the scheme `localhost`.
+        Ok(_) | Err(url::ParseError::RelativeUrlWithoutBase) => Err(with_http()),
+        Err(e) => Err(format!("`{url}` is not a URL ({e})")),
+    }
+}
+
+/// The password for `hash-password`: at a terminal, asked twice without echo; otherwise the
+/// first line of standard input (a pipe or a file).
+fn read_password() -> Result<String, String> {
+    use std::io::IsTerminal;
+    if std::io::stdin().is_terminal() {
+        let ask = |prompt: &str| {
+            rpassword::prompt_password(prompt)
+                .map_err(|e| format!("error: cannot read the password from the terminal: {e}"))
+        };
+        let first = ask("Password: ")?;
+        let again = ask("Password again: ")?;
+        if first != again {
+            return Err("error: the two passwords differ; nothing was hashed".into());
+        }
+        return Ok(first);
+    }
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .map_err(|e| format!("error: cannot read standard input: {e}"))?;
+    let trimmed = line.trim_end_matches(['\n', '\r']).len();
+    line.truncate(trimmed);
+    Ok(line)
 }
 
 async fn serve(

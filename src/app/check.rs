@@ -2,6 +2,8 @@
 //! or the network: writable directories, templates that parse, referenced services reachable
 //! (the Lucca API answers with the configured key).
 //!
+//! Every problem found is returned together; `main` prints them on stdout.
+//!
 //! It changes nothing on disk: a missing `data_dir` or `keys_dir` is created (0700) by the first
 //! `serve`, so here it only has to be creatable.
 
@@ -38,12 +40,12 @@ pub async fn check(config: &Config) -> Vec<Problem> {
     match crate::store::StoreConfig::from_settings(config.store.url(), &config.server.data_dir) {
         Err(e) => push(Severity::Error, "store.url", e.to_string()),
         Ok(store) => match crate::store::probe(&store).await {
-            Err(e) => push(Severity::Error, "store.url", cause_chain(&e)),
+            Err(e) => push(Severity::Error, "store.url", crate::web::cause_chain(&e)),
             Ok(_) if keys_valid && config.keys.has_encryption_key() => {
                 // The key-encryption key must open the keys the other nodes stored: a node
                 // given another one would refuse to start.
                 match crate::store::peek_signing_keys(&store).await {
-                    Err(e) => push(Severity::Error, "store.url", cause_chain(&e)),
+                    Err(e) => push(Severity::Error, "store.url", crate::web::cause_chain(&e)),
                     Ok(Some(rows)) => {
                         if let Err(e) = crate::keys::open_stored(&rows, &config.keys) {
                             push(Severity::Error, "keys.encryption_key", e.to_string());
@@ -77,14 +79,13 @@ pub async fn check(config: &Config) -> Vec<Problem> {
             ),
         );
     }
-    if !config.server.templates_dir.exists() {
+    // A missing templates_dir the admin named is reported by `Config::load_for_check`: the
+    // default one is optional and worth no warning.
+    if config.oidc.clients.is_empty() && config.saml.service_providers.is_empty() {
         push(
             Severity::Warning,
-            "server.templates_dir",
-            format!(
-                "{} does not exist: the built-in templates will be used",
-                config.server.templates_dir.display()
-            ),
+            "oidc.clients",
+            "nothing is configured to sign in to: add an [[oidc.clients]] or a [[saml.service_providers]] (see examples/passerelle.toml)".into(),
         );
     }
 
@@ -140,12 +141,172 @@ pub async fn check(config: &Config) -> Vec<Problem> {
             }
         }
     }
+    problems.extend(check_upstreams(config).await);
     if let Some(problem) = check_lucca(config, &problems).await {
         problems.push(problem);
     } else {
         problems.extend(check_lucca_roles(config, &problems).await);
+        problems.extend(check_lucca_defaults(config, &problems).await);
     }
     problems
+}
+
+/// Each upstream's OpenID discovery document, when it can be fetched: the issuer it states
+/// must be `issuer` exactly (sign-in compares them the same way), and the endpoints sign-in
+/// needs must be there. An upstream this machine cannot reach is a warning with the cause.
+async fn check_upstreams(config: &Config) -> Vec<Problem> {
+    let mut out = Vec::new();
+    if config.upstreams.is_empty() {
+        return out;
+    }
+    let http = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            out.push(Problem {
+                severity: Severity::Warning,
+                key: "upstreams".into(),
+                message: format!("cannot build an HTTP client to check discovery: {e}"),
+            });
+            return out;
+        }
+    };
+    for (i, upstream) in config.upstreams.iter().enumerate() {
+        let key = format!("upstreams[{i}].issuer");
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            upstream.issuer.trim_end_matches('/')
+        );
+        let mut push = |severity, message: String| {
+            out.push(Problem {
+                severity,
+                key: key.clone(),
+                message,
+            })
+        };
+        let response = match http.get(&url).send().await {
+            Ok(r) => r,
+            Err(e) => {
+                push(
+                    Severity::Warning,
+                    format!(
+                        "cannot fetch {url} to check it: {}",
+                        crate::web::cause_chain(&e)
+                    ),
+                );
+                continue;
+            }
+        };
+        let status = response.status();
+        if !status.is_success() {
+            push(
+                Severity::Error,
+                format!(
+                    "{url} answered {status}: is `{}` an OpenID Connect issuer?",
+                    upstream.issuer
+                ),
+            );
+            continue;
+        }
+        let document: serde_json::Value = match response.json().await {
+            Ok(d) => d,
+            Err(e) => {
+                push(
+                    Severity::Error,
+                    format!(
+                        "{url} is not a JSON discovery document ({})",
+                        crate::web::cause_chain(&e)
+                    ),
+                );
+                continue;
+            }
+        };
+        match document.get("issuer").and_then(|v| v.as_str()) {
+            Some(stated) if stated == upstream.issuer => {}
+            Some(stated) => push(
+                Severity::Error,
+                format!(
+                    "the discovery document at {url} states the issuer `{stated}`, not `{}`: set issuer to exactly `{stated}` (sign-in compares them character for character)",
+                    upstream.issuer
+                ),
+            ),
+            None => push(Severity::Error, format!("the discovery document at {url} has no issuer")),
+        }
+        let missing: Vec<&str> = ["authorization_endpoint", "token_endpoint", "jwks_uri"]
+            .into_iter()
+            .filter(|field| document.get(*field).and_then(|v| v.as_str()).is_none())
+            .collect();
+        if !missing.is_empty() {
+            push(
+                Severity::Error,
+                format!(
+                    "the discovery document at {url} lacks {}: sign-in through it cannot work",
+                    missing.join(", ")
+                ),
+            );
+        }
+    }
+    out
+}
+
+/// `[lucca.defaults]` ids that Lucca does not know (once Lucca answered the ping): every
+/// account JIT creates would be refused by Lucca. The department and the principal role are
+/// checked; Lucca's legal entities and cultures are not read by this client yet.
+async fn check_lucca_defaults(config: &Config, problems: &[Problem]) -> Vec<Problem> {
+    let defaults = &config.lucca.defaults;
+    let lucca_broken = problems
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.key.starts_with("lucca."));
+    if lucca_broken || (defaults.department_id.is_none() && defaults.role_principal_id.is_none()) {
+        return Vec::new();
+    }
+    let Ok(Some(client)) = LuccaClient::from_config(&config.lucca) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    let mut unknown = |key: &str,
+                       what: &str,
+                       id: i64,
+                       known: Result<Vec<(i64, String)>, LuccaError>| {
+        match known {
+            Ok(known) if !known.iter().any(|(k, _)| *k == id) => out.push(Problem {
+                severity: Severity::Error,
+                key: key.into(),
+                message: format!(
+                    "Lucca has no {what} with id {id} (Lucca's: {}): accounts created with it would be refused",
+                    known
+                        .iter()
+                        .map(|(k, name)| format!("{k} {name}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            }),
+            Ok(_) => {}
+            Err(e) => out.push(Problem {
+                severity: Severity::Warning,
+                key: key.into(),
+                message: format!("cannot read Lucca's {what}s to check this id: {e}"),
+            }),
+        }
+    };
+    if let Some(id) = defaults.department_id {
+        let known = client
+            .departments()
+            .await
+            .map(|d| d.iter().map(|d| (d.id, d.name.clone())).collect());
+        unknown("lucca.defaults.department_id", "department", id, known);
+    }
+    if let Some(id) = defaults.role_principal_id {
+        let known = client
+            .roles()
+            .await
+            .map(|r| r.into_iter().map(|r| (r.id, r.name)).collect());
+        unknown("lucca.defaults.role_principal_id", "role", id, known);
+    }
+    out
 }
 
 /// One cheap authenticated request to Lucca, when `[lucca] base_url` is set and nothing is
@@ -334,23 +495,6 @@ fn writable(dir: &Path) -> bool {
     {
         std::fs::metadata(dir).is_ok_and(|m| !m.permissions().readonly())
     }
-}
-
-/// An error and each of its causes, `: `-separated (the cause is where the reason is: "password
-/// authentication failed", "connection refused").
-fn cause_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        // Some errors repeat their cause in their own message already.
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(all(test, unix))]

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{Config, Secret};
+use super::{Config, Problem, Secret, Severity};
 
 /// Why a configuration could not be loaded at all.
 #[derive(Debug, thiserror::Error)]
@@ -13,11 +13,14 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}: {key}: {message}")]
+    /// `FILE:LINE:COLUMN: key: message`, then the offending line with a caret under the
+    /// column (the position is absent only when the parser gave none).
+    #[error("{}", parse_message(path, key, message, position.as_ref()))]
     Parse {
         path: PathBuf,
         key: String,
         message: String,
+        position: Option<Position>,
     },
     #[error("{key}: cannot read secret file {path}: {source}")]
     SecretFile {
@@ -25,6 +28,86 @@ pub enum ConfigError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("{key}: {message}")]
+    Secret { key: String, message: String },
+}
+
+/// `FILE:LINE:COLUMN: key: message` and the excerpt; a syntax error belongs to no key.
+fn parse_message(path: &Path, key: &str, message: &str, position: Option<&Position>) -> String {
+    let mut text = path.display().to_string();
+    if let Some(p) = position {
+        text.push_str(&format!(":{}:{}", p.line, p.column));
+    }
+    if key != "(file)" || position.is_none() {
+        text.push_str(&format!(": {key}"));
+    }
+    text.push_str(&format!(": {message}"));
+    if let Some(p) = position {
+        text.push_str(&format!("\n{}", p.excerpt));
+    }
+    text
+}
+
+impl ConfigError {
+    fn key(&self) -> &str {
+        match self {
+            ConfigError::Read { .. } => "(file)",
+            ConfigError::Parse { key, .. }
+            | ConfigError::SecretFile { key, .. }
+            | ConfigError::Secret { key, .. } => key,
+        }
+    }
+
+    /// The text after the key.
+    fn message(&self) -> String {
+        match self {
+            ConfigError::SecretFile { path, source, .. } => {
+                format!("cannot read secret file {}: {source}", path.display())
+            }
+            ConfigError::Secret { message, .. } | ConfigError::Parse { message, .. } => {
+                message.clone()
+            }
+            ConfigError::Read { .. } => self.to_string(),
+        }
+    }
+}
+
+/// Where in the file a parse error is: 1-based line and column (in characters), and the line
+/// itself with a caret under the column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    pub column: usize,
+    pub excerpt: String,
+}
+
+impl Position {
+    fn at(text: &str, offset: usize) -> Position {
+        let offset = offset.min(text.len());
+        let offset = (0..=offset)
+            .rev()
+            .find(|&i| text.is_char_boundary(i))
+            .unwrap_or(0);
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = text[line_start..offset].chars().count() + 1;
+        let line_text = text[line_start..]
+            .split(['\n', '\r'])
+            .next()
+            .unwrap_or_default();
+        let gutter = line.to_string();
+        let pad = " ".repeat(gutter.len());
+        let excerpt = format!(
+            "{pad} |\n{gutter} | {line_text}\n{pad} | {}^",
+            " ".repeat(column - 1)
+        );
+        Position {
+            line,
+            column,
+            excerpt,
+        }
+    }
 }
 
 /// The environment variables of the contract, read through a lookup so tests need not touch
@@ -39,7 +122,8 @@ pub const ENV_OVERRIDES: [&str; 6] = [
 ];
 
 impl Config {
-    /// Parse TOML text. Errors name the key path (`oidc.clients[0].redirect_uris`).
+    /// Parse TOML text. Errors name the key path (`oidc.clients[0].redirect_uris`) and the
+    /// line and column.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
         let deserializer = toml::Deserializer::new(text);
         serde_path_to_error::deserialize(deserializer).map_err(|err| {
@@ -48,7 +132,16 @@ impl Config {
             ConfigError::Parse {
                 path: origin.to_path_buf(),
                 key: if key == "." { "(file)".into() } else { key },
-                message: inner.message().trim().to_string(),
+                // The parser's message may run over lines ("invalid array\nexpected `]`").
+                message: inner
+                    .message()
+                    .trim()
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(": "),
+                position: inner.span().map(|span| Position::at(text, span.start)),
             }
         })
     }
@@ -59,11 +152,63 @@ impl Config {
         Self::load_with_env(path, |name| std::env::var(name).ok())
     }
 
+    /// As [`Config::load`], but a secret file that cannot be read is one more problem to
+    /// report with the others (for `passerelle check`) rather than the end of loading.
+    pub fn load_for_check(path: Option<&Path>) -> Result<(Config, Vec<Problem>), ConfigError> {
+        let mut config = Self::read_file(path)?;
+        config.apply_env(|name| std::env::var(name).ok());
+        let mut problems: Vec<Problem> = config
+            .read_secret_files()
+            .into_iter()
+            .map(|e| Problem {
+                severity: Severity::Error,
+                key: e.key().to_string(),
+                message: e.message(),
+            })
+            .collect();
+        // Only a folder the admin named is worth a word: the default one is optional.
+        if Self::names_templates_dir(path) && !config.server.templates_dir.exists() {
+            problems.push(Problem {
+                severity: Severity::Warning,
+                key: "server.templates_dir".into(),
+                message: format!(
+                    "{} does not exist: the built-in templates will be used",
+                    config.server.templates_dir.display()
+                ),
+            });
+        }
+        Ok((config, problems))
+    }
+
     pub fn load_with_env(
         path: Option<&Path>,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
-        let mut config = match path {
+        let mut config = Self::read_file(path)?;
+        config.apply_env(env);
+        match config.read_secret_files().into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(config),
+        }
+    }
+
+    /// Whether the file sets `server.templates_dir` itself (it parsed already, so a second
+    /// read that fails only means "no").
+    fn names_templates_dir(path: Option<&Path>) -> bool {
+        path.and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|text| text.parse::<toml::Table>().ok())
+            .and_then(|table| {
+                table
+                    .get("server")?
+                    .as_table()?
+                    .get("templates_dir")
+                    .map(|_| ())
+            })
+            .is_some()
+    }
+
+    fn read_file(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let config = match path {
             Some(path) => {
                 let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
                     path: path.to_path_buf(),
@@ -77,8 +222,6 @@ impl Config {
             }
             None => Config::default(),
         };
-        config.apply_env(env);
-        config.resolve_secret_files()?;
         Ok(config)
     }
 
@@ -108,7 +251,8 @@ impl Config {
 
     fn resolve_relative_paths(&mut self, base: &Path) {
         let fix = |p: &mut PathBuf| {
-            if p.is_relative() {
+            // A blank path stays blank, to be reported as such rather than as the directory.
+            if p.is_relative() && !p.as_os_str().is_empty() {
                 *p = base.join(&*p);
             }
         };
@@ -145,75 +289,108 @@ impl Config {
         }
     }
 
-    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+    /// Read every `*_file` secret; each one that cannot be read is returned (all of them, so
+    /// `check` reports them together).
+    fn read_secret_files(&mut self) -> Vec<ConfigError> {
         fn read(
+            errors: &mut Vec<ConfigError>,
             key: String,
             slot: &mut Option<Secret>,
             file: &Option<PathBuf>,
-        ) -> Result<(), ConfigError> {
-            if let Some(path) = file {
-                let text =
-                    std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-                        key,
-                        path: path.clone(),
-                        source,
-                    })?;
-                *slot = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
+        ) {
+            let Some(path) = file else { return };
+            let value_key = key.trim_end_matches("_file").to_string();
+            let problem = if path.as_os_str().to_string_lossy().trim().is_empty() {
+                Some(format!(
+                    "is blank: give the path of the file that holds the secret, or remove the key (or set {value_key} instead)"
+                ))
+            } else if slot.is_some() {
+                Some(format!("give either {value_key} or {key}, not both"))
+            } else {
+                match std::fs::read_to_string(path) {
+                    Ok(text) => {
+                        *slot = Some(Secret::new(text.trim_end_matches(['\n', '\r'])));
+                        None
+                    }
+                    Err(source) => {
+                        errors.push(ConfigError::SecretFile {
+                            key,
+                            path: path.clone(),
+                            source,
+                        });
+                        return;
+                    }
+                }
+            };
+            if let Some(message) = problem {
+                errors.push(ConfigError::Secret { key, message });
             }
-            Ok(())
         }
+        let mut errors = Vec::new();
+        let e = &mut errors;
         read(
+            e,
             "admin.token_file".into(),
             &mut self.admin.token,
             &self.admin.token_file,
-        )?;
+        );
         read(
+            e,
             "lucca.api_key_file".into(),
             &mut self.lucca.api_key,
             &self.lucca.api_key_file,
-        )?;
+        );
         read(
+            e,
             "lucca.webhook_secret_file".into(),
             &mut self.lucca.webhook_secret,
             &self.lucca.webhook_secret_file,
-        )?;
+        );
         read(
+            e,
             "smtp.password_file".into(),
             &mut self.smtp.password,
             &self.smtp.password_file,
-        )?;
+        );
         read(
+            e,
             "keys.encryption_key_file".into(),
             &mut self.keys.encryption_key,
             &self.keys.encryption_key_file,
-        )?;
+        );
         if let Some(path) = &self.keys.previous_encryption_keys_file {
-            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::SecretFile {
-                key: "keys.previous_encryption_keys_file".into(),
-                path: path.clone(),
-                source,
-            })?;
-            self.keys.previous_encryption_keys = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(Secret::new)
-                .collect();
+            match std::fs::read_to_string(path) {
+                Ok(text) => {
+                    self.keys.previous_encryption_keys = text
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .map(Secret::new)
+                        .collect();
+                }
+                Err(source) => e.push(ConfigError::SecretFile {
+                    key: "keys.previous_encryption_keys_file".into(),
+                    path: path.clone(),
+                    source,
+                }),
+            }
         }
         for (i, c) in self.oidc.clients.iter_mut().enumerate() {
             read(
+                e,
                 format!("oidc.clients[{i}].client_secret_file"),
                 &mut c.client_secret,
                 &c.client_secret_file,
-            )?;
+            );
         }
         for (i, u) in self.upstreams.iter_mut().enumerate() {
             read(
+                e,
                 format!("upstreams[{i}].client_secret_file"),
                 &mut u.client_secret,
                 &u.client_secret_file,
-            )?;
+            );
         }
-        Ok(())
+        errors
     }
 }

@@ -12,7 +12,7 @@ pub mod store;
 mod types;
 mod validate;
 
-pub use load::{ConfigError, ENV_OVERRIDES};
+pub use load::{ConfigError, Position, ENV_OVERRIDES};
 pub use store::StoreSettings;
 pub use types::*;
 use validate::Validator;

@@ -162,12 +162,6 @@ impl Config {
                     format!("`{}` is used by two clients", c.client_id),
                 );
             }
-            if c.client_secret.is_some() && c.client_secret_file.is_some() {
-                v.error(
-                    format!("{key}.client_secret"),
-                    "give either client_secret or client_secret_file, not both",
-                );
-            }
             if c.redirect_uris.is_empty() {
                 v.error(
                     format!("{key}.redirect_uris"),
@@ -663,6 +657,19 @@ pub fn check_password_hash(hash: &str) -> Result<(), String> {
             parsed.algorithm
         ));
     }
+    // A string that parses but lacks its salt or output, or whose parameters argon2 refuses,
+    // would turn every sign-in of this person into "Wrong email or password.".
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err(
+            "has no salt or no hash output: it is cut short (make a new one with `passerelle hash-password`)"
+                .into(),
+        );
+    }
+    argon2::Params::try_from(&parsed).map_err(|e| {
+        format!(
+            "argon2 refuses its parameters ({e}); make a new one with `passerelle hash-password`"
+        )
+    })?;
     Ok(())
 }
 

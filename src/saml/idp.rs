@@ -175,7 +175,8 @@ pub fn metadata_http_client() -> Result<reqwest::Client, reqwest::Error> {
         .build()
 }
 
-/// Fetch metadata from `url`: a 2xx with a body of reasonable size.
+/// Fetch metadata from `url`: a 2xx with a body of reasonable size that is not a web page.
+/// Failures keep their cause ("connection refused", "dns error", a certificate problem).
 pub async fn fetch_metadata(http: &reqwest::Client, url: &str) -> Result<String, String> {
     let response = http
         .get(url)
@@ -185,18 +186,49 @@ pub async fn fetch_metadata(http: &reqwest::Client, url: &str) -> Result<String,
         )
         .send()
         .await
-        .map_err(|e| format!("cannot fetch {url}: {e}"))?;
-    if !response.status().is_success() {
-        return Err(format!("fetching {url} answered {}", response.status()));
+        .map_err(|e| format!("cannot fetch {url}: {}", crate::web::cause_chain(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(format!("fetching {url} answered {status}"));
     }
+    let content_type = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
     let body = response
         .bytes()
         .await
-        .map_err(|e| format!("cannot read {url}: {e}"))?;
+        .map_err(|e| format!("cannot read {url}: {}", crate::web::cause_chain(&e)))?;
     if body.len() > super::sp::MAX_METADATA_BYTES {
         return Err(format!("{url} returned more than 1 MiB: not SP metadata"));
     }
+    // A login page or a portal's front page at the metadata URL would otherwise be reported
+    // by the XML parser as "contains a DTD" (its <!DOCTYPE html>).
+    if content_type.as_deref() == Some("text/html") || looks_like_html(&body) {
+        return Err(format!(
+            "{url} is an HTML page, not SAML metadata (HTTP {}, {})",
+            status.as_u16(),
+            content_type.as_deref().unwrap_or("no Content-Type")
+        ));
+    }
     String::from_utf8(body.to_vec()).map_err(|_| format!("{url} did not return UTF-8 XML"))
+}
+
+/// Whether a body starts like an HTML document (`<!DOCTYPE html` or `<html`).
+fn looks_like_html(body: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]);
+    let start = text
+        .trim_start_matches('\u{feff}')
+        .trim_start()
+        .to_ascii_lowercase();
+    start.starts_with("<!doctype html") || start.starts_with("<html")
 }
 
 /// Build the SP of entry `i`, or say which key is wrong and why.

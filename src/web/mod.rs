@@ -5,6 +5,7 @@
 //! ids. It imports no room but `config/`; the router that uses it is assembled in `app/`.
 
 mod admin_auth;
+mod cause;
 mod csrf;
 mod errors;
 mod headers;
@@ -19,6 +20,7 @@ mod templates;
 use base64::Engine;
 
 pub use admin_auth::{Admin, AdminError, AdminToken};
+pub use cause::cause_chain;
 pub use csrf::{csrf_token, verify_csrf};
 pub use errors::{error_page, not_found, render_error_pages, wants_json, PageError};
 pub use headers::{content_security_policy, current_nonce, HSTS};

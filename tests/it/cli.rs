@@ -53,9 +53,198 @@ requests_per_minute = 0
         .unwrap();
     assert!(!out.status.success());
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("server.listen"),
+        String::from_utf8_lossy(&out.stdout).contains("server.listen"),
         "a type error names its key"
     );
+}
+
+/// Runs `passerelle check` on `toml` in a fresh folder (also its working directory):
+/// (exit success, stdout, stderr, the folder).
+fn check(toml: &str) -> (bool, String, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("passerelle.toml");
+    std::fs::write(&path, toml).unwrap();
+    let out = passerelle()
+        .current_dir(dir.path())
+        .args(["check", "--config"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir,
+    )
+}
+
+const A_CLIENT: &str =
+    "[[oidc.clients]]\nclient_id = \"app\"\nredirect_uris = [\"https://app.example/cb\"]\n";
+
+/// Issue 14: a TOML syntax error names the file, line and column and shows the line with a
+/// caret; everything `check` says is on stdout, nothing on stderr.
+#[test]
+fn check_shows_a_toml_syntax_error_with_its_line_column_and_a_caret_on_stdout() {
+    let (ok, out, err, dir) =
+        check("[server]\npublic_url = \"https://sso.example\"\nlisten = \"127.0.0.1:80\" x\n");
+    assert!(!ok, "{out}");
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+    let file = dir.path().join("passerelle.toml");
+    assert!(
+        out.starts_with(&format!(
+            "error: {}:3:25: expected newline, `#`\n",
+            file.display()
+        )),
+        "{out}"
+    );
+    assert!(out.contains("3 | listen = \"127.0.0.1:80\" x\n"), "{out}");
+    assert!(
+        out.contains(&format!("  | {}^\n", " ".repeat(24))),
+        "the caret under column 25:\n{out}"
+    );
+    assert!(out.ends_with("1 error(s)\n"), "{out}");
+
+    let (ok, out, err, _dir) = check("[server]\nlisten = 3\n");
+    assert!(!ok && err.is_empty(), "{out}{err}");
+    assert!(
+        out.contains(":2:10: server.listen: invalid type: integer `3`, expected a string"),
+        "{out}"
+    );
+}
+
+/// Issue 14: every problem in one run on one stream: validation errors, secret files that
+/// cannot be read and a blank one, together, then the count; exit code 1.
+#[test]
+fn check_reports_every_problem_of_a_run_together() {
+    let (ok, out, err, _dir) = check(
+        r#"
+[server]
+public_url = "ftp://nope"
+[admin]
+token_file = "missing-token"
+[[oidc.clients]]
+client_id = "app"
+redirect_uris = ["https://app.example/cb"]
+client_secret_file = ""
+[[oidc.clients]]
+client_id = "other"
+redirect_uris = ["http://evil.example/cb"]
+"#,
+    );
+    assert!(!ok, "{out}");
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+    for line in [
+        "error: server.public_url: must be an http(s) URL",
+        "error: admin.token_file: cannot read secret file ",
+        "error: oidc.clients[0].client_secret_file: is blank: give the path of the file that holds the secret, or remove the key (or set oidc.clients[0].client_secret instead)",
+        "error: oidc.clients[1].redirect_uris[0]: ",
+        "4 error(s), 0 warning(s)",
+    ] {
+        assert!(out.contains(line), "{line} in:\n{out}");
+    }
+    assert!(!out.contains("not both"), "{out}");
+}
+
+/// Issue 14: a secret in a file is not "both"; a value and a file are.
+#[test]
+fn check_says_not_both_only_when_both_a_secret_and_its_file_are_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("secret");
+    std::fs::write(&secret, "9c1185a5c5e9fc54612808977ee8f548b2258d31\n").unwrap();
+    let client = format!(
+        "[[oidc.clients]]\nclient_id = \"app\"\nredirect_uris = [\"https://app.example/cb\"]\nclient_secret_file = {:?}\n",
+        secret.display().to_string()
+    );
+    let (ok, out, _, _d) = check(&client);
+    assert!(ok, "{out}");
+    assert!(out.ends_with("configuration OK\n"), "{out}");
+    let (ok, out, _, _d) = check(&format!(
+        "{client}client_secret = \"9c1185a5c5e9fc54612808977ee8f548b2258d31\"\n"
+    ));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("error: oidc.clients[0].client_secret_file: give either oidc.clients[0].client_secret or oidc.clients[0].client_secret_file, not both"),
+        "{out}"
+    );
+}
+
+/// Issue 14: an empty configuration is not "OK": it has nothing to sign in to. No warning
+/// about the default templates folder, which the admin never named; a named one that is
+/// missing is worth one. `check` creates no directory.
+#[test]
+fn check_of_an_empty_config_warns_there_is_nothing_to_sign_in_to_and_creates_nothing() {
+    let (ok, out, err, dir) = check("");
+    assert!(ok, "warnings only: {out}");
+    assert!(err.is_empty(), "{err}");
+    assert!(
+        out.contains("warning: oidc.clients: nothing is configured to sign in to: add an [[oidc.clients]] or a [[saml.service_providers]]"),
+        "{out}"
+    );
+    assert!(!out.contains("configuration OK"), "{out}");
+    assert!(!out.contains("templates_dir"), "{out}");
+    assert!(out.ends_with("no errors, 1 warning(s)\n"), "{out}");
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(left, ["passerelle.toml"], "check created nothing");
+
+    let (ok, out, _, _d) = check(A_CLIENT);
+    assert!(ok, "{out}");
+    assert_eq!(out, "configuration OK\n");
+
+    let (ok, out, _, dir) = check(&format!(
+        "[server]\ntemplates_dir = \"branding\"\n{A_CLIENT}"
+    ));
+    assert!(ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "warning: server.templates_dir: {} does not exist: the built-in templates will be used",
+            dir.path().join("branding").display()
+        )),
+        "{out}"
+    );
+}
+
+/// Issue 14: a password_hash that cannot be verified is an error naming the person's entry
+/// (for `check`, and `serve` refuses to start with it), never a silent "Wrong email or password.".
+#[test]
+fn a_malformed_password_hash_is_an_error_naming_the_user() {
+    for (hash, says) in [
+        ("nonsense", "not a PHC hash string"),
+        (
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ",
+            "has no salt or no hash output",
+        ),
+        (
+            "$argon2id$v=19$m=1,t=2,p=1$c2FsdHNhbHQ$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            "argon2 refuses its parameters",
+        ),
+    ] {
+        let toml = format!(
+            "{A_CLIENT}[[directory.users]]\nemail = \"ok@acme.example\"\npassword_hash = \"{}\"\n[[directory.users]]\nemail = \"bad@acme.example\"\npassword_hash = \"{hash}\"\n",
+            passerelle::login::hash_password("a-password-of-our-own").unwrap()
+        );
+        let (ok, out, _, dir) = check(&toml);
+        assert!(!ok, "{hash}: {out}");
+        assert!(
+            out.contains(&format!("error: directory.users[1].password_hash: {says}")),
+            "{hash}: {out}"
+        );
+        assert!(!out.contains("directory.users[0]"), "{out}");
+        let serve = passerelle()
+            .args(["serve", "--config"])
+            .arg(dir.path().join("passerelle.toml"))
+            .env("PASSERELLE_LISTEN", "127.0.0.1:0")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&serve.stderr);
+        assert!(!serve.status.success(), "{stderr}");
+        assert!(
+            stderr.contains("directory.users[1].password_hash"),
+            "{stderr}"
+        );
+    }
 }
 
 /// Finding 4: the shipped example's secrets are refused by `check` and `serve`, each named;
@@ -280,6 +469,189 @@ fn hash_password_prints_an_argon2id_hash() {
     let hash = String::from_utf8_lossy(&out.stdout);
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     passerelle::config::check_password_hash(hash.trim()).unwrap();
+}
+
+/// Issue 14: at a terminal, `hash-password` asks twice without echoing what is typed (run
+/// under a pseudo-terminal by `script`, which is in every Debian install).
+#[cfg(unix)]
+#[test]
+fn hash_password_prompts_at_a_terminal_without_echo() {
+    use std::io::{Read, Write};
+    let bin = env!("CARGO_BIN_EXE_passerelle");
+    let mut child = Command::new("script")
+        .args(["-qec", &format!("{bin} hash-password"), "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = String::new();
+    let wait_for = |what: &str, seen: &mut String| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !seen.contains(what) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+                Err(_) => panic!("no `{what}` in:\n{seen}"),
+            }
+        }
+    };
+    wait_for("Password: ", &mut seen);
+    // The prompt is written just before echo is turned off; a person types later than that.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"tty-s3cret\r").unwrap();
+    wait_for("Password again: ", &mut seen);
+    // The prompt is written just before echo is turned off; a person types later than that.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    stdin.write_all(b"tty-s3cret\r").unwrap();
+    wait_for("$argon2id$", &mut seen);
+    let status = child.wait().unwrap();
+    while let Ok(bytes) = rx.recv_timeout(std::time::Duration::from_millis(200)) {
+        seen.push_str(&String::from_utf8_lossy(&bytes));
+    }
+    assert!(status.success(), "{seen}");
+    assert!(
+        !seen.contains("tty-s3cret"),
+        "the password was echoed:\n{seen}"
+    );
+}
+
+#[test]
+fn migrate_says_a_url_without_a_scheme_needs_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("people.csv");
+    std::fs::write(&csv, "email\na@acme.example\n").unwrap();
+    for (url, says) in [
+        (
+            "127.0.0.1:18700",
+            "error: --url the URL needs a scheme: http://127.0.0.1:18700",
+        ),
+        (
+            "localhost:18700",
+            "error: --url the URL needs a scheme: http://localhost:18700",
+        ),
+        (
+            "ftp://sso.acme.example",
+            "use an http:// or https:// URL (not ftp://)",
+        ),
+    ] {
+        let out = passerelle()
+            .current_dir(dir.path())
+            .args(["migrate", "--dry-run", "--token", "t", "--url", url])
+            .arg(&csv)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{stderr}");
+        assert!(stderr.contains(says), "{url}: {stderr}");
+        assert!(!stderr.contains("builder error"), "{stderr}");
+    }
+}
+
+/// Answers every connection on a loopback port with a 200 and `body`, for as long as the
+/// test runs.
+fn answer_with(content_type: Option<&str>, body: &str) -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    answer_on(listener, content_type, body)
+}
+
+fn answer_on(listener: std::net::TcpListener, content_type: Option<&str>, body: &str) -> u16 {
+    use std::io::{Read, Write};
+    let response = format!(
+        "HTTP/1.1 200 OK\r\n{}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        content_type
+            .map(|t| format!("Content-Type: {t}\r\n"))
+            .unwrap_or_default(),
+        body.len()
+    );
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(response.as_bytes());
+        }
+    });
+    port
+}
+
+/// Issue 14: an HTML page at a metadata URL is named as such (not "contains a DTD"), and an
+/// unreachable one says why (the whole cause chain, not "error sending request for url").
+#[test]
+fn check_says_a_metadata_url_serves_html_or_why_it_cannot_be_reached() {
+    let html = answer_with(
+        Some("text/html; charset=utf-8"),
+        "<!DOCTYPE html><html><body>Hi</body></html>",
+    );
+    let html_no_type = answer_with(None, "\n  <HTML><body>Hi</body></HTML>");
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let sp = |port: u16| {
+        format!("[[saml.service_providers]]\nmetadata_url = \"http://127.0.0.1:{port}/metadata\"\n")
+    };
+    let (ok, out, err, _d) = check(&format!("{}{}{}", sp(html), sp(html_no_type), sp(closed)));
+    assert!(!ok && err.is_empty(), "{out}{err}");
+    assert!(
+        out.contains(&format!("error: saml.service_providers[0].metadata_url: http://127.0.0.1:{html}/metadata is an HTML page, not SAML metadata (HTTP 200, text/html)")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("error: saml.service_providers[1].metadata_url: http://127.0.0.1:{html_no_type}/metadata is an HTML page, not SAML metadata (HTTP 200, no Content-Type)")),
+        "{out}"
+    );
+    assert!(!out.contains("DTD"), "{out}");
+    let refused = out
+        .lines()
+        .find(|l| l.starts_with("error: saml.service_providers[2].metadata_url: "))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        refused.to_lowercase().contains("connection refused"),
+        "the cause is named: {refused}"
+    );
+}
+
+/// Issue 14: an upstream's discovery document is checked when it can be fetched: the issuer
+/// it states and the endpoints sign-in needs.
+#[test]
+fn check_compares_an_upstreams_discovery_with_its_issuer() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let good = format!(
+        r#"{{"issuer":"http://127.0.0.1:{port}","authorization_endpoint":"http://127.0.0.1:{port}/a","token_endpoint":"http://127.0.0.1:{port}/t","jwks_uri":"http://127.0.0.1:{port}/k"}}"#
+    );
+    answer_on(listener, Some("application/json"), &good);
+    let other = answer_with(
+        Some("application/json"),
+        r#"{"issuer":"https://login.example.com/tenant/v2.0","authorization_endpoint":"https://login.example.com/a"}"#,
+    );
+    let upstream = |issuer: &str| {
+        format!(
+            "[[upstreams]]\nname = \"corp\"\nissuer = \"{issuer}\"\nclient_id = \"c\"\nclient_secret = \"9c1185a5c5e9fc54612808977ee8f548b2258d31\"\nallowed_email_domains = [\"acme.example\"]\n"
+        )
+    };
+    let (_, out, _, _d) = check(&format!(
+        "{A_CLIENT}{}{}",
+        upstream(&format!("http://127.0.0.1:{port}")),
+        upstream(&format!("http://127.0.0.1:{other}"))
+    ));
+    assert!(!out.contains("upstreams[0].issuer"), "{out}");
+    assert!(
+        out.contains(&format!("error: upstreams[1].issuer: the discovery document at http://127.0.0.1:{other}/.well-known/openid-configuration states the issuer `https://login.example.com/tenant/v2.0`, not `http://127.0.0.1:{other}`")),
+        "{out}"
+    );
+    assert!(out.contains("lacks token_endpoint, jwks_uri"), "{out}");
 }
 
 #[test]

@@ -586,6 +586,41 @@ async fn check_reports_a_lucca_role_name_that_does_not_resolve() {
     );
 }
 
+/// Issue 14: `[lucca.defaults]` ids Lucca does not know are errors naming the key, with
+/// Lucca's own ids; the seed's ids pass.
+#[tokio::test]
+async fn check_reports_lucca_defaults_that_lucca_does_not_know() {
+    let sim = simulator().await;
+    sim.set_rate_limit(None);
+    let mut config = base_config();
+    with_lucca(&mut config, &sim, JitMode::CreateAndUpdate);
+    let problems = passerelle::app::check::check(&config).await;
+    assert!(
+        !problems.iter().any(|p| p.key.starts_with("lucca.defaults")),
+        "{problems:?}"
+    );
+    config.lucca.defaults.department_id = Some(9999);
+    config.lucca.defaults.role_principal_id = Some(8888);
+    let problems = passerelle::app::check::check(&config).await;
+    for (key, says) in [
+        (
+            "lucca.defaults.department_id",
+            "Lucca has no department with id 9999 (Lucca's: ",
+        ),
+        (
+            "lucca.defaults.role_principal_id",
+            "Lucca has no role with id 8888 (Lucca's: ",
+        ),
+    ] {
+        let found = problems
+            .iter()
+            .find(|p| p.key == key)
+            .unwrap_or_else(|| panic!("{key}: {problems:?}"));
+        assert_eq!(found.severity, passerelle::config::Severity::Error);
+        assert!(found.message.starts_with(says), "{}", found.message);
+    }
+}
+
 #[tokio::test]
 async fn a_refresh_re_reads_lucca_once_the_recorded_status_is_older_than_decision_ttl() {
     let sim = simulator().await;
