@@ -76,13 +76,55 @@ pub struct StartOptions {
     pub config_path: Option<std::path::PathBuf>,
 }
 
+/// Seconds: from a cached discovery document to a Lucca call waiting out a Retry-After.
+const DURATION_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+
+/// HELP text of the metrics the protocol and sign-in rooms count (the Lucca and provisioning
+/// rooms describe theirs).
+fn describe_metrics() {
+    use metrics::{describe_counter, describe_histogram, Unit};
+    describe_histogram!(
+        "passerelle_http_request_duration_seconds",
+        Unit::Seconds,
+        "Time to answer an HTTP request, by method, route (the matched pattern, not the path) and status."
+    );
+    describe_counter!(
+        "passerelle_signins_total",
+        "Sign-in attempts by method (pwd, fed, any) and outcome (success, wrong_password, throttled, network_refused…)."
+    );
+    describe_counter!(
+        "passerelle_oidc_codes_issued_total",
+        "OpenID Connect authorization codes issued."
+    );
+    describe_counter!(
+        "passerelle_oidc_tokens_issued_total",
+        "OpenID Connect token responses issued (code exchanges and refreshes)."
+    );
+    describe_counter!(
+        "passerelle_saml_responses_total",
+        "SAML Responses sent to service providers, by outcome (success, error)."
+    );
+    describe_counter!(
+        "passerelle_revocations_total",
+        "People whose sessions, grants and tokens were revoked, by reason and source."
+    );
+}
+
 fn metrics_handle() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
     // One global recorder per process; tests start several servers in one process.
     static HANDLE: OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
         OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            metrics_exporter_prometheus::PrometheusBuilder::new()
+            use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+            // Durations as Prometheus histograms (buckets a scraper can aggregate across
+            // nodes), not the exporter's default summaries.
+            // The buckets are a non-empty constant: the builder cannot refuse them.
+            PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS)
+                .ok()?
                 .install_recorder()
                 .ok()
         })
@@ -180,6 +222,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     }
     let metrics = metrics_handle();
     crate::lucca::describe_metrics();
+    describe_metrics();
     crate::provisioning::describe_metrics();
     let pipeline = Arc::new(
         crate::pipeline::Pipeline::new(

@@ -83,6 +83,8 @@ pub fn router(state: AppState) -> Router {
                     HeaderValue::from_static("no-referrer"),
                 )),
         )
+        // Latency per matched route (every route above; the fallback below is not one).
+        .route_layer(axum::middleware::from_fn(crate::web::http_metrics))
         // Nobody serves the path: a translated page for a browser, JSON for an API client.
         .fallback(crate::web::not_found)
         // The language of whatever page is rendered (a 404 or an error page included).

@@ -28,7 +28,9 @@ pub use i18n::{choose_language, current_lang, DefaultLanguage, Lang, Message};
 pub use ip::{client_ip, network_key, ClientAddr, ClientIp, TrustedProxies};
 pub use networks::{require_allowed_network, sign_in_allowed, NetworkPolicy};
 pub use prepared::Prepared;
-pub use requests::{current_request_id, new_request_id, request_context, X_REQUEST_ID};
+pub use requests::{
+    current_request_id, http_metrics, new_request_id, request_context, X_REQUEST_ID,
+};
 pub use templates::Templates;
 
 /// `n` random bytes, base64url without padding: codes, tokens, ids.

@@ -99,6 +99,29 @@ pub async fn request_context(
     response
 }
 
+/// Route middleware (`route_layer`, so the route is known): the latency histogram per method,
+/// matched route pattern and status. The pattern, not the path, keeps the label set bounded
+/// whatever paths clients invent; unmatched paths are not measured here (the access log has
+/// them).
+pub async fn http_metrics(
+    route: Option<axum::extract::MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let start = Instant::now();
+    let method = request.method().as_str().to_owned();
+    let route = route.map_or_else(|| "unmatched".to_owned(), |r| r.as_str().to_owned());
+    let response = next.run(request).await;
+    metrics::histogram!(
+        "passerelle_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+        "status" => response.status().as_u16().to_string(),
+    )
+    .record(start.elapsed().as_secs_f64());
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

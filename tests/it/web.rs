@@ -511,3 +511,58 @@ async fn discovery_and_jwks_answer_if_none_match_and_the_jwks_etag_follows_a_rot
         "the staged key is published"
     );
 }
+
+#[tokio::test]
+async fn metrics_have_help_text_and_http_latency_histograms_per_route() {
+    let server = start(|_| {}).await;
+    for _ in 0..3 {
+        reqwest::get(server.url("/.well-known/openid-configuration"))
+            .await
+            .unwrap();
+    }
+    // A path nobody serves is not a route label of its own.
+    reqwest::get(server.url("/no/such/path/1234"))
+        .await
+        .unwrap();
+    let browser = Browser::new();
+    let page = browser.get(&server.url("/login")).await;
+    browser
+        .submit_login(&server.base, page, "alice@acme.test", "wrong")
+        .await;
+    let metrics = reqwest::Client::new()
+        .get(server.url("/metrics"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let name = "passerelle_http_request_duration_seconds";
+    assert!(metrics.contains(&format!("# HELP {name} ")), "{metrics}");
+    assert!(
+        metrics.contains(&format!("# TYPE {name} histogram")),
+        "{metrics}"
+    );
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with(&format!("{name}_bucket"))
+                && l.contains(r#"route="/.well-known/openid-configuration""#)
+                && l.contains(r#"method="GET""#)
+                && l.contains(r#"status="200""#)),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("/no/such/path"), "{metrics}");
+    // Every metric of ours says what it counts.
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("# TYPE passerelle_"))
+    {
+        let metric = line.split_whitespace().nth(2).unwrap();
+        assert!(
+            metrics.contains(&format!("# HELP {metric} ")),
+            "{metric} has no HELP text"
+        );
+    }
+}
