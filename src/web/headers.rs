@@ -65,7 +65,7 @@ mod tests {
     fn the_policy_allows_only_its_nonce_for_scripts_and_styles() {
         assert_eq!(
             super::policy("abc"),
-            "default-src 'none'; script-src 'nonce-abc'; style-src 'nonce-abc'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'"
+            "default-src 'none'; script-src 'nonce-abc'; style-src 'nonce-abc'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
         );
     }
 }
