@@ -33,6 +33,10 @@ pub use revocation::{AccessRevocation, PersonRef, RevocationReason, RevokeSummar
 /// HELP texts of the metrics this room records (call once the recorder is installed).
 pub fn describe_metrics() {
     metrics::describe_counter!(
+        "passerelle_jit_total",
+        "Just-in-time decisions at sign-in by event and outcome (unchanged, created, updated_queued, leaver, …)"
+    );
+    metrics::describe_counter!(
         "passerelle_sync_runs_total",
         "Directory sync runs by outcome (ok, failed)"
     );

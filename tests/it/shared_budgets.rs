@@ -22,6 +22,7 @@ async fn two_nodes(tweak: impl Fn(&mut Config)) -> Option<(TestServer, TestServe
             start(|c| {
                 tweak(c);
                 c.store.url = Some(Secret::new(url));
+                c.keys.encryption_key = Some(Secret::new(pg::ENCRYPTION_KEY));
             })
             .await
         }
