@@ -110,7 +110,7 @@ pub async fn submit(
             }
         })
         .collect();
-    let id = crate::web::random_token(12);
+    let id = job_id();
     ctx.store
         .migration_jobs()
         .create_job(&id, options.dry_run, notify, &rows)
@@ -187,4 +187,28 @@ pub async fn report(
     let status = JobStatus::parse(&job.status).unwrap_or(JobStatus::Failed);
     let rows = ctx.store.migration_jobs().report_rows(id).await?;
     Ok((job, report::report_rows(&rows, status)))
+}
+
+/// A job id: 12 random bytes, URL-safe, never starting with `-` or `_` — it names files
+/// (`migration-<id>.report.csv`) and goes on command lines, where a leading `-` reads as an
+/// option.
+fn job_id() -> String {
+    loop {
+        let id = crate::web::random_token(12);
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            return id;
+        }
+    }
+}
+
+#[cfg(test)]
+mod job_id_tests {
+    #[test]
+    fn job_ids_never_start_with_a_dash_or_an_underscore() {
+        let ids: std::collections::HashSet<String> = (0..3000).map(|_| super::job_id()).collect();
+        assert_eq!(ids.len(), 3000);
+        assert!(ids
+            .iter()
+            .all(|id| id.starts_with(|c: char| c.is_ascii_alphanumeric()) && id.len() == 16));
+    }
 }
