@@ -689,6 +689,30 @@ async fn the_cli_runs_a_dry_run_and_writes_the_report_next_to_the_file() {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
     assert!(writes(&sim).is_empty());
+
+    // A second run keeps the first report and writes its own beside it.
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    for var in passerelle::config::ENV_OVERRIDES {
+        command.env_remove(var);
+    }
+    let out = command
+        .arg("migrate")
+        .arg(&file)
+        .args(["--dry-run", "--url", &server.base])
+        .env("PASSERELLE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .current_dir(server.dir.path())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(stdout.contains("people.csv.report-2.csv"), "{stdout}");
+    assert_eq!(
+        std::fs::read_to_string(server.dir.path().join("people.csv.report.csv")).unwrap(),
+        report,
+        "the first report is kept"
+    );
+    assert!(server.dir.path().join("people.csv.report-2.csv").exists());
 }
 
 /// A `passerelle serve` child process, SIGKILLed when dropped.

@@ -50,9 +50,51 @@ pub struct Finished {
 
 /// `FILE.report.csv`, beside the file.
 pub fn report_path(file: &Path) -> PathBuf {
+    numbered_report_path(file, 1)
+}
+
+/// `FILE.report.csv` for the first, `FILE.report-N.csv` for the N-th.
+fn numbered_report_path(file: &Path, n: u32) -> PathBuf {
     let mut name = file.file_name().unwrap_or_default().to_os_string();
-    name.push(".report.csv");
+    if n <= 1 {
+        name.push(".report.csv");
+    } else {
+        name.push(format!(".report-{n}.csv"));
+    }
     file.with_file_name(name)
+}
+
+/// Write the report beside the file without replacing an earlier one (the dry run's report
+/// is still wanted after the real run): the first free of `FILE.report.csv`,
+/// `FILE.report-2.csv`, … created exclusively, so two runs at once cannot share one either.
+fn write_new_report(file: &Path, csv: &[u8]) -> Result<PathBuf, CliError> {
+    use std::io::Write;
+    for n in 1..=999 {
+        let path = numbered_report_path(file, n);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+        {
+            Ok(mut out) => {
+                out.write_all(csv).map_err(|source| CliError::Write {
+                    path: path.clone(),
+                    source,
+                })?;
+                return Ok(path);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(source) => return Err(CliError::Write { path, source }),
+        }
+    }
+    let path = numbered_report_path(file, 1);
+    Err(CliError::Write {
+        path,
+        source: std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            "999 reports already beside the file: move some away",
+        ),
+    })
 }
 
 fn content_type(file: &Path) -> &'static str {
@@ -160,11 +202,17 @@ pub async fn run(args: MigrateArgs) -> Result<Finished, CliError> {
         )
         .await?;
         bar.set_position(view["progress"]["processed"].as_u64().unwrap_or(0));
-        let eta = view["eta"]["text"]
-            .as_str()
-            .map(|t| format!(" — about {t} left"))
-            .unwrap_or_default();
-        bar.set_message(format!("{}{eta}", view["status"].as_str().unwrap_or("")));
+        let status = view["status"].as_str().unwrap_or("");
+        // Before the job starts there is no rate to estimate from: say it is waiting.
+        if status == "queued" {
+            bar.set_message("waiting to start");
+        } else {
+            let eta = view["eta"]["text"]
+                .as_str()
+                .map(|t| format!(" — about {t} left"))
+                .unwrap_or_default();
+            bar.set_message(format!("{status}{eta}"));
+        }
         let finished = matches!(
             view["status"].as_str(),
             Some("done" | "cancelled" | "failed")
@@ -189,11 +237,7 @@ pub async fn run(args: MigrateArgs) -> Result<Finished, CliError> {
         return Err(CliError::Answer("the report could not be read".into()));
     }
     let csv = response.bytes().await.map_err(unreachable(&report_url))?;
-    let report = report_path(&args.file);
-    std::fs::write(&report, &csv).map_err(|source| CliError::Write {
-        path: report.clone(),
-        source,
-    })?;
+    let report = write_new_report(&args.file, &csv)?;
     let status = view["status"].as_str().unwrap_or("unknown").to_string();
     println!("{status}: {}", counts_line(&view));
     if let Some(error) = view["error"].as_str() {
@@ -212,6 +256,10 @@ mod tests {
         assert_eq!(
             report_path(Path::new("/tmp/export/people.csv")),
             PathBuf::from("/tmp/export/people.csv.report.csv")
+        );
+        assert_eq!(
+            numbered_report_path(Path::new("/tmp/export/people.csv"), 2),
+            PathBuf::from("/tmp/export/people.csv.report-2.csv")
         );
         assert_eq!(content_type(Path::new("a.JSON")), "application/json");
         assert_eq!(content_type(Path::new("a.txt")), "text/csv");
