@@ -247,13 +247,13 @@ async fn a_dry_run_classifies_everyone_and_writes_nothing() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("row,email,class,fields,lucca_id,message,findings")
+        Some("row,email,class,fields,lucca_id,message,findings,changes")
     );
-    assert_eq!(lines.next(), Some("1,bob@acme.test,ready,,1,,ready"));
+    assert_eq!(lines.next(), Some("1,bob@acme.test,ready,,1,,ready,"));
     let zoe = lines.next().unwrap();
     assert!(
         zoe.starts_with("2,zoe@acme.test,not_in_directory,,,")
-            && zoe.ends_with(",not_in_directory"),
+            && zoe.ends_with(",not_in_directory,"),
         "{zoe}"
     );
 }
@@ -677,10 +677,24 @@ async fn the_cli_runs_a_dry_run_and_writes_the_report_next_to_the_file() {
     );
     assert!(stdout.contains("done: ready 1, will_update 1"), "{stdout}");
     let report = std::fs::read_to_string(server.dir.path().join("people.csv.report.csv")).unwrap();
+    let lines: Vec<&str> = report.lines().collect();
     assert_eq!(
-        report,
-        "row,email,class,fields,lucca_id,message,findings\n2,bob@acme.test,ready,,1,,ready\n3,alice@acme.test,will_update,family_name,2,,will_update\n"
+        lines[..2],
+        [
+            "row,email,class,fields,lucca_id,message,findings,changes",
+            "2,bob@acme.test,ready,,1,,ready,"
+        ],
+        "{report}"
     );
+    // The value before (Lucca's) and after (the file's), as the JSON report has them.
+    assert!(
+        lines[2]
+            .starts_with("3,alice@acme.test,will_update,family_name,2,,will_update,family_name: ")
+            && lines[2].ends_with(" → Other")
+            && !lines[2].contains("(none)"),
+        "{report}"
+    );
+    assert_eq!(lines.len(), 3, "{report}");
     #[cfg(unix)]
     {
         // People's data: private to the user who ran the migration (umask 0077).

@@ -243,12 +243,14 @@ where
     out.into_inner().map_err(|e| e.into_error().into())
 }
 
-/// The report as CSV: `row,email,class,fields,lucca_id,message,findings` (fields and findings
-/// separated by `;`, `from → to` details in the JSON twin only). Every cell through [`csv_cell`].
+/// The report as CSV: `row,email,class,fields,lucca_id,message,findings,changes` (fields and
+/// findings separated by `;`; `changes` says `field: before → after` for each field, separated
+/// by ` | ` since values may hold `;` — the JSON twin has them structured). Every cell through
+/// [`csv_cell`].
 pub fn report_csv(rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
     safe_csv(
         &[
-            "row", "email", "class", "fields", "lucca_id", "message", "findings",
+            "row", "email", "class", "fields", "lucca_id", "message", "findings", "changes",
         ],
         rows.iter().map(|r| {
             let mut message = r.message.clone().unwrap_or_default();
@@ -270,6 +272,18 @@ pub fn report_csv(rows: &[ReportRow]) -> Result<Vec<u8>, csv::Error> {
                     .map(|f| f.class.as_str())
                     .collect::<Vec<_>>()
                     .join(";"),
+                r.changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{}: {} → {}",
+                            c.field,
+                            c.from.as_deref().unwrap_or("(none)"),
+                            c.to
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | "),
             ]
         }),
     )
@@ -370,7 +384,7 @@ mod tests {
         let text = String::from_utf8(report_csv(&report).unwrap()).unwrap();
         assert_eq!(
             text,
-            "row,email,class,fields,lucca_id,message,findings\n2,a@acme.test,will_update,family_name;department,7,not applied: the job was cancelled,will_update\n"
+            "row,email,class,fields,lucca_id,message,findings,changes\n2,a@acme.test,will_update,family_name;department,7,not applied: the job was cancelled,will_update,\"family_name: X → Y | department: (none) → Sales, Paris\"\n"
         );
     }
 
@@ -402,7 +416,7 @@ mod tests {
         let text = String::from_utf8(report_csv(&report).unwrap()).unwrap();
         assert!(
             text.ends_with(
-                ",4,contract ended on 2022-12-31; not in the directory,leaver;not_in_directory\n"
+                ",4,contract ended on 2022-12-31; not in the directory,leaver;not_in_directory,\n"
             ),
             "{text}"
         );
