@@ -1,4 +1,4 @@
-//! The people page: find a person by email; their identity, groups and mapped roles (the
+//! The people page: find a person by email or by part of an email or name; their identity, groups and mapped roles (the
 //! claims preview), Lucca link, grants and live tokens; "sign out everywhere".
 
 use std::collections::BTreeSet;
@@ -14,6 +14,10 @@ use crate::web::PageError;
 
 /// The longest email looked up.
 const MAX_EMAIL_BYTES: usize = 320;
+/// The most people a search lists (refine the search past that).
+const MAX_MATCHES: usize = 20;
+/// The shortest search: one letter would list everyone.
+const MIN_SEARCH_CHARS: usize = 2;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct PeopleQuery {
@@ -74,7 +78,46 @@ async fn records(
     Ok(Value::Array(people))
 }
 
-/// `GET /admin/console/people?email=…[&target=…]`.
+/// The people `fragment` may mean: the directory's (by email, login or name) and everyone who
+/// signed in (by email), each email once, in order, at most [`MAX_MATCHES`].
+async fn search(st: &ConsoleState, fragment: &str) -> Result<Vec<Value>, PageError> {
+    let mut found: std::collections::BTreeMap<String, Option<String>> = st
+        .login
+        .directory()
+        .matching(fragment, MAX_MATCHES)
+        .into_iter()
+        .map(|p| {
+            let name = [p.given_name, p.family_name]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(" ");
+            (p.email, (!name.is_empty()).then_some(name))
+        })
+        .collect();
+    let signed_in = st
+        .store
+        .person_revocations()
+        .emails_containing(fragment, MAX_MATCHES as u32)
+        .await?;
+    for email in signed_in {
+        found.entry(email).or_insert(None);
+    }
+    Ok(found
+        .into_iter()
+        .take(MAX_MATCHES)
+        .map(|(email, name)| {
+            let href = format!(
+                "/admin/console/people?{}",
+                serde_urlencoded::to_string([("email", &email)]).unwrap_or_default()
+            );
+            json!({"email": email, "name": name, "href": href})
+        })
+        .collect())
+}
+
+/// `GET /admin/console/people?email=…[&target=…]`: `email` is an email, or part of one or of a
+/// name to search for.
 pub async fn page(
     admin: ConsoleAdmin,
     State(st): State<ConsoleState>,
@@ -84,8 +127,19 @@ pub async fn page(
     let mut error: Option<Value> = None;
     let mut preview = Value::Null;
     let mut people = Value::Array(Vec::new());
-    if email.len() > MAX_EMAIL_BYTES || (!email.is_empty() && !email.contains('@')) {
+    let mut matches: Vec<Value> = Vec::new();
+    if email.len() > MAX_EMAIL_BYTES {
         error = Some(json!({"key": "admin.people.not_an_email", "email": format!("{email:.80}")}));
+    } else if !email.is_empty() && !email.contains('@') {
+        // Part of a name or an email: the people it may mean, each a link to their page.
+        if email.chars().count() < MIN_SEARCH_CHARS {
+            error = Some(json!({"key": "admin.people.too_short", "email": email}));
+        } else {
+            matches = search(&st, email).await?;
+            if matches.is_empty() {
+                error = Some(json!({"key": "admin.people.no_match", "email": email}));
+            }
+        }
     } else if !email.is_empty() {
         let (sp, client_id) = match q.target.split_once(':') {
             Some(("sp", id)) => (Some(id.to_string()), None),
@@ -100,6 +154,8 @@ pub async fn page(
         let subject = preview["identity"]["subject"].as_str();
         people = records(&st, email, subject).await?;
         if people.as_array().is_some_and(Vec::is_empty) && preview.is_null() {
+            // Not this exact email: perhaps one like it (a typo in the domain, a second address).
+            matches = search(&st, email).await?;
             error = Some(json!({"key": "admin.people.nobody", "email": email}));
         }
     }
@@ -135,6 +191,7 @@ pub async fn page(
             groups => minijinja::Value::from_serialize(&preview["groups"]),
             preview => preview_text,
             people => minijinja::Value::from_serialize(&people),
+            matches => matches,
         },
     ))
 }

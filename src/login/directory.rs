@@ -132,6 +132,35 @@ impl Directory {
         let user = &self.users[*self.by_name.get(&name.trim().to_lowercase())?].user;
         Some(identity_of(user))
     }
+
+    /// The people whose email, login or name contains `fragment` (case-insensitively), in
+    /// directory order, at most `limit`: the console's search.
+    pub fn matching(&self, fragment: &str, limit: usize) -> Vec<Identity> {
+        let needle = fragment.trim().to_lowercase();
+        if needle.is_empty() {
+            return Vec::new();
+        }
+        self.users
+            .iter()
+            .map(|e| &e.user)
+            .filter(|u| {
+                let name = format!(
+                    "{} {}",
+                    u.given_name.as_deref().unwrap_or_default(),
+                    u.family_name.as_deref().unwrap_or_default()
+                );
+                [
+                    u.email.as_str(),
+                    u.login.as_deref().unwrap_or_default(),
+                    &name,
+                ]
+                .iter()
+                .any(|field| field.to_lowercase().contains(&needle))
+            })
+            .take(limit)
+            .map(identity_of)
+            .collect()
+    }
 }
 
 fn verify(hash: &str, password: &str) -> bool {

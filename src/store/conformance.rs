@@ -2228,6 +2228,30 @@ pub async fn person_revocations_never_move_back_and_find_people_by_email(store: 
         .await
         .unwrap()
         .is_empty());
+    // The console's search: part of an email, any case, each email once, wildcards literal.
+    people
+        .record_sign_in("bob", "bob_smith@acme.test", 70)
+        .await
+        .unwrap();
+    people
+        .record_sign_in("bobby", "bobxsmith@acme.test", 70)
+        .await
+        .unwrap();
+    assert_eq!(
+        people.emails_containing("ACME", 10).await.unwrap(),
+        [
+            "alice@acme.test",
+            "bob_smith@acme.test",
+            "bobxsmith@acme.test"
+        ]
+    );
+    assert_eq!(
+        people.emails_containing("b_s", 10).await.unwrap(),
+        ["bob_smith@acme.test"],
+        "`_` is not a wildcard"
+    );
+    assert!(people.emails_containing("%", 10).await.unwrap().is_empty());
+    assert_eq!(people.emails_containing("acme", 1).await.unwrap().len(), 1);
     assert!(people.revoke_sessions("alice", 100).await.unwrap());
     assert!(
         !people.revoke_sessions("alice", 90).await.unwrap(),

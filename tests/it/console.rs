@@ -336,3 +336,56 @@ async fn a_sensitive_action_on_an_old_sign_in_asks_for_the_password_again_then_w
     assert_eq!(location(&r).unwrap(), "/admin/console/keys?done=staged");
     assert_eq!(server.state().keys.status().len(), keys_before + 1);
 }
+
+/// The people page finds a person from part of a name or an email, among the directory and the
+/// people who signed in, and lists them as links; a miss and a one-letter search say so.
+#[tokio::test]
+async fn the_people_page_finds_a_person_by_part_of_a_name_or_an_email() {
+    let server = start(with_admins).await;
+    let bob = Browser::new();
+    console_sign_in(&server, &bob, "bob@acme.test", "bob-password").await;
+    // Someone known only because they signed in (an upstream person, say).
+    server
+        .state()
+        .store
+        .person_revocations()
+        .record_sign_in("upstream-zoe", "Zoe.Martinez@Acme.test", 1)
+        .await
+        .unwrap();
+    let page = |q: &str| {
+        let url = format!(
+            "{}?{}",
+            server.url("/admin/console/people"),
+            serde_urlencoded::to_string([("email", q)]).unwrap()
+        );
+        let bob = &bob;
+        async move {
+            let r = bob.get(&url).await;
+            assert_eq!(r.status(), 200, "{url}");
+            r.text().await.unwrap()
+        }
+    };
+    let html = page("MARTIN").await;
+    assert!(html.contains("id=\"matches\""), "{html}");
+    assert!(
+        html.contains("people?email=alice%40acme.test\">alice@acme.test</a>")
+            && html.contains("Alice Martin"),
+        "the directory's Alice by her family name: {html}"
+    );
+    assert!(
+        html.contains("zoe.martinez@acme.test"),
+        "a person who signed in, by part of the email: {html}"
+    );
+    assert!(!html.contains("bob@acme.test\">"), "{html}");
+    // An exact email shows the person, not a list.
+    let html = page("alice@acme.test").await;
+    assert!(html.contains("id=\"identity\"") && !html.contains("id=\"matches\""));
+    // A mistyped domain: nobody with that email, and the people it may mean.
+    let html = page("alice@acme.tes").await;
+    assert!(html.contains("knows nobody with the email"), "{html}");
+    assert!(html.contains("id=\"matches\"") && html.contains("alice@acme.test"));
+    let html = page("zz-nobody").await;
+    assert!(html.contains("matches “zz-nobody”"), "{html}");
+    let html = page("a").await;
+    assert!(html.contains("at least two letters"), "{html}");
+}

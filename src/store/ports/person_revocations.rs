@@ -32,6 +32,14 @@ pub trait PersonRevocations: Send + Sync {
     /// The subjects that signed in with this email, matched case-insensitively.
     async fn subjects_with_email(&self, email: &str) -> Result<Vec<String>, StoreError>;
 
+    /// The emails of people who signed in that contain `fragment` (case-insensitively), in
+    /// order, at most `limit`: the console's search. `%`, `_` and `\` match themselves.
+    async fn emails_containing(
+        &self,
+        fragment: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError>;
+
     /// Unexpired, unrevoked access tokens and unrotated refresh tokens of `subject`'s grants.
     async fn live_tokens(&self, subject: &str) -> Result<LiveTokens, StoreError>;
 }

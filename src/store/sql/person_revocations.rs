@@ -66,6 +66,33 @@ impl PersonRevocations for Adapter {
         Ok(rows.into_iter().map(|(s,)| s).collect())
     }
 
+    async fn emails_containing(
+        &self,
+        fragment: &str,
+        limit: u32,
+    ) -> Result<Vec<String>, StoreError> {
+        check_person("", Some(fragment))?;
+        // Emails are stored lowercased; the pattern is too, so LIKE's case rules (SQLite folds
+        // ASCII, PostgreSQL does not) never matter.
+        let mut pattern = String::from("%");
+        for c in fragment.to_lowercase().chars() {
+            if matches!(c, '%' | '_' | '\\') {
+                pattern.push('\\');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        let rows: Vec<(String,)> = sqlx::query_as(
+            "SELECT DISTINCT email FROM person_revocations WHERE email LIKE $1 ESCAPE '\\' \
+             ORDER BY email LIMIT $2",
+        )
+        .bind(pattern)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(e,)| e).collect())
+    }
+
     async fn live_tokens(&self, subject: &str) -> Result<LiveTokens, StoreError> {
         let now = now();
         let (access, refresh): (i64, i64) = sqlx::query_as(
