@@ -70,6 +70,9 @@ struct Inner {
     departments_refresh: tokio::sync::Mutex<()>,
     /// Set once the v4 departments route answered 404 on this tenant.
     departments_v3: AtomicBool,
+    /// How Lucca last answered any request of this client (a refused key and a 5xx count as
+    /// errors): the console's status reads it instead of spending the budget on a ping per view.
+    last_answer: std::sync::Mutex<Option<(Instant, Result<(), String>)>>,
 }
 
 struct Call<'a> {
@@ -170,6 +173,7 @@ impl LuccaClient {
                 departments: std::sync::Mutex::new(None),
                 departments_refresh: tokio::sync::Mutex::new(()),
                 departments_v3: AtomicBool::new(false),
+                last_answer: std::sync::Mutex::new(None),
             }),
             priority: Priority::Batch,
             max_wait: None,
@@ -545,6 +549,28 @@ impl LuccaClient {
         .map(|_| ())
     }
 
+    /// Whether Lucca answers: how it answered a request in the last `fresh`, or else a
+    /// [`ping`](Self::ping). Viewing a status page every few seconds costs no budget then.
+    pub async fn reachability(&self, fresh: Duration) -> Result<(), String> {
+        let recent = self
+            .inner
+            .last_answer
+            .lock()
+            .ok()
+            .and_then(|last| last.clone())
+            .filter(|(at, _)| at.elapsed() < fresh);
+        match recent {
+            Some((_, answer)) => answer,
+            None => self.ping().await.map_err(|e| e.to_string()),
+        }
+    }
+
+    fn record_answer(&self, answer: Result<(), String>) {
+        if let Ok(mut last) = self.inner.last_answer.lock() {
+            *last = Some((Instant::now(), answer));
+        }
+    }
+
     async fn user_page(
         &self,
         operation: &'static str,
@@ -615,7 +641,9 @@ impl LuccaClient {
             let started = Instant::now();
             let response = request.send().await.map_err(|e| {
                 metrics::counter!("passerelle_lucca_requests_total", "operation" => operation, "outcome" => "unavailable").increment(1);
-                self.transport_error(operation, e)
+                let error = self.transport_error(operation, e);
+                self.record_answer(Err(error.to_string()));
+                error
             })?;
             let status = response.status();
             let outcome = match status.as_u16() {
@@ -662,8 +690,18 @@ impl LuccaClient {
                 .await
                 .map_err(|e| self.transport_error(operation, e))?;
             if !status.is_success() {
-                return Err(status_error(operation, status, &call.path, &body));
+                let error = status_error(operation, status, &call.path, &body);
+                // A 404 or a refused value is Lucca answering; a refused key or a 5xx is not
+                // Lucca working for us.
+                let broken = matches!(status.as_u16(), 401 | 403) || status.is_server_error();
+                self.record_answer(if broken {
+                    Err(error.to_string())
+                } else {
+                    Ok(())
+                });
+                return Err(error);
             }
+            self.record_answer(Ok(()));
             return serde_json::from_slice(&body).map_err(|e| LuccaError::Decode {
                 operation,
                 cause: format!(

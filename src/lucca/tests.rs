@@ -694,3 +694,27 @@ async fn clients_of_one_tenant_share_one_limiter() {
     b.ping().await.unwrap();
     assert_eq!(a.limiter().stats().sent, 2);
 }
+
+/// The console's status asks Lucca at most once a minute: any answer of the last minute
+/// (a lookup, a ping) is reused, a refused key or a 5xx is reported as such.
+#[tokio::test]
+async fn reachability_reuses_a_recent_answer_instead_of_pinging() {
+    let sim = simulator().await;
+    let lucca = client(&sim);
+    lucca.reachability(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(sim.request_count(), 1, "nothing known yet: one ping");
+    lucca.reachability(Duration::from_secs(60)).await.unwrap();
+    assert_eq!(sim.request_count(), 1, "the ping's answer is reused");
+    sim.fail_next(1, 503);
+    assert!(lucca.find_by_mail("alice@acme.test").await.is_err());
+    let requests = sim.request_count();
+    let err = lucca
+        .reachability(Duration::from_secs(60))
+        .await
+        .unwrap_err();
+    assert!(err.contains("503"), "{err}");
+    assert_eq!(sim.request_count(), requests, "the failed lookup said it");
+    // Too old an answer: asked again, and Lucca is back.
+    lucca.reachability(Duration::ZERO).await.unwrap();
+    assert_eq!(sim.request_count(), requests + 1);
+}
