@@ -50,6 +50,9 @@ macro_rules! store_conformance_suite {
             concurrent_double_spend_has_one_winner,
             replay_before_the_grant_stops_the_grant,
             replay_after_the_grant_names_the_grant,
+            a_peeked_code_is_unspent_and_carries_its_revocation,
+            concurrent_redemptions_store_one_grant,
+            a_redeemed_code_replayed_names_its_grant,
             grant_and_tokens_are_issued_and_looked_up,
             expired_access_tokens_give_no_grant,
             revoking_a_grant_revokes_its_tokens,
@@ -531,6 +534,158 @@ pub async fn replay_after_the_grant_names_the_grant(store: Store) {
             grant_id: Some("g3".into())
         }
     );
+}
+
+pub async fn a_peeked_code_is_unspent_and_carries_its_revocation(store: Store) {
+    let oauth = store.oauth();
+    let hash = token_hash("code-peek");
+    assert_eq!(oauth.peek_code(&hash).await.unwrap(), None);
+    oauth
+        .put_code(&hash, &code_record("rp", now() + 60))
+        .await
+        .unwrap();
+    let peeked = oauth.peek_code(&hash).await.unwrap().expect("stored");
+    assert_eq!(peeked.record, code_record("rp", peeked.record.expires_at));
+    assert!(!peeked.used);
+    assert_eq!(peeked.subject_revoked_at, None);
+    // Peeking twice spends nothing.
+    assert!(!oauth.peek_code(&hash).await.unwrap().unwrap().used);
+    store
+        .person_revocations()
+        .revoke_sessions("alice", 1_700_000_123_456)
+        .await
+        .unwrap();
+    assert!(matches!(
+        oauth.consume_code(&hash).await.unwrap(),
+        ConsumedCode::Fresh(_)
+    ));
+    let peeked = oauth.peek_code(&hash).await.unwrap().unwrap();
+    assert!(peeked.used);
+    assert_eq!(peeked.subject_revoked_at, Some(1_700_000_123_456));
+}
+
+pub async fn concurrent_redemptions_store_one_grant(store: Store) {
+    let hash = token_hash("contested redemption");
+    store
+        .oauth()
+        .put_code(&hash, &code_record("rp", now() + 60))
+        .await
+        .unwrap();
+    let mut set = JoinSet::new();
+    for i in 0..16 {
+        let oauth = store.oauth().clone();
+        let hash = hash.clone();
+        set.spawn(async move {
+            let id = format!("g-{i}");
+            let (access, refresh) = (
+                token_hash(&format!("at-{i}")),
+                token_hash(&format!("rt-{i}")),
+            );
+            let stored = oauth
+                .redeem_code(
+                    &hash,
+                    &new_grant(&id, now() + 86_400),
+                    (&access, now() + 300),
+                    Some((&refresh, now() + 86_400)),
+                )
+                .await
+                .unwrap();
+            (i, stored)
+        });
+    }
+    let outcomes = set.join_all().await;
+    let winners: Vec<usize> = outcomes
+        .iter()
+        .filter(|(_, stored)| *stored)
+        .map(|(i, _)| *i)
+        .collect();
+    assert_eq!(
+        winners.len(),
+        1,
+        "exactly one of 16 concurrent redemptions: {outcomes:?}"
+    );
+    let oauth = store.oauth();
+    for (i, _) in &outcomes {
+        let access = token_hash(&format!("at-{i}"));
+        let refresh = token_hash(&format!("rt-{i}"));
+        if *i == winners[0] {
+            let grant = oauth
+                .grant_for_access_token(&access)
+                .await
+                .unwrap()
+                .expect("live");
+            assert_eq!(grant.id, format!("g-{i}"));
+            assert!(oauth.lookup_refresh(&refresh).await.unwrap().is_some());
+        } else {
+            assert_eq!(oauth.access_token_owner(&access).await.unwrap(), None);
+            assert_eq!(oauth.lookup_refresh(&refresh).await.unwrap(), None);
+        }
+    }
+    assert_eq!(oauth.grants_of_subject("alice").await.unwrap().len(), 1);
+    assert!(oauth.peek_code(&hash).await.unwrap().unwrap().used);
+}
+
+pub async fn a_redeemed_code_replayed_names_its_grant(store: Store) {
+    let oauth = store.oauth();
+    let hash = token_hash("code-redeemed");
+    oauth
+        .put_code(&hash, &code_record("rp", now() + 60))
+        .await
+        .unwrap();
+    // Without a refresh token: the access token alone.
+    assert!(oauth
+        .redeem_code(
+            &hash,
+            &new_grant("g-r", now() + 300),
+            (&token_hash("at-g-r"), now() + 300),
+            None,
+        )
+        .await
+        .unwrap());
+    assert!(oauth
+        .grant_for_access_token(&token_hash("at-g-r"))
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!oauth
+        .redeem_code(
+            &hash,
+            &new_grant("g-again", now() + 300),
+            (&token_hash("at-g-again"), now() + 300),
+            None,
+        )
+        .await
+        .unwrap());
+    assert_eq!(
+        oauth.consume_code(&hash).await.unwrap(),
+        ConsumedCode::Replayed {
+            client_id: "rp".into(),
+            grant_id: Some("g-r".into())
+        }
+    );
+    // A code replayed before its redemption is never redeemed.
+    let early = token_hash("code-replayed-early");
+    oauth
+        .put_code(&early, &code_record("rp", now() + 60))
+        .await
+        .unwrap();
+    oauth.consume_code(&early).await.unwrap();
+    oauth.consume_code(&early).await.unwrap();
+    assert!(!oauth
+        .redeem_code(
+            &early,
+            &new_grant("g-early", now() + 300),
+            (&token_hash("at-g-early"), now() + 300),
+            None,
+        )
+        .await
+        .unwrap());
+    assert!(oauth
+        .grants_of_subject("alice")
+        .await
+        .unwrap()
+        .iter()
+        .all(|g| g.id == "g-r"));
 }
 
 pub async fn grant_and_tokens_are_issued_and_looked_up(store: Store) {

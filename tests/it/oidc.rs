@@ -303,6 +303,70 @@ async fn an_expired_code_is_refused() {
         .contains("expired"));
 }
 
+/// The same code exchanged twice at once over HTTP, several times over: each time exactly one
+/// exchange gets tokens, the other is refused as a replay, and the replay revokes what the
+/// first was issued (its access and refresh tokens stop working); both are in the audit log.
+#[tokio::test]
+async fn a_code_exchanged_twice_at_once_issues_once_and_the_replay_revokes_it() {
+    let server = start(|_| {}).await;
+    let browser = Browser::new();
+    for round in 0..4 {
+        let (code, verifier) = lucca_code(&server, &browser, "openid offline_access").await;
+        let (x, y) = tokio::join!(
+            exchange(&server, &code, &verifier),
+            exchange(&server, &code, &verifier)
+        );
+        let issued: Vec<&Value> = [&x, &y]
+            .into_iter()
+            .filter(|(status, _)| *status == 200)
+            .map(|(_, body)| body)
+            .collect();
+        assert_eq!(issued.len(), 1, "round {round}: {x:?} {y:?}");
+        let refused = if x.0 == 200 { &y } else { &x };
+        assert_eq!(
+            (refused.0, refused.1["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "round {round}"
+        );
+        assert!(
+            refused.1["error_description"]
+                .as_str()
+                .unwrap()
+                .contains("already used"),
+            "round {round}: {refused:?}"
+        );
+        let access = issued[0]["access_token"].as_str().unwrap();
+        let (status, _) = userinfo(&server, access).await;
+        assert_eq!(status, 401, "round {round}: the replay revoked the grant");
+        let refresh = issued[0]["refresh_token"].as_str().unwrap();
+        let (status, body) = token_request(
+            &server,
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+            Some(("lucca", LUCCA_SECRET)),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_grant")),
+            "round {round}"
+        );
+    }
+    let audit = server
+        .state()
+        .store
+        .audit()
+        .recent(200, None)
+        .await
+        .unwrap();
+    let count = |outcome: &str| {
+        audit
+            .iter()
+            .filter(|e| e.event == "token.code" && e.outcome == outcome)
+            .count()
+    };
+    assert_eq!((count("success"), count("replayed")), (4, 4), "{audit:?}");
+}
+
 #[tokio::test]
 async fn a_concurrent_retry_within_the_grace_window_gets_the_same_answer() {
     let server = start(|c| c.oidc.refresh_grace = std::time::Duration::from_secs(30)).await;

@@ -68,46 +68,33 @@ pub async fn exchange(
         .filter(|c| !c.is_empty())
         .ok_or_else(|| OidcError::invalid_request("code is required"))?;
     let code_hash = token_hash(code);
-    let record = match cx.store.oauth().consume_code(&code_hash).await? {
-        ConsumedCode::Fresh(record) => record,
-        ConsumedCode::Unknown => {
+    // Read first, spend with the grant: the code is spent in the transaction that stores what
+    // it issued, so an exchange costs one read and one write, and of two concurrent exchanges
+    // the one whose write loses is a replay.
+    let peeked = match cx.store.oauth().peek_code(&code_hash).await? {
+        Some(peeked) if !peeked.used => peeked,
+        Some(_) => return Err(replayed(cx, client, &code_hash).await),
+        None => {
             cx.audit("token.code", "unknown_code", None, &client.id, None)
                 .await;
             return Err(OidcError::invalid_grant(
                 "the authorization code is invalid or has expired",
             ));
         }
-        ConsumedCode::Replayed {
-            client_id,
-            grant_id,
-        } => {
-            let mut revoked = false;
-            if let Some(grant_id) = grant_id {
-                revoked = cx
-                    .store
-                    .oauth()
-                    .revoke_grant(&grant_id, "authorization code replayed")
-                    .await?;
-            }
-            tracing::warn!(client_id = %client.id, code_client = %client_id, revoked, "authorization code replayed");
-            cx.audit(
-                "token.code",
-                "replayed",
-                None,
-                &client.id,
-                Some(json!({"tokens_revoked": revoked})),
-            )
-            .await;
-            return Err(OidcError::invalid_grant(
-                "the authorization code was already used; tokens issued from it have been revoked",
-            ));
-        }
     };
+    let record = peeked.record;
     let subject: &str = &record.subject;
-    let refuse = |outcome: &'static str, description: &'static str| async move {
-        cx.audit("token.code", outcome, Some(subject), &client.id, None)
-            .await;
-        OidcError::invalid_grant(description)
+    // A refused code is spent all the same: single-use whatever happened.
+    let refuse = |outcome: &'static str, description: &'static str| {
+        let code_hash = &code_hash;
+        async move {
+            if let Err(e) = spend_refused(cx, client, code_hash).await {
+                return e;
+            }
+            cx.audit("token.code", outcome, Some(subject), &client.id, None)
+                .await;
+            OidcError::invalid_grant(description)
+        }
     };
     if record.client_id != client.id {
         return Err(refuse(
@@ -126,13 +113,15 @@ pub async fn exchange(
         )
         .await);
     }
-    verify_pkce(record.code_challenge.as_deref(), request.code_verifier).inspect_err(|_| {
+    if let Err(e) = verify_pkce(record.code_challenge.as_deref(), request.code_verifier) {
         tracing::info!(client_id = %client.id, "PKCE verification failed");
-    })?;
+        spend_refused(cx, client, &code_hash).await?;
+        return Err(e);
+    }
     // A code from a session revoked after it was issued must not start a new grant. The code
     // knows its sign-in to the second: a revocation in a later second than the sign-in ends it
     // (a new sign-in in the very second of a revocation keeps working).
-    let revoked_at = cx.store.person_revocations().revoked_at(subject).await?;
+    let revoked_at = peeked.subject_revoked_at;
     if revoked_at.is_some_and(|at| at >= record.auth_time.saturating_add(1).saturating_mul(1000)) {
         return Err(refuse(
             "revoked",
@@ -169,10 +158,11 @@ pub async fn exchange(
         .as_ref()
         .map(|r| r.1)
         .unwrap_or(minted.access_expires_at);
-    let stored_grant = cx
+    let redeemed = cx
         .store
         .oauth()
-        .create_grant(
+        .redeem_code(
+            &code_hash,
             &NewGrant {
                 id: &grant_id,
                 client_id: &client.id,
@@ -184,19 +174,15 @@ pub async fn exchange(
                 session_id: record.session_id.as_deref(),
                 expires_at: grant_expires,
             },
-            Some(&code_hash),
             (&minted.access_hash, minted.access_expires_at),
             minted.refresh.as_ref().map(|(h, e)| (h.as_str(), *e)),
         )
         .await?;
-    if !stored_grant {
-        // The code was presented again while we were minting: what we minted is dropped unseen.
-        tracing::warn!(client_id = %client.id, "authorization code replayed during its exchange; nothing issued");
-        return Err(refuse(
-            "replayed_during_exchange",
-            "the authorization code was used twice; nothing has been issued for it",
-        )
-        .await);
+    if !redeemed {
+        // Another exchange spent the code while we were minting: what we minted is dropped
+        // unseen, and this second use is a replay like any other.
+        tracing::warn!(client_id = %client.id, "authorization code spent during its exchange; nothing issued");
+        return Err(replayed(cx, client, &code_hash).await);
     }
     cx.audit(
         "token.code",
@@ -207,6 +193,68 @@ pub async fn exchange(
     )
     .await;
     Ok(minted.response)
+}
+
+/// A code presented again: mark the replay and revoke what its first exchange issued, if that
+/// exchange has stored its grant (one that has not yet never will: it refuses a replayed code).
+async fn replayed(cx: &GrantContext<'_>, client: &Client, code_hash: &str) -> OidcError {
+    let (code_client, revoked) = match revoke_what_was_issued(cx, code_hash).await {
+        Ok(found) => found,
+        Err(e) => return e,
+    };
+    tracing::warn!(client_id = %client.id, code_client = %code_client, revoked, "authorization code replayed");
+    cx.audit(
+        "token.code",
+        "replayed",
+        None,
+        &client.id,
+        Some(json!({"tokens_revoked": revoked})),
+    )
+    .await;
+    OidcError::invalid_grant(
+        "the authorization code was already used; tokens issued from it have been revoked",
+    )
+}
+
+/// Spend `code_hash` as a replay would find it; `(the code's client, whether a grant was
+/// revoked)`.
+async fn revoke_what_was_issued(
+    cx: &GrantContext<'_>,
+    code_hash: &str,
+) -> Result<(String, bool), OidcError> {
+    match cx.store.oauth().consume_code(code_hash).await? {
+        ConsumedCode::Replayed {
+            client_id,
+            grant_id: Some(grant_id),
+        } => {
+            let revoked = cx
+                .store
+                .oauth()
+                .revoke_grant(&grant_id, "authorization code replayed")
+                .await?;
+            Ok((client_id, revoked))
+        }
+        ConsumedCode::Replayed {
+            client_id,
+            grant_id: None,
+        } => Ok((client_id, false)),
+        ConsumedCode::Fresh(record) => Ok((record.client_id, false)),
+        ConsumedCode::Unknown => Ok((String::new(), false)),
+    }
+}
+
+/// Spend a code whose exchange was refused, so that it cannot be tried again; if another
+/// exchange had redeemed it meanwhile, that is a second use, and its grant is revoked.
+async fn spend_refused(
+    cx: &GrantContext<'_>,
+    client: &Client,
+    code_hash: &str,
+) -> Result<(), OidcError> {
+    let (_, revoked) = revoke_what_was_issued(cx, code_hash).await?;
+    if revoked {
+        tracing::warn!(client_id = %client.id, "authorization code used twice; the grant issued from it is revoked");
+    }
+    Ok(())
 }
 
 /// RFC 7636: S256 only. A verifier without a challenge is refused too (downgrade protection).

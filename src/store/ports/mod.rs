@@ -37,7 +37,8 @@ pub use migration_jobs::{
     MigrationRowRecord, NewMigrationRow,
 };
 pub use oauth::{
-    CodeRecord, ConsumedCode, GrantRecord, NewGrant, OAuthStore, RefreshLookup, TokenOwner,
+    CodeRecord, ConsumedCode, GrantRecord, NewGrant, OAuthStore, PeekedCode, RefreshLookup,
+    TokenOwner,
 };
 pub use outbox::{Outbox, OutboxRow};
 pub use person_revocations::{LiveTokens, PersonRevocations};

@@ -34,6 +34,17 @@ pub enum ConsumedCode {
     Unknown,
 }
 
+/// A code as stored, read without spending it ([`OAuthStore::peek_code`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeekedCode {
+    pub record: CodeRecord,
+    /// Spent already: presenting it again is a replay.
+    pub used: bool,
+    /// When the code's person last had their sessions revoked (unix ms), read with the code
+    /// so that the exchange needs no second statement to check it.
+    pub subject_revoked_at: Option<i64>,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewGrant<'a> {
     pub id: &'a str,
@@ -97,6 +108,22 @@ pub trait OAuthStore: Send + Sync {
         &self,
         grant: &NewGrant<'_>,
         from_code: Option<&str>,
+        access: (&str, i64),
+        refresh: Option<(&str, i64)>,
+    ) -> Result<bool, StoreError>;
+
+    /// A code and its person's last revocation, changing nothing; `None` for an unknown code.
+    /// The exchange checks it, mints, then spends it with [`OAuthStore::redeem_code`].
+    async fn peek_code(&self, code_hash: &str) -> Result<Option<PeekedCode>, StoreError>;
+
+    /// Spend a fresh code and store the grant it starts with its first access token `(hash,
+    /// expires_at)` and refresh token, all in one transaction: the code is spent if and only
+    /// if the grant is stored. Returns false, storing nothing, when the code was spent (or
+    /// replayed) since it was peeked: of two concurrent redemptions exactly one stores a grant.
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        grant: &NewGrant<'_>,
         access: (&str, i64),
         refresh: Option<(&str, i64)>,
     ) -> Result<bool, StoreError>;

@@ -28,3 +28,25 @@ pub(crate) const NOW_MS: &str =
 /// staging one, at once are serialised (a transaction-scoped advisory lock, released at commit).
 pub(crate) const LOCK_SIGNING_KEYS: Option<&str> =
     Some("SELECT pg_advisory_xact_lock(8097880544549108083)"); // "passkeys"
+
+/// Spend a fresh code and store its grant and first tokens in one statement (atomic by
+/// itself, one round trip): each insert reads the row the one before returned, so a code
+/// already spent writes nothing and affects no row. Parameters as SQLite's `REDEEM_CODE`:
+/// `$1` code hash, `$2` now, `$3` grant id, `$4` client, `$5` subject, `$6` scope,
+/// `$7` identity, `$8` auth_time, `$9` amr, `$10` session id, `$11` grant expiry,
+/// `$12`/`$13` access token hash/expiry, `$14`/`$15` refresh token hash/expiry (NULL for none).
+pub(crate) const REDEEM_CODE: &str = "WITH spent AS (
+       UPDATE auth_codes SET used_at = $2, grant_id = $3
+       WHERE code_hash = $1 AND used_at IS NULL AND replayed_at IS NULL RETURNING grant_id),
+     grant_row AS (
+       INSERT INTO grants (id, client_id, subject, scope, identity, auth_time, amr, session_id,
+         created_at, expires_at)
+       SELECT grant_id, $4, $5, $6, $7, $8, $9, $10, $2, $11 FROM spent RETURNING id),
+     refresh_row AS (
+       INSERT INTO refresh_tokens (token_hash, grant_id, created_at, expires_at)
+       SELECT $14, id, $2, $15 FROM grant_row WHERE $14 IS NOT NULL)
+     INSERT INTO access_tokens (token_hash, grant_id, expires_at)
+     SELECT $12, id, $13 FROM grant_row";
+
+/// One statement: atomic without a transaction around it.
+pub(crate) const REDEEM_IN_TRANSACTION: bool = false;

@@ -1,9 +1,10 @@
 use async_trait::async_trait;
 use sqlx::{FromRow, Row};
 
+use super::dialect;
 use crate::store::{
-    now, CodeRecord, ConsumedCode, GrantRecord, NewGrant, OAuthStore, RefreshLookup, StoreError,
-    TokenOwner,
+    now, CodeRecord, ConsumedCode, GrantRecord, NewGrant, OAuthStore, PeekedCode, RefreshLookup,
+    StoreError, TokenOwner,
 };
 
 const GRANT_COLUMNS: &str = "g.id, g.client_id, g.subject, g.scope, g.identity, g.auth_time, \
@@ -130,6 +131,60 @@ impl OAuthStore for Adapter {
         }
         tx.commit().await?;
         Ok(true)
+    }
+
+    async fn peek_code(&self, code_hash: &str) -> Result<Option<PeekedCode>, StoreError> {
+        let row = sqlx::query(
+            "SELECT c.client_id, c.redirect_uri, c.code_challenge, c.nonce, c.scope, c.subject,
+                    c.session_id, c.auth_time, c.amr, c.identity, c.expires_at, c.used_at,
+                    (SELECT r.revoked_at FROM person_revocations r WHERE r.subject = c.subject)
+                      AS subject_revoked_at
+             FROM auth_codes c WHERE c.code_hash = $1",
+        )
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let used_at: Option<i64> = row.try_get("used_at")?;
+        Ok(Some(PeekedCode {
+            record: CodeRecord::from_row(&row)?,
+            used: used_at.is_some(),
+            subject_revoked_at: row.try_get("subject_revoked_at")?,
+        }))
+    }
+
+    async fn redeem_code(
+        &self,
+        code_hash: &str,
+        g: &NewGrant<'_>,
+        access: (&str, i64),
+        refresh: Option<(&str, i64)>,
+    ) -> Result<bool, StoreError> {
+        let query = sqlx::query(dialect::REDEEM_CODE)
+            .bind(code_hash)
+            .bind(now())
+            .bind(g.id)
+            .bind(g.client_id)
+            .bind(g.subject)
+            .bind(g.scope)
+            .bind(g.identity)
+            .bind(g.auth_time)
+            .bind(g.amr)
+            .bind(g.session_id)
+            .bind(g.expires_at)
+            .bind(access.0)
+            .bind(access.1)
+            .bind(refresh.map(|r| r.0))
+            .bind(refresh.map(|r| r.1));
+        let done = if dialect::REDEEM_IN_TRANSACTION {
+            let mut tx = self.pool.begin().await?;
+            let done = query.execute(&mut *tx).await?;
+            tx.commit().await?;
+            done
+        } else {
+            query.execute(&self.pool).await?
+        };
+        Ok(done.rows_affected() > 0)
     }
 
     async fn revoke_grant(&self, grant_id: &str, reason: &str) -> Result<bool, StoreError> {
