@@ -40,6 +40,7 @@ fn seed(people: usize) -> Seed {
             id: 1,
             name: "Bench SAS".into(),
         }],
+        archived_legal_entities: Vec::new(),
         roles: vec![NamedRef {
             id: 55,
             name: "User".into(),

@@ -253,69 +253,123 @@ async fn check_upstreams(config: &Config) -> Vec<Problem> {
 }
 
 /// `[lucca.defaults]` ids that Lucca does not know (once Lucca answered the ping): every
-/// account JIT creates would be refused by Lucca. The department and the principal role are
-/// checked; Lucca's legal entities and cultures are not read by this client yet.
+/// account JIT creates would be refused by Lucca. The department, the principal role and the
+/// legal entity are read from Lucca; a legal entity that is not among the active ones is looked
+/// up among the archived ones (a second request only then) to say so. The culture has no list
+/// route in Lucca's API: `Config::validate` checks it against the LCIDs, without the network.
+/// A list Lucca does not serve here (404 on an older tenant, 403 for a key without the right)
+/// leaves its id unchecked, with a warning saying why.
 async fn check_lucca_defaults(config: &Config, problems: &[Problem]) -> Vec<Problem> {
     let defaults = &config.lucca.defaults;
-    let lucca_broken = problems
-        .iter()
-        .any(|p| p.severity == Severity::Error && p.key.starts_with("lucca."));
-    if lucca_broken || (defaults.department_id.is_none() && defaults.role_principal_id.is_none()) {
+    let lucca_broken = lucca_unusable(problems);
+    let nothing_to_read = defaults.department_id.is_none()
+        && defaults.role_principal_id.is_none()
+        && defaults.legal_entity_id.is_none();
+    if lucca_broken || nothing_to_read {
         return Vec::new();
     }
     let Ok(Some(client)) = LuccaClient::from_config(&config.lucca) else {
         return Vec::new();
     };
     let mut out = Vec::new();
+    // `archived`: the ones Lucca keeps but refuses to new accounts (empty when not read).
     let mut unknown = |key: &str,
                        what: &str,
                        id: i64,
-                       known: Result<Vec<(i64, String)>, LuccaError>| {
+                       known: Result<Vec<(i64, String)>, LuccaError>,
+                       archived: &[(i64, String)]| {
+        let listed = |known: &[(i64, String)]| {
+            known
+                .iter()
+                .map(|(k, name)| format!("{k} {name}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match known {
             Ok(known) if !known.iter().any(|(k, _)| *k == id) => out.push(Problem {
                 severity: Severity::Error,
                 key: key.into(),
-                message: format!(
-                    "Lucca has no {what} with id {id} (Lucca's: {}): accounts created with it would be refused",
-                    known
-                        .iter()
-                        .map(|(k, name)| format!("{k} {name}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+                message: match archived.iter().find(|(k, _)| *k == id) {
+                    Some((_, name)) => format!(
+                        "Lucca's {what} {id} {name} is archived (Lucca's active ones: {}): accounts created with it would be refused",
+                        listed(&known)
+                    ),
+                    None => format!(
+                        "Lucca has no {what} with id {id} (Lucca's: {}): accounts created with it would be refused",
+                        listed(&known)
+                    ),
+                },
             }),
             Ok(_) => {}
             Err(e) => out.push(Problem {
                 severity: Severity::Warning,
                 key: key.into(),
-                message: format!("cannot read Lucca's {what}s to check this id: {e}"),
+                message: match e {
+                    LuccaError::NotFound { what: route } => format!(
+                        "this id is not checked: Lucca answered 404 on {route} (a tenant that does not serve its {what}s there yet)"
+                    ),
+                    LuccaError::Forbidden { .. } => format!(
+                        "this id is not checked: the API key may not read Lucca's {what}s (403); give its role that right to have it checked"
+                    ),
+                    e => format!("this id is not checked: cannot read Lucca's {what}s: {e}"),
+                },
             }),
         }
+    };
+    let pairs = |list: &[crate::lucca::LegalUnit]| -> Vec<(i64, String)> {
+        list.iter().map(|l| (l.id, l.name.clone())).collect()
     };
     if let Some(id) = defaults.department_id {
         let known = client
             .departments()
             .await
             .map(|d| d.iter().map(|d| (d.id, d.name.clone())).collect());
-        unknown("lucca.defaults.department_id", "department", id, known);
+        unknown("lucca.defaults.department_id", "department", id, known, &[]);
     }
     if let Some(id) = defaults.role_principal_id {
         let known = client
             .roles()
             .await
             .map(|r| r.into_iter().map(|r| (r.id, r.name)).collect());
-        unknown("lucca.defaults.role_principal_id", "role", id, known);
+        unknown("lucca.defaults.role_principal_id", "role", id, known, &[]);
+    }
+    if let Some(id) = defaults.legal_entity_id {
+        let known = client.legal_units().await.map(|l| pairs(&l));
+        let archived = match &known {
+            // Unknown either way if the archived ones cannot be read: only the wording differs.
+            Ok(active) if !active.iter().any(|(k, _)| *k == id) => client
+                .archived_legal_units()
+                .await
+                .map(|l| pairs(&l))
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        unknown(
+            "lucca.defaults.legal_entity_id",
+            "legal unit",
+            id,
+            known,
+            &archived,
+        );
     }
     out
+}
+
+/// Whether an error already found keeps `check` from asking Lucca anything: one on a `lucca.*`
+/// key, except the `[lucca.defaults]` ones, which only concern the accounts Passerelle creates
+/// (a wrong culture must not hide that the key is refused or a department unknown).
+fn lucca_unusable(problems: &[Problem]) -> bool {
+    problems.iter().any(|p| {
+        p.severity == Severity::Error
+            && p.key.starts_with("lucca.")
+            && !p.key.starts_with("lucca.defaults.")
+    })
 }
 
 /// One cheap authenticated request to Lucca, when `[lucca] base_url` is set and nothing is
 /// already wrong with the `lucca.*` keys: proves the URL, the key and its right to read users.
 async fn check_lucca(config: &Config, problems: &[Problem]) -> Option<Problem> {
-    if problems
-        .iter()
-        .any(|p| p.severity == Severity::Error && p.key.starts_with("lucca."))
-    {
+    if lucca_unusable(problems) {
         return None;
     }
     // A configuration error here is already reported by `validate`.
@@ -339,9 +393,7 @@ async fn check_lucca(config: &Config, problems: &[Problem]) -> Option<Problem> {
 /// API once Lucca answered the ping).
 async fn check_lucca_roles(config: &Config, problems: &[Problem]) -> Vec<Problem> {
     let named = config.role_mapping.iter().any(|r| r.lucca_role.is_some());
-    let lucca_broken = problems
-        .iter()
-        .any(|p| p.severity == Severity::Error && p.key.starts_with("lucca."));
+    let lucca_broken = lucca_unusable(problems);
     if !named || lucca_broken {
         return Vec::new();
     }

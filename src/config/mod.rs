@@ -5,6 +5,7 @@
 //! `hardening.rs`) checking it. This room imports no other room of ours: everything else
 //! imports it. `examples/passerelle.toml` documents every key; keep the two in step.
 
+mod culture;
 mod hardening;
 mod load;
 pub mod secrets;

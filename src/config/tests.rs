@@ -362,3 +362,37 @@ fn default_language_is_english_and_only_a_language_the_pages_speak() {
         }
     }
 }
+
+#[test]
+fn the_default_culture_must_be_a_windows_lcid_and_an_unusual_one_is_a_warning() {
+    let check = |culture: i64| {
+        let text = format!("[lucca.defaults]\nculture_id = {culture}\n");
+        Config::from_toml(&text, Path::new("p.toml"))
+            .unwrap()
+            .validate()
+            .into_iter()
+            .find(|p| p.key == "lucca.defaults.culture_id")
+    };
+    assert_eq!(check(1036), None);
+    assert_eq!(check(2057), None);
+    for outside in [0, 36, 1024, 58381, -1036] {
+        let found = check(outside).unwrap_or_else(|| panic!("{outside} passed"));
+        assert_eq!(found.severity, Severity::Error, "{found}");
+        assert!(
+            found.message.starts_with(&format!(
+                "{outside} is not a Windows language id (LCID) Lucca accepts (1025–58380): for example 1036 fr-FR français (France), 1033 en-US English (United States)"
+            )),
+            "{found}"
+        );
+    }
+    // Icelandic: a real LCID, but not one the table knows.
+    let unusual = check(1039).unwrap();
+    assert_eq!(unusual.severity, Severity::Warning, "{unusual}");
+    assert!(
+        unusual
+            .message
+            .starts_with("1039 is not a common Windows language id (LCID): check that Lucca has"),
+        "{unusual}"
+    );
+    assert!(check(58380).is_some_and(|p| p.severity == Severity::Warning));
+}

@@ -461,6 +461,30 @@ impl Config {
                 );
             }
         }
+        if let Some(id) = l.defaults.culture_id {
+            let key = "lucca.defaults.culture_id";
+            if !super::culture::LUCCA_CULTURES.contains(&id) {
+                v.error(
+                    key,
+                    format!(
+                        "{id} is not a Windows language id (LCID) Lucca accepts ({}–{}): for example {}",
+                        super::culture::LUCCA_CULTURES.start(),
+                        super::culture::LUCCA_CULTURES.end(),
+                        super::culture::culture_examples()
+                    ),
+                );
+            } else if super::culture::culture_name(id).is_none() {
+                // Lucca lists no cultures, so an unusual LCID may be right: only Lucca's answer
+                // to the first account created with it tells.
+                v.warning(
+                    key,
+                    format!(
+                        "{id} is not a common Windows language id (LCID): check that Lucca has this culture, or Lucca refuses the accounts created with it (common ones: {})",
+                        super::culture::culture_examples()
+                    ),
+                );
+            }
+        }
         if l.jit == JitMode::CreateAndUpdate {
             let d = &l.defaults;
             for (name, value) in [

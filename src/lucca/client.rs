@@ -1,5 +1,5 @@
-//! The Lucca legacy v3 API client: user lookup, paging, creation, partial update and the
-//! department list, every request going through the tenant's [`RateLimiter`].
+//! The Lucca legacy v3 API client: user lookup, paging, creation, partial update, the
+//! department and legal-unit lists, every request going through the tenant's [`RateLimiter`].
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,7 @@ use url::Url;
 use super::error::{error_message_from_body, LuccaError};
 use super::limiter::{BudgetScope, Priority, RateLimiter};
 use super::model::{
-    Department, ItemEnvelope, ListEnvelope, LuccaUser, NewUser, UserChanges, UserPage,
+    Department, ItemEnvelope, LegalUnit, ListEnvelope, LuccaUser, NewUser, UserChanges, UserPage,
     DEFAULT_USER_FIELDS,
 };
 use crate::config::{LuccaConfig, Secret};
@@ -34,6 +34,9 @@ const DEPARTMENTS_TTL: Duration = Duration::from_secs(15 * 60);
 const MAX_PAGES: u32 = 10_000;
 /// Today's departments route (v4 envelope, `page`/`limit` paging).
 const V4_DEPARTMENTS_PATH: &str = "organization/structure/api/departments";
+const V4_LEGAL_UNITS_PATH: &str = "organization/structure/api/legal-units";
+/// 5,000 legal units: far more than any tenant has.
+const MAX_LEGAL_UNIT_PAGES: u32 = 50;
 /// v4 routes cap `limit` at 100.
 const V4_PAGE_SIZE: u32 = 100;
 const V4_FIRST_PAGE: &str = "1";
@@ -439,29 +442,87 @@ impl LuccaClient {
         Ok(list)
     }
 
-    /// `GET /organization/structure/api/departments` (lucca-api.md §1.7): `{"items", "next"}`
-    /// pages of at most 100, `next` being a URL, a cursor or a page number, `null` at the end.
+    /// `GET /organization/structure/api/departments` (lucca-api.md §1.7).
     async fn fetch_departments_v4(&self) -> Result<Vec<Department>, LuccaError> {
-        let mut departments = Vec::new();
+        self.v4_list(
+            "list departments",
+            V4_DEPARTMENTS_PATH,
+            Vec::new(),
+            MAX_PAGES,
+            "department",
+        )
+        .await
+    }
+
+    /// Lucca's active legal units (id and name), read now: `passerelle check` holds
+    /// `lucca.defaults.legal_entity_id` against them.
+    pub async fn legal_units(&self) -> Result<Vec<LegalUnit>, LuccaError> {
+        self.fetch_legal_units(false).await
+    }
+
+    /// The archived legal units only. Separate from [`legal_units`](Self::legal_units)
+    /// because only the `isArchived` parameter is documented to tell them apart (no field of
+    /// an item is), so a caller asks for these only when an id is not among the active ones.
+    pub async fn archived_legal_units(&self) -> Result<Vec<LegalUnit>, LuccaError> {
+        self.fetch_legal_units(true).await
+    }
+
+    /// `GET /organization/structure/api/legal-units` (lucca-api.md §1.7), `fields.root` asking
+    /// for `next` as documented. A tenant has a handful of legal units: more than
+    /// [`MAX_LEGAL_UNIT_PAGES`] pages means the paging is broken, not a big company.
+    async fn fetch_legal_units(&self, archived: bool) -> Result<Vec<LegalUnit>, LuccaError> {
+        self.v4_list(
+            "list legal units",
+            V4_LEGAL_UNITS_PATH,
+            vec![
+                ("isArchived", archived.to_string()),
+                ("fields.root", "prev,next,count".into()),
+            ],
+            MAX_LEGAL_UNIT_PAGES,
+            "legal unit",
+        )
+        .await
+    }
+
+    /// Every item of a v4 list route: `{"items", "next"}` pages of at most 100, `next` being a
+    /// URL, a cursor or a page number, `null` at the end. Still more after `max_pages` is an
+    /// error: a partial list would make ids look unknown.
+    async fn v4_list<T: DeserializeOwned>(
+        &self,
+        operation: &'static str,
+        path: &str,
+        query: Vec<(&'static str, String)>,
+        max_pages: u32,
+        what: &str,
+    ) -> Result<Vec<T>, LuccaError> {
+        let mut items = Vec::new();
         let mut page = V4_FIRST_PAGE.to_string();
-        for _ in 0..MAX_PAGES {
+        for _ in 0..max_pages {
+            let mut page_query = vec![("page", page.clone()), ("limit", V4_PAGE_SIZE.to_string())];
+            page_query.extend(query.iter().cloned());
             let envelope: V4Page = self
                 .call(Call {
-                    operation: "list departments",
+                    operation,
                     method: Method::GET,
-                    path: V4_DEPARTMENTS_PATH.into(),
-                    query: vec![("page", page.clone()), ("limit", V4_PAGE_SIZE.to_string())],
+                    path: path.into(),
+                    query: page_query,
                     body: None,
                 })
                 .await?;
             let received = envelope.items.len();
-            departments.extend(parse_items::<Department>(envelope.items, "department"));
-            match next_page(envelope.next.as_ref())? {
+            items.extend(parse_items::<T>(envelope.items, what));
+            match next_page(operation, envelope.next.as_ref())? {
                 Some(next) if received > 0 && next != page => page = next,
-                _ => break,
+                _ => return Ok(items),
             }
         }
-        Ok(departments)
+        Err(LuccaError::Decode {
+            operation,
+            cause: format!(
+                "still more after {max_pages} pages of {V4_PAGE_SIZE} (read {} so far): the paging never ends",
+                items.len()
+            ),
+        })
     }
 
     /// The deprecated v3 route, for tenants that still lack the v4 one.
@@ -772,9 +833,9 @@ struct V4Page {
 /// cursor, a `{"href": …}` link, or a URL whose `page` parameter is taken. Only the parameter is
 /// kept: the request goes to the tenant's own route whatever host a URL names, so an answer
 /// can never send the API key elsewhere.
-fn next_page(next: Option<&Value>) -> Result<Option<String>, LuccaError> {
+fn next_page(operation: &'static str, next: Option<&Value>) -> Result<Option<String>, LuccaError> {
     let undecodable = |why: &str| LuccaError::Decode {
-        operation: "list departments",
+        operation,
         cause: format!("`next` {why}"),
     };
     let text = match next {
@@ -890,9 +951,9 @@ mod tests {
 
     #[test]
     fn the_next_v4_page_comes_from_a_link_a_cursor_or_a_number() {
-        let next = |v: Value| next_page(Some(&v));
+        let next = |v: Value| next_page("list departments", Some(&v));
         assert_eq!(next(Value::Null).unwrap(), None);
-        assert_eq!(next_page(None).unwrap(), None);
+        assert_eq!(next_page("list departments", None).unwrap(), None);
         assert_eq!(next(serde_json::json!(2)).unwrap().as_deref(), Some("2"));
         assert_eq!(
             next(serde_json::json!("!S7DHF")).unwrap().as_deref(),

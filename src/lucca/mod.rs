@@ -25,8 +25,8 @@ pub use limiter::{
     Slot, SlotUnavailable, WindowError, CLUSTER_SEND_MARGIN,
 };
 pub use model::{
-    format_lucca_date, parse_lucca_datetime, ContractStatus, Department, DepartmentRef, LuccaUser,
-    ManagerRef, NewUser, UserChanges, UserPage, DEFAULT_USER_FIELDS,
+    format_lucca_date, parse_lucca_datetime, ContractStatus, Department, DepartmentRef, LegalUnit,
+    LuccaUser, ManagerRef, NewUser, UserChanges, UserPage, DEFAULT_USER_FIELDS,
 };
 
 /// HELP texts of the metrics this room records (call once the recorder is installed).

@@ -88,6 +88,16 @@ pub struct Department {
     pub name: String,
 }
 
+/// A legal unit (the legal entity a user's `legalEntityId` names) of
+/// `GET /organization/structure/api/legal-units`; only what the bridge shows is read.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+pub struct LegalUnit {
+    #[serde(deserialize_with = "lenient_i64")]
+    pub id: i64,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub name: String,
+}
+
 /// Where a person's contract stands on a given day. Lucca refuses SSO sign-in outside a
 /// contract ("No user found with that login"), so the bridge must tell these apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -718,3 +718,130 @@ async fn reachability_reuses_a_recent_answer_instead_of_pinging() {
     lucca.reachability(Duration::ZERO).await.unwrap();
     assert_eq!(sim.request_count(), requests + 1);
 }
+
+#[tokio::test]
+async fn legal_units_are_read_active_or_archived_with_the_documented_parameters() {
+    let sim = simulator().await;
+    let lucca = client(&sim);
+    let active = lucca.legal_units().await.unwrap();
+    assert_eq!(
+        active,
+        [LegalUnit {
+            id: 1,
+            name: "Acme SAS".into()
+        }]
+    );
+    let archived = lucca.archived_legal_units().await.unwrap();
+    assert_eq!(
+        archived.iter().map(|l| l.id).collect::<Vec<_>>(),
+        [2],
+        "{archived:?}"
+    );
+    let requests = sim.requests();
+    assert_eq!(requests.len(), 2);
+    for (request, is_archived) in requests.iter().zip(["false", "true"]) {
+        assert_eq!(request.path, "/organization/structure/api/legal-units");
+        assert_eq!(request.status, Some(200));
+        assert_eq!(request.query_param("page").as_deref(), Some("1"));
+        assert_eq!(request.query_param("limit").as_deref(), Some("100"));
+        assert_eq!(
+            request.query_param("isArchived").as_deref(),
+            Some(is_archived)
+        );
+        assert_eq!(
+            request.query_param("fields.root").as_deref(),
+            Some("prev,next,count")
+        );
+    }
+
+    // The simulator's route, as documented: both kinds in one go, cursors in `next` only when
+    // `fields.root` asks for it, the key checked, bad parameters refused.
+    let route = "/organization/structure/api/legal-units";
+    let (status, page1) = raw_get(
+        &sim,
+        &format!("{route}?limit=1&isArchived=true,false&fields.root=prev,next,count"),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(page1["items"][0]["name"], "Acme SAS");
+    assert_eq!(page1["count"], 2);
+    assert!(page1["prev"].is_null());
+    let next = page1["next"].as_str().unwrap().to_string();
+    assert!(next.contains("page=%212"), "a cursor: {next}");
+    let (_, page2) = raw_get(&sim, next.trim_start_matches(sim.base_url())).await;
+    assert_eq!(page2["items"][0]["isArchived"], true);
+    assert_eq!(page2["items"][0]["name"], "Acme Consulting SARL");
+    let (_, bare) = raw_get(&sim, &format!("{route}?limit=1")).await;
+    assert!(bare.get("next").is_none(), "{bare}");
+    for bad in ["limit=101", "page=0", "page=soon", "isArchived=maybe"] {
+        let (status, body) = raw_get(&sim, &format!("{route}?{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+    let anonymous = reqwest::get(format!("{}{route}", sim.base_url()))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+
+    // A tenant without the route, a key without the right.
+    sim.set_legal_units_answer(Some(404));
+    assert!(matches!(
+        lucca.legal_units().await,
+        Err(LuccaError::NotFound { .. })
+    ));
+    sim.set_legal_units_answer(Some(403));
+    assert!(matches!(
+        lucca.legal_units().await,
+        Err(LuccaError::Forbidden {
+            operation: "list legal units"
+        })
+    ));
+    // The archived one is refused to new accounts, which is why `check` reports it.
+    let mut in_archived = new_user("archived.entity");
+    in_archived.legal_entity_id = 2;
+    let err = lucca.create_user(&in_archived).await.unwrap_err();
+    assert!(
+        err.to_string().contains("Legal entity 2 is archived"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn legal_units_follow_cursors_and_a_paging_that_never_ends_is_an_error() {
+    let seeded = |count: i64| {
+        let mut seed = super::simulator::Seed::builtin().unwrap();
+        seed.legal_entities = (1..=count)
+            .map(|id| super::simulator::NamedRef {
+                id,
+                name: format!("Entity {id}"),
+            })
+            .collect();
+        spawn(SimulatorConfig {
+            today: Some(today()),
+            requests_per_minute: None,
+            seed: Some(seed),
+            ..Default::default()
+        })
+    };
+    let sim = seeded(230).await.unwrap();
+    let all = client(&sim).legal_units().await.unwrap();
+    assert_eq!(all.len(), 230);
+    assert_eq!(all[229].name, "Entity 230");
+    let pages: Vec<Option<String>> = sim
+        .requests()
+        .iter()
+        .map(|r| r.query_param("page"))
+        .collect();
+    assert_eq!(
+        pages,
+        [Some("1".into()), Some("!2".into()), Some("!3".into())]
+    );
+
+    // More than 50 pages of 100 is not a tenant's list: stopped, not taken as complete.
+    let sim = seeded(5001).await.unwrap();
+    let err = client(&sim).legal_units().await.unwrap_err();
+    assert!(
+        matches!(&err, LuccaError::Decode { operation: "list legal units", cause } if cause.contains("still more after 50 pages of 100 (read 5000 so far)")),
+        "{err}"
+    );
+    assert_eq!(sim.request_count(), 50);
+}

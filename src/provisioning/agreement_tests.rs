@@ -161,6 +161,7 @@ fn seed(accounts: &[Value]) -> Seed {
     };
     Seed {
         legal_entities: vec![named(1, "Acme SAS")],
+        archived_legal_entities: Vec::new(),
         roles: vec![named(55, "User")],
         departments: vec![
             named(13, "Engineering"),

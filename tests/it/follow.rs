@@ -601,6 +601,8 @@ async fn check_reports_lucca_defaults_that_lucca_does_not_know() {
     );
     config.lucca.defaults.department_id = Some(9999);
     config.lucca.defaults.role_principal_id = Some(8888);
+    config.lucca.defaults.legal_entity_id = Some(7777);
+    config.lucca.defaults.culture_id = Some(36);
     let problems = passerelle::app::check::check(&config).await;
     for (key, says) in [
         (
@@ -611,6 +613,14 @@ async fn check_reports_lucca_defaults_that_lucca_does_not_know() {
             "lucca.defaults.role_principal_id",
             "Lucca has no role with id 8888 (Lucca's: ",
         ),
+        (
+            "lucca.defaults.legal_entity_id",
+            "Lucca has no legal unit with id 7777 (Lucca's: 1 Acme SAS): accounts created with it would be refused",
+        ),
+        (
+            "lucca.defaults.culture_id",
+            "36 is not a Windows language id (LCID) Lucca accepts (1025–58380): for example 1036 fr-FR français (France)",
+        ),
     ] {
         let found = problems
             .iter()
@@ -618,6 +628,81 @@ async fn check_reports_lucca_defaults_that_lucca_does_not_know() {
             .unwrap_or_else(|| panic!("{key}: {problems:?}"));
         assert_eq!(found.severity, passerelle::config::Severity::Error);
         assert!(found.message.starts_with(says), "{}", found.message);
+    }
+}
+
+/// Issue 14: the legal entity is read from Lucca's legal units; an archived one is named as
+/// such, a list Lucca does not serve (404, 403) leaves the id unchecked with a warning, and an
+/// unusual culture is a warning.
+#[tokio::test]
+async fn check_reports_an_archived_or_uncheckable_legal_entity_and_an_unusual_culture() {
+    use passerelle::config::Severity;
+    let sim = simulator().await;
+    sim.set_rate_limit(None);
+    let mut config = base_config();
+    with_lucca(&mut config, &sim, JitMode::CreateAndUpdate);
+    let defaults = |problems: &[passerelle::config::Problem]| {
+        problems
+            .iter()
+            .filter(|p| p.key.starts_with("lucca.defaults"))
+            .map(|p| (p.severity, p.key.clone(), p.message.clone()))
+            .collect::<Vec<_>>()
+    };
+
+    // The active one: one request for the active list, none for the archived.
+    sim.clear_requests();
+    let problems = passerelle::app::check::check(&config).await;
+    assert_eq!(defaults(&problems), [], "{problems:?}");
+    let archived_reads = || {
+        sim.requests()
+            .iter()
+            .filter(|r| r.query_param("isArchived").as_deref() == Some("true"))
+            .count()
+    };
+    assert_eq!(archived_reads(), 0, "the archived list only when needed");
+
+    config.lucca.defaults.legal_entity_id = Some(2);
+    config.lucca.defaults.culture_id = Some(1039);
+    let problems = passerelle::app::check::check(&config).await;
+    assert_eq!(archived_reads(), 1);
+    assert_eq!(
+        defaults(&problems),
+        [
+            (
+                Severity::Warning,
+                "lucca.defaults.culture_id".to_string(),
+                "1039 is not a common Windows language id (LCID): check that Lucca has this culture, or Lucca refuses the accounts created with it (common ones: 1036 fr-FR français (France), 1033 en-US English (United States), 2057 en-GB English (United Kingdom), 1031 de-DE Deutsch (Deutschland), 3082 es-ES español (España), 1040 it-IT italiano (Italia))".to_string(),
+            ),
+            (
+                Severity::Error,
+                "lucca.defaults.legal_entity_id".to_string(),
+                "Lucca's legal unit 2 Acme Consulting SARL is archived (Lucca's active ones: 1 Acme SAS): accounts created with it would be refused".to_string(),
+            ),
+        ]
+    );
+
+    config.lucca.defaults.culture_id = Some(1036);
+    for (status, says) in [
+        (
+            404,
+            "this id is not checked: Lucca answered 404 on /organization/structure/api/legal-units (a tenant that does not serve its legal units there yet)",
+        ),
+        (
+            403,
+            "this id is not checked: the API key may not read Lucca's legal units (403); give its role that right to have it checked",
+        ),
+    ] {
+        sim.set_legal_units_answer(Some(status));
+        let problems = passerelle::app::check::check(&config).await;
+        assert_eq!(
+            defaults(&problems),
+            [(
+                Severity::Warning,
+                "lucca.defaults.legal_entity_id".to_string(),
+                says.to_string()
+            )],
+            "{status}"
+        );
     }
 }
 

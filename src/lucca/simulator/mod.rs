@@ -2,7 +2,8 @@
 //! documents: the `Authorization: lucca application=KEY` check, `fields=` projection (brackets
 //! and dot paths, `collection.count`), `paging`, the `mail`/`login`/`id`/`formerEmployees`
 //! filters, user creation with validation, partial updates, departments (today's v4 route; the
-//! v3 one answers 404 as it has since September 2026), and a per-minute
+//! v3 one answers 404 as it has since September 2026), legal units (active and archived), and
+//! a per-minute
 //! sliding-window rate limit answered with 429 + Retry-After.
 //!
 //! Tests and `passerelle demo` start it with [`spawn`]; the handle inspects and changes its
@@ -11,6 +12,7 @@
 //! projection are left out, unknown query parameters ignored).
 
 mod query;
+mod structure;
 mod users;
 mod webhooks;
 
@@ -37,10 +39,8 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use query::query_pairs;
-use users::{
-    canonicalize, create_user, get_user, list_departments, list_departments_v4, list_users,
-    update_user,
-};
+use structure::{list_departments_v4, list_legal_units};
+use users::{canonicalize, create_user, get_user, list_departments, list_users, update_user};
 
 /// The key the simulator accepts unless told otherwise.
 pub const DEFAULT_SIMULATOR_API_KEY: &str = "simulator-api-key";
@@ -76,6 +76,9 @@ pub struct NamedRef {
 pub struct Seed {
     #[serde(default)]
     pub legal_entities: Vec<NamedRef>,
+    /// Legal units closed in Lucca: listed only with `isArchived=true`, refused to new users.
+    #[serde(default)]
+    pub archived_legal_entities: Vec<NamedRef>,
     #[serde(default)]
     pub roles: Vec<NamedRef>,
     #[serde(default)]
@@ -168,7 +171,11 @@ struct Sim {
     users: BTreeMap<i64, Map<String, Value>>,
     departments: Vec<NamedRef>,
     legal_entities: Vec<NamedRef>,
+    archived_legal_entities: Vec<NamedRef>,
     roles: Vec<NamedRef>,
+    /// Answered on the legal-units route instead of the list (404: a tenant without it; 403:
+    /// a key whose role may not read it).
+    legal_units_answer: Option<u16>,
     /// Today's Lucca answers 404 on `/api/v3/departments`; tests of the fallback turn it on.
     v3_departments: bool,
     v4_departments: bool,
@@ -232,7 +239,9 @@ pub async fn spawn(config: SimulatorConfig) -> Result<SimulatorHandle, Simulator
         users,
         departments: seed.departments,
         legal_entities: seed.legal_entities,
+        archived_legal_entities: seed.archived_legal_entities,
         roles: seed.roles,
+        legal_units_answer: None,
         v3_departments: false,
         v4_departments: true,
         rate_limit: config.requests_per_minute,
@@ -254,6 +263,10 @@ pub async fn spawn(config: SimulatorConfig) -> Result<SimulatorHandle, Simulator
         .route(
             "/organization/structure/api/departments",
             get(list_departments_v4),
+        )
+        .route(
+            "/organization/structure/api/legal-units",
+            get(list_legal_units),
         )
         .fallback(|| async { lucca_error(StatusCode::NOT_FOUND, "No route matches this URL") })
         .layer(middleware::from_fn_with_state(state.clone(), gatekeeper))
@@ -353,6 +366,12 @@ impl SimulatorHandle {
         let mut sim = self.lock();
         sim.v3_departments = v3;
         sim.v4_departments = v4;
+    }
+
+    /// Answer `status` on the legal-units route instead of the list (404 plays a tenant that
+    /// lacks it, 403 a key whose role may not read it); `None` serves it again.
+    pub fn set_legal_units_answer(&self, status: Option<u16>) {
+        self.lock().legal_units_answer = status;
     }
 
     /// Every request received so far, in arrival order.

@@ -1,4 +1,4 @@
-//! The users and departments routes, and how the simulator stores and checks users.
+//! The users, v3 departments and roles routes, and how the simulator stores and checks users.
 
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, RawQuery, State};
@@ -271,6 +271,9 @@ impl Sim {
             }
         }
         if let Some(l) = id_of("legalEntityId") {
+            if Self::named(&self.archived_legal_entities, Some(l)).is_some() {
+                return Err(format!("Legal entity {l} is archived"));
+            }
             if !self.legal_entities.is_empty()
                 && Self::named(&self.legal_entities, Some(l)).is_none()
             {
@@ -609,70 +612,6 @@ pub(super) async fn list_roles(
         })
         .collect();
     Ok(Json(json!({"data": {"items": items}})).into_response())
-}
-
-/// v4 departments (`GET /organization/structure/api/departments`): `page` (from 1) and
-/// `limit` (0–100, 25 by default), every property returned, `next` a URL or `null`.
-pub(super) async fn list_departments_v4(
-    State(sim): State<Shared>,
-    RawQuery(raw): RawQuery,
-) -> Result<Response, Refusal> {
-    let params = Params::new(raw);
-    let page: usize =
-        match params.get("page") {
-            None => 1,
-            Some(p) => p.trim().parse().ok().filter(|p| *p >= 1).ok_or_else(|| {
-                bad_request(format!("page must be an integer from 1 (got '{p}')"))
-            })?,
-        };
-    let limit: usize =
-        match params.get("limit") {
-            None => 25,
-            Some(l) => l.trim().parse().ok().filter(|l| *l <= 100).ok_or_else(|| {
-                bad_request(format!("limit must be between 0 and 100 (got '{l}')"))
-            })?,
-        };
-    let sim = lock(&sim);
-    if !sim.v4_departments {
-        return Err(Refusal(
-            axum::http::StatusCode::NOT_FOUND,
-            "No route matches this URL".into(),
-        ));
-    }
-    let all = &sim.departments;
-    let start = (page - 1).saturating_mul(limit);
-    let items: Vec<Value> = all
-        .iter()
-        .skip(start)
-        .take(limit)
-        .map(|d| {
-            json!({
-                "id": d.id, "name": d.name, "code": null, "description": null,
-                "parentId": null, "hierarchy": format!("/{}/", d.id), "isActive": true,
-                "headId": null, "sortOrderInSiblings": 0,
-            })
-        })
-        .collect();
-    let link = |p: usize| {
-        json!(format!(
-            "{}/organization/structure/api/departments?page={p}&limit={limit}",
-            sim.base_url
-        ))
-    };
-    let next = if limit > 0 && start + limit < all.len() {
-        link(page + 1)
-    } else {
-        Value::Null
-    };
-    let prev = if page > 1 {
-        link(page - 1)
-    } else {
-        Value::Null
-    };
-    Ok(
-        Json(json!({"items": items, "count": all.len(), "prev": prev, "next": next}))
-            .into_response(),
-    )
 }
 
 #[cfg(test)]
