@@ -379,7 +379,9 @@ fn tls_cert_and_tls_key_go_together_and_want_an_https_public_url() {
     assert_eq!(only_cert[0].0, "server.tls_key");
     assert_eq!(only_cert[0].1, Severity::Error);
     assert!(
-        only_cert[0].2.contains("server.tls_cert and server.tls_key go together"),
+        only_cert[0]
+            .2
+            .contains("server.tls_cert and server.tls_key go together"),
         "{only_cert:?}"
     );
     let only_key = problems("[server]\ntls_key = \"key.pem\"\n");
@@ -406,7 +408,10 @@ fn tls_cert_and_tls_key_go_together_and_want_an_https_public_url() {
         Path::new("/etc/p/p.toml"),
     )
     .unwrap();
-    assert!(good.validate().iter().all(|p| !p.key.starts_with("server.")));
+    assert!(good
+        .validate()
+        .iter()
+        .all(|p| !p.key.starts_with("server.")));
     assert_eq!(
         good.server.tls_files(),
         Some((Path::new("c.pem"), Path::new("k.pem")))

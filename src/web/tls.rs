@@ -143,7 +143,7 @@ impl Certificate {
         let subject = x509
             .subject_name()
             .entries()
-            .filter_map(|e| e.data().as_utf8().ok().map(|s| s.to_string()))
+            .filter_map(|e| e.data().to_string().ok())
             .collect::<Vec<_>>()
             .join(", ");
         Ok(Certificate {
@@ -272,8 +272,7 @@ pub async fn serve(
         // a handshake under way.
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await
-            {
+            let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => stream,
                 Ok(Err(e)) => {
                     tracing::debug!(%peer, error = %e, "TLS handshake failed");

@@ -898,15 +898,16 @@ fn check_reads_the_tls_certificate_and_key_as_serve_would() {
     ));
     assert!(!ok, "{out}");
     assert!(
-        out.contains("error: server.tls_key: is missing: server.tls_cert and server.tls_key go together"),
+        out.contains(
+            "error: server.tls_key: is missing: server.tls_cert and server.tls_key go together"
+        ),
         "{out}"
     );
 
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&soon.key_path, std::fs::Permissions::from_mode(0o644))
-            .unwrap();
+        std::fs::set_permissions(&soon.key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let (ok, out, _, _d) = check(&config(&soon.cert_path, &soon.key_path));
     assert!(ok, "warnings only: {out}");

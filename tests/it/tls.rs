@@ -65,7 +65,11 @@ async fn discovery_is_served_over_tls_with_http1_and_http2_and_the_client_addres
         );
 
         let login = http.get(server.url("/login")).send().await.unwrap();
-        assert_eq!(login.status(), 200, "the peer 127.0.0.1 is inside allowed_networks");
+        assert_eq!(
+            login.status(),
+            200,
+            "the peer 127.0.0.1 is inside allowed_networks"
+        );
     }
 }
 
@@ -139,7 +143,11 @@ async fn a_reload_serves_the_renewed_certificate_and_a_broken_one_keeps_the_old(
         "{}",
         certificate.subject
     );
-    assert_eq!(seen().await, renewed.der, "a new connection sees the new one");
+    assert_eq!(
+        seen().await,
+        renewed.der,
+        "a new connection sees the new one"
+    );
 
     // A certificate copied without its key: refused, the running one kept.
     let other = ca.issue(files.path(), "other", 60, KeyFormat::Pkcs8Ec);
@@ -151,7 +159,11 @@ async fn a_reload_serves_the_renewed_certificate_and_a_broken_one_keeps_the_old(
             .any(|p| p.starts_with("server.tls_key:") && p.contains("does not belong")),
         "{refused:?}"
     );
-    assert_eq!(seen().await, renewed.der, "the old certificate is still served");
+    assert_eq!(
+        seen().await,
+        renewed.der,
+        "the old certificate is still served"
+    );
 }
 
 #[tokio::test]
@@ -185,7 +197,10 @@ async fn serve_refuses_a_key_of_another_certificate_a_missing_file_an_expired_ce
     );
     let e = refusal(Some(&missing), Some(&good.key_path)).await;
     assert!(
-        e.starts_with(&format!("server.tls_cert: cannot read {}", missing.display())),
+        e.starts_with(&format!(
+            "server.tls_cert: cannot read {}",
+            missing.display()
+        )),
         "{e}"
     );
     let e = refusal(Some(&expired.cert_path), Some(&expired.key_path)).await;

@@ -181,11 +181,7 @@ pub fn client(ca: &TestCa, http2: bool) -> reqwest::Client {
         .pool_max_idle_per_host(0)
         .redirect(reqwest::redirect::Policy::none())
         .timeout(std::time::Duration::from_secs(20));
-    let builder = if http2 {
-        builder
-    } else {
-        builder.http1_only()
-    };
+    let builder = if http2 { builder } else { builder.http1_only() };
     builder.build().unwrap()
 }
 
