@@ -183,9 +183,10 @@ async fn serve_refuses_a_key_of_another_certificate_a_missing_file_an_expired_ce
         c.server.public_url = "https://127.0.0.1:8443".into();
         c.server.tls_cert = cert.map(|p| p.to_path_buf());
         c.server.tls_key = key.map(|p| p.to_path_buf());
+        let what = format!("cert {cert:?} and key {key:?}");
         async move {
             match build_state(c, &StartOptions::default()).await {
-                Ok(_) => panic!("started with cert {cert:?} and key {key:?}"),
+                Ok(_) => panic!("started with {what}"),
                 Err(e) => e.to_string(),
             }
         }
