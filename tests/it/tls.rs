@@ -61,7 +61,7 @@ async fn discovery_is_served_over_tls_with_http1_and_http2_and_the_client_addres
         assert_eq!(body["issuer"], server.base.as_str());
         assert_eq!(
             body["token_endpoint"],
-            format!("{}/token", server.base).as_str()
+            format!("{}/oidc/token", server.base).as_str()
         );
 
         let login = http.get(server.url("/login")).send().await.unwrap();
