@@ -17,6 +17,9 @@ pub async fn check(config: &Config) -> Vec<Problem> {
     let keys_valid = !problems
         .iter()
         .any(|p| p.severity == Severity::Error && p.key.starts_with("keys."));
+    let tls_valid = !problems
+        .iter()
+        .any(|p| p.severity == Severity::Error && p.key.starts_with("server.tls_"));
     let mut push = |severity, key: &str, message: String| {
         problems.push(Problem {
             severity,
@@ -72,12 +75,26 @@ pub async fn check(config: &Config) -> Vec<Problem> {
         push(
             Severity::Warning,
             "server.keys_dir",
-            format!(
-                "{} is a private key open to other users (mode {mode:o}): chmod 600 {}",
-                path.display(),
-                path.display()
-            ),
+            open_key_message(&path, mode),
         );
+    }
+    // Built-in TLS: what `serve` would refuse to start with, and what it would warn about.
+    if let Some((cert, key)) = config.server.tls_files().filter(|_| tls_valid) {
+        match crate::web::tls::Certificate::read(cert, key) {
+            Ok(certificate) => {
+                for warning in certificate.warnings(cert) {
+                    push(Severity::Warning, "server.tls_cert", warning);
+                }
+            }
+            Err(e) => push(Severity::Error, e.key(), e.to_string()),
+        }
+        if let Some(mode) = std::fs::metadata(key).ok().as_ref().and_then(open_mode) {
+            push(
+                Severity::Warning,
+                "server.tls_key",
+                open_key_message(key, mode),
+            );
+        }
     }
     // A missing templates_dir the admin named is reported by `Config::load_for_check`: the
     // default one is optional and worth no warning.
@@ -514,6 +531,14 @@ fn open_private_keys(keys_dir: &Path) -> Vec<(PathBuf, u32)> {
         .collect();
     open.sort();
     open
+}
+
+fn open_key_message(path: &Path, mode: u32) -> String {
+    format!(
+        "{} is a private key open to other users (mode {mode:o}): chmod 600 {}",
+        path.display(),
+        path.display()
+    )
 }
 
 /// The permission bits when group or others have any access.

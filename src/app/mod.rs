@@ -17,7 +17,7 @@ mod router;
 mod state;
 mod substates;
 
-pub use reload::{reload, Reloaded};
+pub use reload::{reload, Reloaded, ReloadedCertificate};
 pub use router::{metrics_router, router};
 pub use state::AppState;
 
@@ -60,6 +60,8 @@ pub enum StartError {
         purpose: &'static str,
         source: reqwest::Error,
     },
+    #[error("{key}: {0}", key = .0.key())]
+    Tls(#[from] crate::web::TlsError),
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -145,6 +147,17 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
     for warning in problems.iter().filter(|p| p.severity == Severity::Warning) {
         tracing::warn!("{warning}");
     }
+    // Before anything is opened: a certificate that cannot be served stops the start.
+    let tls = match config.server.tls_files() {
+        Some((cert, key)) => {
+            let tls = crate::web::TlsCertificates::load(cert, key)?;
+            for warning in tls.current().warnings(cert) {
+                tracing::warn!("server.tls_cert: {warning}");
+            }
+            Some(Arc::new(tls))
+        }
+        None => None,
+    };
     let store_config = StoreConfig::from_settings(config.store.url(), &config.server.data_dir)?;
     let node = crate::store::Node {
         lease: config.store.lease,
@@ -301,6 +314,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         config_path: options.config_path.clone(),
         provisioning,
         migrations,
+        tls,
         config: Arc::new(config),
     };
     Ok(state)
@@ -369,6 +383,10 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
         addr: "listener".into(),
         source,
     })?;
+    let tls = match &state.tls {
+        Some(tls) => Some(tls.server_config()?),
+        None => None,
+    };
     let mut workers = vec![
         housekeeping::spawn_housekeeping(state.clone()),
         housekeeping::spawn_key_reload(state.clone()),
@@ -402,7 +420,7 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
             }
         }));
     }
-    let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state.clone());
     let (tx, rx) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         let shutdown = async move {
@@ -411,11 +429,17 @@ pub async fn start_on(state: AppState, listener: TcpListener) -> Result<Running,
                 _ = shutdown_signal() => {},
             }
         };
-        if let Err(e) = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
-        {
-            tracing::error!(error = %e, "server stopped with an error");
+        match tls {
+            Some(tls) => crate::web::tls::serve(listener, tls, app, shutdown).await,
+            None => {
+                let app = app.into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+                {
+                    tracing::error!(error = %e, "server stopped with an error");
+                }
+            }
         }
     });
     Ok(Running {

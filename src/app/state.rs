@@ -51,6 +51,9 @@ pub struct AppState {
     pub started_at: i64,
     /// The admin console's last `check` answer.
     pub check_cache: super::console::CheckCache,
+    /// Built-in TLS (`[server] tls_cert` and `tls_key`): the certificate served, swapped by a
+    /// reload. `None`: plain HTTP.
+    pub tls: Option<Arc<crate::web::TlsCertificates>>,
 }
 
 impl AppState {
@@ -60,7 +63,8 @@ impl AppState {
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base_url, path)
     }
+    /// Whether browsers reach us over https only: cookies are `Secure` and HSTS is sent.
     pub fn secure_cookies(&self) -> bool {
-        self.base_url.starts_with("https://")
+        self.base_url.starts_with("https://") || self.tls.is_some()
     }
 }

@@ -266,6 +266,8 @@ impl Config {
             &mut self.smtp.password_file,
             &mut self.keys.encryption_key_file,
             &mut self.keys.previous_encryption_keys_file,
+            &mut self.server.tls_cert,
+            &mut self.server.tls_key,
         ]
         .into_iter()
         .flatten()

@@ -396,3 +396,58 @@ fn the_default_culture_must_be_a_windows_lcid_and_an_unusual_one_is_a_warning() 
     );
     assert!(check(58380).is_some_and(|p| p.severity == Severity::Warning));
 }
+
+#[test]
+fn tls_cert_and_tls_key_go_together_and_want_an_https_public_url() {
+    let problems = |toml: &str| -> Vec<(String, Severity, String)> {
+        Config::from_toml(toml, Path::new("/etc/p/p.toml"))
+            .unwrap()
+            .validate()
+            .into_iter()
+            .filter(|p| p.key.starts_with("server.tls") || p.key == "server.public_url")
+            .map(|p| (p.key, p.severity, p.message))
+            .collect()
+    };
+    let only_cert = problems("[server]\ntls_cert = \"fullchain.pem\"\n");
+    assert_eq!(only_cert.len(), 1, "{only_cert:?}");
+    assert_eq!(only_cert[0].0, "server.tls_key");
+    assert_eq!(only_cert[0].1, Severity::Error);
+    assert!(
+        only_cert[0]
+            .2
+            .contains("server.tls_cert and server.tls_key go together"),
+        "{only_cert:?}"
+    );
+    let only_key = problems("[server]\ntls_key = \"key.pem\"\n");
+    assert_eq!(only_key[0].0, "server.tls_cert", "{only_key:?}");
+    assert_eq!(only_key[0].1, Severity::Error);
+
+    let blank = problems("[server]\ntls_cert = \" \"\ntls_key = \"key.pem\"\npublic_url = \"https://sso.acme.test\"\n");
+    assert_eq!(blank.len(), 1, "{blank:?}");
+    assert_eq!(
+        (blank[0].0.as_str(), blank[0].1),
+        ("server.tls_cert", Severity::Error)
+    );
+
+    let http = problems("[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n");
+    assert_eq!(http.len(), 1, "{http:?}");
+    assert_eq!(
+        (http[0].0.as_str(), http[0].1),
+        ("server.public_url", Severity::Warning)
+    );
+    assert!(http[0].2.contains("https"), "{http:?}");
+
+    let good = Config::from_toml(
+        "[server]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\npublic_url = \"https://sso.acme.test\"\n",
+        Path::new("/etc/p/p.toml"),
+    )
+    .unwrap();
+    assert!(good
+        .validate()
+        .iter()
+        .all(|p| !p.key.starts_with("server.")));
+    assert_eq!(
+        good.server.tls_files(),
+        Some((Path::new("c.pem"), Path::new("k.pem")))
+    );
+}

@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -154,6 +154,11 @@ pub struct ServerConfig {
     /// Serve `/metrics` only on this separate address (for a private interface, no auth there);
     /// unset = `/metrics` on the main listener behind the admin bearer token.
     pub metrics_listen: Option<String>,
+    /// Serve HTTPS on `listen` with this certificate chain (PEM, the leaf first) and
+    /// `tls_key`; both or neither. Unset = plain HTTP, for a reverse proxy in front.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    pub tls_key: Option<PathBuf>,
     /// The language of the pages when the browser's `Accept-Language` names none Passerelle
     /// speaks (one of [`LANGUAGES`]).
     pub default_language: String,
@@ -174,6 +179,8 @@ impl Default for ServerConfig {
             log_format: LogFormat::Text,
             trusted_proxies: Vec::new(),
             metrics_listen: None,
+            tls_cert: None,
+            tls_key: None,
             default_language: "en".into(),
             legacy_trust_forwarded_for: None,
         }
@@ -184,6 +191,11 @@ impl ServerConfig {
     /// `public_url` without a trailing slash, ready to have paths appended.
     pub fn base_url(&self) -> String {
         self.public_url.trim_end_matches('/').to_string()
+    }
+
+    /// The certificate chain and key files when built-in TLS is on (both keys set).
+    pub fn tls_files(&self) -> Option<(&Path, &Path)> {
+        Some((self.tls_cert.as_deref()?, self.tls_key.as_deref()?))
     }
 }
 

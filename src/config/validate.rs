@@ -69,6 +69,37 @@ impl Config {
         v.problems
     }
 
+    /// Built-in TLS takes both files or neither. What the files hold is checked where they
+    /// are read (`check`, and the start of `serve`).
+    fn validate_tls_keys(&self, v: &mut Validator) {
+        let server = &self.server;
+        for (key, path) in [
+            ("server.tls_cert", &server.tls_cert),
+            ("server.tls_key", &server.tls_key),
+        ] {
+            if path
+                .as_ref()
+                .is_some_and(|p| p.as_os_str().to_string_lossy().trim().is_empty())
+            {
+                v.error(
+                    key,
+                    "is blank: give the path of the PEM file, or remove both server.tls_cert and server.tls_key to serve plain HTTP",
+                );
+            }
+        }
+        match (&server.tls_cert, &server.tls_key) {
+            (Some(_), None) => v.error(
+                "server.tls_key",
+                "is missing: server.tls_cert and server.tls_key go together (the certificate chain and its private key); set both, or neither to serve plain HTTP",
+            ),
+            (None, Some(_)) => v.error(
+                "server.tls_cert",
+                "is missing: server.tls_cert and server.tls_key go together (the certificate chain and its private key); set both, or neither to serve plain HTTP",
+            ),
+            _ => {}
+        }
+    }
+
     fn validate_server(&self, v: &mut Validator) {
         if let Err(msg) = self.listen_addr() {
             v.error("server.listen", msg);
@@ -78,7 +109,12 @@ impl Config {
                 if url.query().is_some() || url.fragment().is_some() {
                     v.error("server.public_url", "must not have a query or fragment");
                 }
-                if url.scheme() == "http" && !is_loopback_host(&url) {
+                if url.scheme() == "http" && self.server.tls_files().is_some() {
+                    v.warning(
+                        "server.public_url",
+                        "is http, but server.tls_cert and server.tls_key make Passerelle serve https only: set public_url to https://… (the issuer and every URL Passerelle hands out are built from it)",
+                    );
+                } else if url.scheme() == "http" && !is_loopback_host(&url) {
                     v.warning(
                         "server.public_url",
                         "is plain http on a non-loopback host: browsers will send session cookies in clear; use https",
@@ -88,6 +124,7 @@ impl Config {
             Ok(_) => v.error("server.public_url", "must be an http(s) URL"),
             Err(e) => v.error("server.public_url", format!("not a URL: {e}")),
         }
+        self.validate_tls_keys(v);
         if self.server.legacy_trust_forwarded_for.is_some() {
             v.error(
                 "server.trust_forwarded_for",

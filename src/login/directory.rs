@@ -84,6 +84,10 @@ impl Directory {
         self.users.is_empty()
     }
 
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
     /// The throttle's key for a typed name: the account's, whether its email or its login was
     /// typed, or the name's own when no account has it (so probing unknown names is throttled
     /// too, and looks the same from outside).

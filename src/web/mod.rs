@@ -2,7 +2,7 @@
 //! request ids and the access log, CSRF, the client IP
 //! behind trusted proxies and `[login] allowed_networks`, security headers (CSP nonce, HSTS),
 //! health and metrics handlers, admin bearer-token authentication, prepared responses, random
-//! ids. It imports no room but `config/`; the router that uses it is assembled in `app/`.
+//! ids, and built-in TLS (the certificate, its reload, the accept loop). It imports no room but `config/`; the router that uses it is assembled in `app/`.
 
 mod admin_auth;
 mod cause;
@@ -16,6 +16,7 @@ mod networks;
 mod prepared;
 mod requests;
 mod templates;
+pub mod tls;
 
 use base64::Engine;
 
@@ -32,6 +33,7 @@ pub use requests::{
     current_request_id, http_metrics, new_request_id, request_context, X_REQUEST_ID,
 };
 pub use templates::Templates;
+pub use tls::{TlsCertificates, TlsError};
 
 /// `n` random bytes, base64url without padding: codes, tokens, ids.
 pub fn random_token(n: usize) -> String {

@@ -838,3 +838,93 @@ fn serve_logs_to_stderr_without_colours_and_version_names_the_build() {
         "no ANSI escapes off a terminal: {stderr:?}"
     );
 }
+
+/// Built-in TLS: `check` reads the files as `serve` would. A key of another certificate, a
+/// missing file and an expired certificate are errors naming their key; a certificate near
+/// its end and a key file others can read are warnings; a good pair is OK.
+#[test]
+fn check_reads_the_tls_certificate_and_key_as_serve_would() {
+    use crate::common::tls::{KeyFormat, TestCa};
+    let files = tempfile::tempdir().unwrap();
+    let ca = TestCa::new();
+    let good = ca.issue(files.path(), "good", 90, KeyFormat::Pkcs8Ec);
+    let other = ca.issue(files.path(), "other", 90, KeyFormat::Sec1Ec);
+    let expired = ca.issue(files.path(), "expired", -2, KeyFormat::Pkcs8Ec);
+    let soon = ca.issue(files.path(), "soon", 10, KeyFormat::Pkcs1Rsa);
+    let config = |cert: &std::path::Path, key: &std::path::Path| {
+        format!(
+            "[server]\npublic_url = \"https://sso.acme.test\"\ntls_cert = {:?}\ntls_key = {:?}\n{A_CLIENT}",
+            cert.display().to_string(),
+            key.display().to_string()
+        )
+    };
+
+    let (ok, out, _, _d) = check(&config(&good.cert_path, &good.key_path));
+    assert!(ok, "{out}");
+    assert_eq!(out, "configuration OK\n");
+
+    let (ok, out, _, _d) = check(&config(&good.cert_path, &other.key_path));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "error: server.tls_key: the private key in {} does not belong to the certificate in {}",
+            other.key_path.display(),
+            good.cert_path.display()
+        )),
+        "{out}"
+    );
+
+    let missing = files.path().join("missing.key.pem");
+    let (ok, out, _, _d) = check(&config(&good.cert_path, &missing));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!(
+            "error: server.tls_key: cannot read {}",
+            missing.display()
+        )),
+        "{out}"
+    );
+
+    let (ok, out, _, _d) = check(&config(&expired.cert_path, &expired.key_path));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("error: server.tls_cert: the certificate in") && out.contains("expired on"),
+        "{out}"
+    );
+
+    let (ok, out, _, _d) = check(&format!(
+        "[server]\npublic_url = \"https://sso.acme.test\"\ntls_cert = {:?}\n{A_CLIENT}",
+        good.cert_path.display().to_string()
+    ));
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(
+            "error: server.tls_key: is missing: server.tls_cert and server.tls_key go together"
+        ),
+        "{out}"
+    );
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&soon.key_path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let (ok, out, _, _d) = check(&config(&soon.cert_path, &soon.key_path));
+    assert!(ok, "warnings only: {out}");
+    assert!(
+        out.contains(&format!(
+            "warning: server.tls_cert: the certificate in {} expires on",
+            soon.cert_path.display()
+        )) && (out.contains("(in 9 days)") || out.contains("(in 10 days)")),
+        "{out}"
+    );
+    #[cfg(unix)]
+    assert!(
+        out.contains(&format!(
+            "warning: server.tls_key: {} is a private key open to other users (mode 644): chmod 600 {}",
+            soon.key_path.display(),
+            soon.key_path.display()
+        )),
+        "{out}"
+    );
+}

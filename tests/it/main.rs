@@ -31,6 +31,8 @@ mod saml;
 #[cfg(feature = "simulator")]
 mod shared_budgets;
 mod storage;
+// Built-in TLS on loopback, with certificates made at test time.
+mod tls;
 #[cfg(feature = "simulator")]
 mod waiting;
 mod web;

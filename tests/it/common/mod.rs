@@ -5,6 +5,7 @@
 
 pub mod fake_idp;
 pub mod pg;
+pub mod tls;
 
 use std::future::Future;
 use std::pin::Pin;
