@@ -19,7 +19,7 @@ mod substates;
 
 pub use reload::{reload, Reloaded};
 pub use router::{metrics_router, router};
-pub use state::AppState;
+pub use state::{AppParts, AppState};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -279,7 +279,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         login: login.clone(),
         templates: templates.clone(),
     };
-    let state = AppState {
+    let state = AppState::new(AppParts {
         started_at: crate::store::now(),
         check_cache: Default::default(),
         revoker,
@@ -302,7 +302,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         provisioning,
         migrations,
         config: Arc::new(config),
-    };
+    });
     Ok(state)
 }
 
