@@ -19,7 +19,7 @@ mod substates;
 
 pub use reload::{reload, Reloaded, ReloadedCertificate};
 pub use router::{metrics_router, router};
-pub use state::AppState;
+pub use state::{AppParts, AppState};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -292,7 +292,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         login: login.clone(),
         templates: templates.clone(),
     };
-    let state = AppState {
+    let state = AppState::new(AppParts {
         started_at: crate::store::now(),
         check_cache: Default::default(),
         revoker,
@@ -316,7 +316,7 @@ pub async fn build_state(config: Config, options: &StartOptions) -> Result<AppSt
         migrations,
         tls,
         config: Arc::new(config),
-    };
+    });
     Ok(state)
 }
 

@@ -1,15 +1,16 @@
 //! The whole HTTP surface: each room's routes, the layers around them (sessions, error pages,
 //! allowed networks, security headers, body limit, tracing), health and metrics.
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::routing::get;
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_sessions::cookie::SameSite;
 use tower_sessions::{Expiry, SessionManagerLayer};
 
 use super::AppState;
-use crate::web::{health, HSTS};
+use crate::web::{health, StaticHeadersLayer, HSTS};
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
@@ -59,63 +60,60 @@ pub fn router(state: AppState) -> Router {
         api = api.route("/metrics", get(health::metrics_for_admin));
     }
 
+    // Layers are grouped in `ServiceBuilder` stacks: axum boxes (and clones, per request) the
+    // service under each `Router::layer`, so one call per group, not one per layer.
     let router = Router::new()
         .merge(browser)
         .merge(api)
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
+        .layer(
+            ServiceBuilder::new()
+                .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
+                .layer(StaticHeadersLayer::new(&PAGE_HEADERS)),
+        )
         .merge(crate::provisioning::migration::routes()) // after the 1 MiB limit: uploads have their own cap
-        .merge(
-            console
-                .layer(SetResponseHeaderLayer::overriding(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
+        .merge(console.layer(StaticHeadersLayer::new(&PAGE_HEADERS)))
+        // Latency per matched route (every route above; the fallback below is not one).
+        .route_layer(crate::web::HttpMetricsLayer)
+        // Nobody serves the path: a translated page for a browser, JSON for an API client.
+        .fallback(crate::web::not_found);
+    let default_language =
+        crate::web::Lang::from_tag(&state.config.server.default_language).unwrap_or_default();
+    // Over https only (`None` sets nothing).
+    let hsts = state
+        .secure_cookies()
+        .then(|| HeaderValue::from_static(HSTS));
+    router
+        .layer(
+            ServiceBuilder::new()
+                // Outermost: the request id (in every log line, error page and `X-Request-Id`)
+                // and the access log line, so they cover everything inside.
+                .layer(crate::web::RequestContextLayer::new(
+                    state.trusted_proxies.clone(),
                 ))
                 .layer(SetResponseHeaderLayer::overriding(
-                    header::REFERRER_POLICY,
-                    HeaderValue::from_static("no-referrer"),
-                )),
+                    header::STRICT_TRANSPORT_SECURITY,
+                    hsts,
+                ))
+                // Every response, JSON included, so no HTML answer can ever go out without a
+                // policy.
+                .layer(crate::web::ContentSecurityPolicyLayer)
+                // The language of whatever page is rendered (a 404 or an error page included).
+                .layer(crate::web::LanguageLayer::new(default_language)),
         )
-        // Latency per matched route (every route above; the fallback below is not one).
-        .route_layer(axum::middleware::from_fn(crate::web::http_metrics))
-        // Nobody serves the path: a translated page for a browser, JSON for an API client.
-        .fallback(crate::web::not_found)
-        // The language of whatever page is rendered (a 404 or an error page included).
-        .layer(axum::middleware::from_fn_with_state(
-            crate::web::DefaultLanguage(
-                crate::web::Lang::from_tag(&state.config.server.default_language)
-                    .unwrap_or_default(),
-            ),
-            crate::web::choose_language,
-        ))
-        // Every response, JSON included, so no HTML answer can ever go out without a policy.
-        .layer(axum::middleware::from_fn(
-            crate::web::content_security_policy,
-        ));
-    let router = if state.secure_cookies() {
-        router.layer(SetResponseHeaderLayer::overriding(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static(HSTS),
-        ))
-    } else {
-        router
-    };
-    // Outermost: the request id (in every log line, error page and `X-Request-Id`) and the
-    // access log line, so they cover everything inside.
-    router
-        .layer(axum::middleware::from_fn_with_state(
-            state.trusted_proxies.clone(),
-            crate::web::request_context,
-        ))
         .with_state(state)
 }
+
+/// What every route's answer carries (the console's too).
+static PAGE_HEADERS: [(HeaderName, HeaderValue); 2] = [
+    (
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    ),
+    (
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    ),
+];
 
 /// What every page a person opens gets: error pages rendered, the session, the allowed
 /// networks (outside the session layer: a refused client gets no session row), no framing, no

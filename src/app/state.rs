@@ -1,6 +1,9 @@
 //! `AppState`: one of each room's narrow states and the shared parts, built by
 //! [`super::build_state`]. Named nowhere below `app/`: handlers extract their room's state
 //! through the `FromRef` impls of `substates.rs`.
+//!
+//! The router clones its state into every request: the parts sit behind one `Arc`, so that
+//! clone is one reference count, not one per field.
 
 use std::sync::Arc;
 
@@ -12,9 +15,25 @@ use crate::login::Live;
 use crate::store::Store;
 use crate::web::{Templates, TrustedProxies};
 
-/// Everything a handler may need. Cheap to clone.
+/// Everything a handler may need: [`AppParts`] behind one `Arc`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppParts>);
+
+impl AppState {
+    pub fn new(parts: AppParts) -> AppState {
+        AppState(Arc::new(parts))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppParts;
+    fn deref(&self) -> &AppParts {
+        &self.0
+    }
+}
+
+/// What [`AppState`] shares.
+pub struct AppParts {
     pub config: Arc<Config>,
     pub store: Store,
     pub keys: Arc<Keys>,
@@ -56,7 +75,7 @@ pub struct AppState {
     pub tls: Option<Arc<crate::web::TlsCertificates>>,
 }
 
-impl AppState {
+impl AppParts {
     pub fn live(&self) -> arc_swap::Guard<Arc<Live>> {
         self.live.load()
     }

@@ -209,10 +209,16 @@ impl<A> Adapter for A where
 {
 }
 
-/// The ports of one opened backend. Cheap to clone; a room keeps the ports it uses
-/// (`store.oauth().clone()`), not the bundle.
+/// The ports of one opened backend. Cheap to clone (one `Arc`: room states holding a `Store`
+/// are cloned on every request); a room keeps the ports it uses (`store.oauth().clone()`), not
+/// the bundle.
 #[derive(Clone)]
 pub struct Store {
+    ports: Arc<Ports>,
+}
+
+#[derive(Clone)]
+struct Ports {
     login_requests: Arc<dyn LoginRequests>,
     oauth: Arc<dyn OAuthStore>,
     saml_request_ids: Arc<dyn SamlRequestIds>,
@@ -252,7 +258,7 @@ impl Store {
 
     /// One adapter behind every port; `node` is the one the adapter was opened as.
     pub fn from_adapter<A: Adapter>(adapter: Arc<A>, node: Node) -> Store {
-        Store {
+        let ports = Ports {
             login_requests: adapter.clone(),
             oauth: adapter.clone(),
             saml_request_ids: adapter.clone(),
@@ -274,6 +280,9 @@ impl Store {
             health: adapter,
             node: Arc::new(node),
             audit_writer: None,
+        };
+        Store {
+            ports: Arc::new(ports),
         }
     }
 
@@ -281,10 +290,11 @@ impl Store {
     /// requests share a transaction. For a serving process, which calls [`Store::close`] when
     /// it stops; call it from inside the tokio runtime that will run the writer.
     pub fn with_audit_writer(mut self) -> Store {
-        if self.audit_writer.is_none() {
-            let writer = Arc::new(audit_batch::BatchedAudit::start(self.audit.clone()));
-            self.audit = writer.clone();
-            self.audit_writer = Some(writer);
+        if self.ports.audit_writer.is_none() {
+            let ports = Arc::make_mut(&mut self.ports);
+            let writer = Arc::new(audit_batch::BatchedAudit::start(ports.audit.clone()));
+            ports.audit = writer.clone();
+            ports.audit_writer = Some(writer);
         }
         self
     }
@@ -292,83 +302,83 @@ impl Store {
     /// Store every audit row still queued for the writer and stop it; rows recorded later are
     /// written directly. Nothing to do without a writer.
     pub async fn close(&self) {
-        if let Some(writer) = &self.audit_writer {
+        if let Some(writer) = &self.ports.audit_writer {
             writer.close().await;
         }
     }
 
     pub fn login_requests(&self) -> &Arc<dyn LoginRequests> {
-        &self.login_requests
+        &self.ports.login_requests
     }
     pub fn oauth(&self) -> &Arc<dyn OAuthStore> {
-        &self.oauth
+        &self.ports.oauth
     }
     pub fn saml_request_ids(&self) -> &Arc<dyn SamlRequestIds> {
-        &self.saml_request_ids
+        &self.ports.saml_request_ids
     }
     pub fn sessions(&self) -> &Arc<dyn Sessions> {
-        &self.sessions
+        &self.ports.sessions
     }
     pub fn lucca_links(&self) -> &Arc<dyn LuccaLinks> {
-        &self.lucca_links
+        &self.ports.lucca_links
     }
     pub fn outbox(&self) -> &Arc<dyn Outbox> {
-        &self.outbox
+        &self.ports.outbox
     }
     pub fn migration_jobs(&self) -> &Arc<dyn MigrationJobs> {
-        &self.migration_jobs
+        &self.ports.migration_jobs
     }
     pub fn audit(&self) -> &Arc<dyn AuditLog> {
-        &self.audit
+        &self.ports.audit
     }
     /// Reading the audit log back (the admin API and console).
     pub fn audit_query(&self) -> &Arc<dyn AuditQuery> {
-        &self.audit_query
+        &self.ports.audit_query
     }
     /// A person's live grants with their last use (the admin console).
     pub fn grant_activity(&self) -> &Arc<dyn GrantActivityLog> {
-        &self.grant_activity
+        &self.ports.grant_activity
     }
     pub fn upstream_identities(&self) -> &Arc<dyn UpstreamIdentities> {
-        &self.upstream_identities
+        &self.ports.upstream_identities
     }
     pub fn housekeeping(&self) -> &Arc<dyn Housekeeping> {
-        &self.housekeeping
+        &self.ports.housekeeping
     }
     pub fn health(&self) -> &Arc<dyn Health> {
-        &self.health
+        &self.ports.health
     }
     pub fn sync_state(&self) -> &Arc<dyn SyncState> {
-        &self.sync_state
+        &self.ports.sync_state
     }
     pub fn leases(&self) -> &Arc<dyn Leases> {
-        &self.leases
+        &self.ports.leases
     }
     /// The node this store was opened as: the owner of its leases.
     pub fn node_id(&self) -> &str {
-        &self.node.id
+        &self.ports.node.id
     }
     pub fn person_revocations(&self) -> &Arc<dyn PersonRevocations> {
-        &self.person_revocations
+        &self.ports.person_revocations
     }
     /// The Lucca request budget counted in the database (several nodes share it).
     pub fn lucca_budget(&self) -> &Arc<dyn LuccaBudget> {
-        &self.lucca_budget
+        &self.ports.lucca_budget
     }
     /// Failed sign-ins counted in the database (several nodes share them).
     pub fn login_failures(&self) -> &Arc<dyn LoginFailures> {
-        &self.login_failures
+        &self.ports.login_failures
     }
     pub fn signing_keys(&self) -> &Arc<dyn SigningKeys> {
-        &self.signing_keys
+        &self.ports.signing_keys
     }
 
     /// Keep this node's lease on running migration job `id` alive (renewed every third of the
     /// lease) until the returned guard is dropped. A renewal that finds the job taken over only
     /// logs: the job's next fenced write stops the work.
     pub fn hold_job_lease(&self, id: &str) -> JobLease {
-        let jobs = self.migration_jobs.clone();
-        let every = (self.node.lease / 3).max(std::time::Duration::from_millis(200));
+        let jobs = self.ports.migration_jobs.clone();
+        let every = (self.ports.node.lease / 3).max(std::time::Duration::from_millis(200));
         let id = id.to_string();
         JobLease(tokio::spawn(async move {
             loop {

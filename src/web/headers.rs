@@ -2,61 +2,209 @@
 //! `unsafe-inline` for scripts or styles), and HSTS when `public_url` is https.
 //!
 //! The nonce lives in a task-local for the duration of the request, so every template rendered
-//! while answering it gets `csp_nonce` without each handler passing it along.
+//! while answering it gets `csp_nonce` without each handler passing it along; it is drawn only
+//! when a template asks for it, so a JSON answer costs no random bytes.
+
+use std::cell::OnceCell;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::task::{ready, Context, Poll};
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
+use axum::http::{header, HeaderName, HeaderValue};
 use axum::response::Response;
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
 
 tokio::task_local! {
-    static NONCE: String;
+    /// Drawn on first use: a response nothing rendered a nonce into allows no inline code.
+    static NONCE: OnceCell<String>;
 }
 
 /// The nonce of the response being built, if any (templates put it on `<script>`/`<style>`).
 pub fn current_nonce() -> Option<String> {
-    NONCE.try_with(|n| n.clone()).ok()
+    NONCE
+        .try_with(|n| n.get_or_init(|| super::random_token(18)).clone())
+        .ok()
 }
 
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-/// The policy for one response. `connect-src 'self'`: the console's progress stream
-/// (server-sent events) comes from the same origin. `form-action` stays open: the sign-in page posts to itself,
-/// but the OIDC form_post and SAML auto-POST pages post to the client's registered URL.
-pub fn policy(nonce: &str) -> String {
-    let mut text = String::with_capacity(POLICY_LEN + 2 * nonce.len());
+/// The policy for one response, whose scripts and styles may come from `source` only: its
+/// nonce (`'nonce-…'`), or `'none'` when nothing in it could carry one. `connect-src 'self'`:
+/// the console's progress stream (server-sent events) comes from the same origin.
+/// `form-action` stays open: the sign-in page posts to itself, but the OIDC form_post and SAML
+/// auto-POST pages post to the client's registered URL.
+fn policy_for(source: &str) -> String {
+    let mut text = String::with_capacity(POLICY_LEN + 2 * source.len());
     for (i, part) in POLICY.iter().enumerate() {
         if i > 0 {
-            text.push_str(nonce);
+            text.push_str(source);
         }
         text.push_str(part);
     }
     text
 }
 
-/// The policy around its two nonces.
+/// The policy allowing inline code that carries `nonce`.
+pub fn policy(nonce: &str) -> String {
+    policy_for(&format!("'nonce-{nonce}'"))
+}
+
+/// The policy around its two script and style sources.
 const POLICY: [&str; 3] = [
-    "default-src 'none'; script-src 'nonce-",
-    "'; style-src 'nonce-",
-    "'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "default-src 'none'; script-src ",
+    "; style-src ",
+    "; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
 ];
 const POLICY_LEN: usize = POLICY[0].len() + POLICY[1].len() + POLICY[2].len();
 
-/// Middleware: a nonce for this request, the matching CSP on its response. Every response
-/// gets one, JSON included, so that no HTML answer can go out without a policy; this runs on
-/// every request, so it allocates only the nonce and the header.
-pub async fn content_security_policy(request: Request, next: Next) -> Response {
-    let nonce = super::random_token(18);
-    // The header is built (and checked) before the handler runs, so the nonce moves into the
-    // task-local without a copy.
-    let value = HeaderValue::try_from(policy(&nonce));
-    let mut response = NONCE.scope(nonce, next.run(request)).await;
-    if let Ok(value) = value {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_SECURITY_POLICY, value);
+/// The policy of a response no nonce was drawn for (JSON, redirects, prepared documents):
+/// built once.
+static WITHOUT_NONCE: LazyLock<Option<HeaderValue>> =
+    LazyLock::new(|| HeaderValue::try_from(policy_for("'none'")).ok());
+
+/// Layer: a Content-Security-Policy on every response, JSON included, so that no HTML answer
+/// can go out without a policy. The nonce is drawn when the first template asks for it
+/// ([`current_nonce`]); a response without one gets a prebuilt policy allowing no inline
+/// code at all.
+#[derive(Clone, Copy, Default)]
+pub struct ContentSecurityPolicyLayer;
+
+impl<S> Layer<S> for ContentSecurityPolicyLayer {
+    type Service = ContentSecurityPolicy<S>;
+    fn layer(&self, inner: S) -> ContentSecurityPolicy<S> {
+        ContentSecurityPolicy { inner }
     }
-    response
+}
+
+#[derive(Clone)]
+pub struct ContentSecurityPolicy<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for ContentSecurityPolicy<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = PolicyFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        PolicyFuture {
+            inner: NONCE.scope(OnceCell::new(), self.inner.call(request)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct PolicyFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<OnceCell<String>, F>,
+    }
+}
+
+impl<F, E> Future for PolicyFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.project().inner;
+        let mut response = ready!(inner.as_mut().poll(cx))?;
+        let value = match inner.take_value().and_then(|cell| cell.into_inner()) {
+            Some(nonce) => HeaderValue::try_from(policy(&nonce)).ok(),
+            None => WITHOUT_NONCE.clone(),
+        };
+        if let Some(value) = value {
+            response
+                .headers_mut()
+                .insert(header::CONTENT_SECURITY_POLICY, value);
+        }
+        Poll::Ready(Ok(response))
+    }
+}
+
+/// Layer: headers whose value never changes, set on every response (replacing a handler's),
+/// in one pass.
+#[derive(Clone, Copy)]
+pub struct StaticHeadersLayer {
+    headers: &'static [(HeaderName, HeaderValue)],
+}
+
+impl StaticHeadersLayer {
+    pub const fn new(headers: &'static [(HeaderName, HeaderValue)]) -> StaticHeadersLayer {
+        StaticHeadersLayer { headers }
+    }
+}
+
+impl<S> Layer<S> for StaticHeadersLayer {
+    type Service = StaticHeaders<S>;
+    fn layer(&self, inner: S) -> StaticHeaders<S> {
+        StaticHeaders {
+            inner,
+            headers: self.headers,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct StaticHeaders<S> {
+    inner: S,
+    headers: &'static [(HeaderName, HeaderValue)],
+}
+
+// Generic over the bodies: it may sit inside a layer that wraps them (the body limit).
+impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for StaticHeaders<S>
+where
+    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
+{
+    type Response = http::Response<ResBody>;
+    type Error = S::Error;
+    type Future = StaticHeadersFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
+        StaticHeadersFuture {
+            inner: self.inner.call(request),
+            headers: self.headers,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct StaticHeadersFuture<F> {
+        #[pin]
+        inner: F,
+        headers: &'static [(HeaderName, HeaderValue)],
+    }
+}
+
+impl<F, B, E> Future for StaticHeadersFuture<F>
+where
+    F: Future<Output = Result<http::Response<B>, E>>,
+{
+    type Output = Result<http::Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut response = ready!(this.inner.poll(cx))?;
+        let headers = response.headers_mut();
+        for (name, value) in *this.headers {
+            headers.insert(name.clone(), value.clone());
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 #[cfg(test)]
@@ -66,6 +214,15 @@ mod tests {
         assert_eq!(
             super::policy("abc"),
             "default-src 'none'; script-src 'nonce-abc'; style-src 'nonce-abc'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+        );
+    }
+
+    #[test]
+    fn without_a_nonce_the_policy_allows_no_inline_code() {
+        let value = super::WITHOUT_NONCE.clone().unwrap();
+        assert_eq!(
+            value.to_str().unwrap(),
+            "default-src 'none'; script-src 'none'; style-src 'none'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
         );
     }
 }

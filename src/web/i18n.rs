@@ -9,15 +9,20 @@
 //! header clone.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::Path;
-use std::sync::{Arc, LazyLock, OnceLock};
+use std::pin::Pin;
+use std::sync::LazyLock;
+use std::task::{ready, Context, Poll};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue};
-use axum::middleware::Next;
 use axum::response::Response;
 use chrono::{Datelike, NaiveDate};
+use tokio::task::futures::TaskLocalFuture;
+use tower::{Layer, Service};
 
 /// A language the pages are written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -366,11 +371,11 @@ fn flatten(
 struct RequestLanguage {
     accept: Option<HeaderValue>,
     default: Lang,
-    chosen: OnceLock<Lang>,
+    chosen: OnceCell<Lang>,
 }
 
 tokio::task_local! {
-    static LANGUAGE: Arc<RequestLanguage>;
+    static LANGUAGE: RequestLanguage;
 }
 
 /// The language of the request being answered; the default one outside a request.
@@ -384,29 +389,84 @@ pub fn current_lang() -> Lang {
         .unwrap_or_default()
 }
 
-/// `[server] default_language` for [`choose_language`].
+/// Layer: the request's language for whatever is rendered while answering it (`[server]
+/// default_language` when `Accept-Language` names none we have), and `Vary: Accept-Language`
+/// on an answer that was translated.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct DefaultLanguage(pub Lang);
+pub struct LanguageLayer {
+    default: Lang,
+}
 
-/// Middleware: the request's language for whatever is rendered while answering it, and
-/// `Vary: Accept-Language` on an answer that was translated.
-pub async fn choose_language(
-    State(DefaultLanguage(default)): State<DefaultLanguage>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let language = Arc::new(RequestLanguage {
-        accept: request.headers().get(header::ACCEPT_LANGUAGE).cloned(),
-        default,
-        chosen: OnceLock::new(),
-    });
-    let mut response = LANGUAGE.scope(language.clone(), next.run(request)).await;
-    if language.chosen.get().is_some() {
-        response
-            .headers_mut()
-            .append(header::VARY, HeaderValue::from_static("accept-language"));
+impl LanguageLayer {
+    pub fn new(default: Lang) -> LanguageLayer {
+        LanguageLayer { default }
     }
-    response
+}
+
+impl<S> Layer<S> for LanguageLayer {
+    type Service = ChooseLanguage<S>;
+    fn layer(&self, inner: S) -> ChooseLanguage<S> {
+        ChooseLanguage {
+            inner,
+            default: self.default,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ChooseLanguage<S> {
+    inner: S,
+    default: Lang,
+}
+
+impl<S> Service<Request> for ChooseLanguage<S>
+where
+    S: Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = LanguageFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let language = RequestLanguage {
+            accept: request.headers().get(header::ACCEPT_LANGUAGE).cloned(),
+            default: self.default,
+            chosen: OnceCell::new(),
+        };
+        LanguageFuture {
+            inner: LANGUAGE.scope(language, self.inner.call(request)),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    pub struct LanguageFuture<F> {
+        #[pin]
+        inner: TaskLocalFuture<RequestLanguage, F>,
+    }
+}
+
+impl<F, E> Future for LanguageFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut inner = self.project().inner;
+        let mut response = ready!(inner.as_mut().poll(cx))?;
+        let translated = inner.take_value().is_some_and(|l| l.chosen.get().is_some());
+        if translated {
+            response
+                .headers_mut()
+                .append(header::VARY, HeaderValue::from_static("accept-language"));
+        }
+        Poll::Ready(Ok(response))
+    }
 }
 
 #[cfg(test)]

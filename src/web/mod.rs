@@ -24,13 +24,13 @@ pub use admin_auth::{Admin, AdminError, AdminToken};
 pub use cause::cause_chain;
 pub use csrf::{csrf_token, verify_csrf};
 pub use errors::{error_page, not_found, render_error_pages, wants_json, PageError};
-pub use headers::{content_security_policy, current_nonce, HSTS};
-pub use i18n::{choose_language, current_lang, DefaultLanguage, Lang, Message};
+pub use headers::{current_nonce, ContentSecurityPolicyLayer, StaticHeadersLayer, HSTS};
+pub use i18n::{current_lang, Lang, LanguageLayer, Message};
 pub use ip::{client_ip, network_key, ClientAddr, ClientIp, TrustedProxies};
 pub use networks::{require_allowed_network, sign_in_allowed, NetworkPolicy};
 pub use prepared::Prepared;
 pub use requests::{
-    current_request_id, http_metrics, new_request_id, request_context, X_REQUEST_ID,
+    current_request_id, new_request_id, HttpMetricsLayer, RequestContextLayer, X_REQUEST_ID,
 };
 pub use templates::Templates;
 pub use tls::{TlsCertificates, TlsError};

@@ -5,8 +5,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::response::Response;
 use serde_json::json;
 
@@ -18,12 +17,18 @@ use crate::web::Prepared;
 /// longer than this.
 const CACHE_CONTROL: &str = "public, max-age=300";
 
-pub async fn discovery(State(state): State<OidcState>, headers: HeaderMap) -> Response {
-    state.provider.discovery.respond(&headers)
+// The request itself, not a `HeaderMap` (a copy of every header): only `If-None-Match` is read.
+pub async fn discovery(State(state): State<OidcState>, request: Request) -> Response {
+    state.provider.discovery.respond(request.headers())
 }
 
-pub async fn jwks(State(state): State<OidcState>, headers: HeaderMap) -> Response {
-    state.provider.jwks.current(&state.keys).1.respond(&headers)
+pub async fn jwks(State(state): State<OidcState>, request: Request) -> Response {
+    state
+        .provider
+        .jwks
+        .current(&state.keys)
+        .1
+        .respond(request.headers())
 }
 
 /// The discovery document of `issuer` (`public_url` without a trailing slash: every endpoint
