@@ -65,13 +65,9 @@ pub fn router(state: AppState) -> Router {
     let router = Router::new()
         .merge(browser)
         .merge(api)
-        .layer(
-            ServiceBuilder::new()
-                .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
-                .layer(StaticHeadersLayer::new(&PAGE_HEADERS)),
-        )
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(1024 * 1024))
         .merge(crate::provisioning::migration::routes()) // after the 1 MiB limit: uploads have their own cap
-        .merge(console.layer(StaticHeadersLayer::new(&PAGE_HEADERS)))
+        .merge(console)
         // Latency per matched route (every route above; the fallback below is not one).
         .route_layer(crate::web::HttpMetricsLayer)
         // Nobody serves the path: a translated page for a browser, JSON for an API client.
@@ -94,6 +90,8 @@ pub fn router(state: AppState) -> Router {
                     header::STRICT_TRANSPORT_SECURITY,
                     hsts,
                 ))
+                // Every answer, the migration API's and the 404's included.
+                .layer(StaticHeadersLayer::new(&PAGE_HEADERS))
                 // Every response, JSON included, so no HTML answer can ever go out without a
                 // policy.
                 .layer(crate::web::ContentSecurityPolicyLayer)
@@ -103,7 +101,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// What every route's answer carries (the console's too).
+/// What every answer carries.
 static PAGE_HEADERS: [(HeaderName, HeaderValue); 2] = [
     (
         header::X_CONTENT_TYPE_OPTIONS,
