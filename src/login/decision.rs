@@ -83,6 +83,7 @@ mod tests {
             sid: "sid".into(),
             saml_participants: Vec::new(),
             signed_in_ms: 0,
+            touched_at: 0,
         }
     }
 

@@ -32,6 +32,12 @@ pub struct SignedIn {
     /// revocation, but after it, must survive it (0 in sessions from before this field).
     #[serde(default)]
     pub signed_in_ms: i64,
+    /// When the session was last marked used (unix seconds; 0 = never since the sign-in): its
+    /// idle expiry is pushed back only when it is saved, see [`LoginState::current`].
+    ///
+    /// [`LoginState::current`]: super::LoginState::current
+    #[serde(default)]
+    pub touched_at: i64,
 }
 
 impl SignedIn {
@@ -54,6 +60,7 @@ impl SignedIn {
             sid: crate::web::random_token(16),
             saml_participants: Vec::new(),
             signed_in_ms,
+            touched_at: 0,
         })
     }
 

@@ -37,9 +37,23 @@ impl LoginState {
         self.live.load().directory.clone()
     }
 
-    /// The signed-in person, unless the session has outlived `[login] session_max_age`.
+    /// The signed-in person, unless the session has outlived `[login] session_max_age`. A
+    /// session in use is marked so, at most every [`touch_interval`]: tower-sessions pushes an
+    /// idle expiry back only when it saves the session, and one that is only read is never
+    /// saved — `session_idle_timeout` would count from the sign-in instead of the last use.
     pub async fn current(&self, session: &Session) -> Option<SignedIn> {
-        SignedIn::current(session, &self.store, self.session_max_age()).await
+        let mut signed_in = SignedIn::current(session, &self.store, self.session_max_age()).await?;
+        let now = crate::store::now();
+        let every = touch_interval(self.settings.session_idle_timeout);
+        if now - signed_in.touched_at.max(signed_in.auth_time) >= every {
+            signed_in.touched_at = now;
+            // The store's save updates only a session that still exists: a logout that ran
+            // meanwhile stays a logout.
+            if let Err(e) = signed_in.save(session).await {
+                tracing::warn!(error = %e, "could not mark the session as used");
+            }
+        }
+        Some(signed_in)
     }
 
     /// `[login] session_max_age` in seconds.
@@ -93,4 +107,11 @@ impl LoginState {
     ) -> Result<SignedOut, LogoutError> {
         logout::sign_out(&self.store, &self.logout, session, ip, then).await
     }
+}
+
+/// How often a session in use is saved to push its idle expiry back: a minute, or a quarter of
+/// a shorter idle timeout, so a person is never signed out while using the session and the
+/// store sees at most one write a minute per person.
+fn touch_interval(idle: std::time::Duration) -> i64 {
+    (idle.as_secs() as i64 / 4).clamp(1, 60)
 }

@@ -68,6 +68,7 @@ macro_rules! store_conformance_suite {
             sync_state_round_trips_and_cuts_long_errors,
             a_job_lease_has_one_holder_until_it_expires_or_is_released,
             person_revocations_never_move_back_and_find_people_by_email,
+            a_session_is_saved_back_only_while_it_exists,
             live_tokens_count_only_what_still_works,
             upstream_identities_are_upserted_and_found_by_email,
             outbox_coalesces_retries_backs_off_and_delivers_once,
@@ -2357,6 +2358,33 @@ pub async fn a_sync_lease_is_held_by_one_node_until_it_expires(a: Store, b: Stor
         .try_lease("directory", winner.node_id(), 60)
         .await
         .unwrap());
+}
+
+/// A request that read a session, then saves it after a logout deleted it, must not sign the
+/// person back in; a session that exists is saved and loads back as saved.
+pub async fn a_session_is_saved_back_only_while_it_exists(store: Store) {
+    use tower_sessions::session::{Id, Record};
+    use tower_sessions::SessionStore;
+    let sessions = store.sessions().session_store();
+    let expiry = tower_sessions::cookie::time::OffsetDateTime::now_utc()
+        + std::time::Duration::from_secs(3600);
+    let mut record = Record {
+        id: Id::default(),
+        data: Default::default(),
+        expiry_date: expiry,
+    };
+    record.data.insert("k".into(), serde_json::json!("v1"));
+    sessions.create(&mut record).await.unwrap();
+    record.data.insert("k".into(), serde_json::json!("v2"));
+    sessions.save(&record).await.unwrap();
+    let loaded = sessions.load(&record.id).await.unwrap().unwrap();
+    assert_eq!(loaded.data["k"], "v2");
+    sessions.delete(&record.id).await.unwrap();
+    sessions.save(&record).await.unwrap();
+    assert!(
+        sessions.load(&record.id).await.unwrap().is_none(),
+        "a logout stays a logout"
+    );
 }
 
 pub async fn person_revocations_never_move_back_and_find_people_by_email(store: Store) {

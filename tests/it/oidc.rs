@@ -55,6 +55,24 @@ pub(crate) fn authorize_url(server: &TestServer, params: &[(&str, &str)]) -> Str
     url.to_string()
 }
 
+/// Lucca's silent authorization (`prompt=none`, PKCE): a code if the browser has a session,
+/// `login_required` otherwise.
+pub(crate) fn silent_authorize_url(server: &TestServer) -> String {
+    let (_, challenge) = pkce_pair();
+    authorize_url(
+        server,
+        &[
+            ("response_type", "code"),
+            ("client_id", "lucca"),
+            ("redirect_uri", LUCCA_CALLBACK),
+            ("scope", "openid"),
+            ("prompt", "none"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+}
+
 pub(crate) async fn token_request(
     server: &TestServer,
     form: &[(&str, &str)],
@@ -523,23 +541,47 @@ async fn logout_with_id_token_hint_ends_the_session_and_returns_to_the_client() 
         Some("https://acme.ilucca.test/?state=bye")
     );
 
-    let (_, challenge) = pkce_pair();
-    let again = authorize_url(
-        &server,
-        &[
-            ("response_type", "code"),
-            ("client_id", "lucca"),
-            ("redirect_uri", LUCCA_CALLBACK),
-            ("scope", "openid"),
-            ("prompt", "none"),
-            ("code_challenge", &challenge),
-            ("code_challenge_method", "S256"),
-        ],
-    );
-    let r = browser.get(&again).await;
+    let r = browser.get(&silent_authorize_url(&server)).await;
     assert_eq!(
         query(&location(&r).unwrap())["error"],
         "login_required",
         "the session is gone"
+    );
+}
+
+/// `session_idle_timeout` counts from the session's last use, not from the sign-in: a person
+/// who keeps signing in to clients keeps their session (until `session_max_age`), one who
+/// stops loses it.
+#[tokio::test]
+async fn the_idle_timeout_counts_from_the_last_use_of_the_session() {
+    let server = start(|c| {
+        c.login.session_idle_timeout = std::time::Duration::from_secs(4);
+    })
+    .await;
+    let browser = Browser::new();
+    let silent = || silent_authorize_url(&server);
+    let first = browser
+        .authorize(
+            &server.base,
+            &silent().replace("&prompt=none", ""),
+            "alice@acme.test",
+            ALICE_PASSWORD,
+        )
+        .await;
+    assert!(query(&first).contains_key("code"), "{first}");
+    // Used every 2.5 s: 7.5 s after the sign-in, well past the 4 s idle timeout, still in.
+    for _ in 0..3 {
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let r = browser.get(&silent()).await;
+        let to = location(&r).unwrap();
+        assert!(query(&to).contains_key("code"), "still signed in: {to}");
+    }
+    // Then left alone for longer than the idle timeout: gone.
+    tokio::time::sleep(std::time::Duration::from_millis(4500)).await;
+    let r = browser.get(&silent()).await;
+    assert_eq!(
+        query(&location(&r).unwrap())["error"],
+        "login_required",
+        "idle for longer than session_idle_timeout"
     );
 }

@@ -409,21 +409,7 @@ async fn a_logout_on_one_node_holds_on_another() {
     let (code, verifier) = lucca_code(&a, &browser, "openid").await;
     let (_, body) = exchange(&a, &code, &verifier).await;
     let id_token = body["id_token"].as_str().unwrap();
-    let silent = |node: &TestServer| {
-        let (_, challenge) = crate::oidc::pkce_pair();
-        crate::oidc::authorize_url(
-            node,
-            &[
-                ("response_type", "code"),
-                ("client_id", "lucca"),
-                ("redirect_uri", LUCCA_CALLBACK),
-                ("scope", "openid"),
-                ("prompt", "none"),
-                ("code_challenge", &challenge),
-                ("code_challenge_method", "S256"),
-            ],
-        )
-    };
+    let silent = crate::oidc::silent_authorize_url;
     let r = browser.get(&silent(&b)).await;
     let to = crate::common::location(&r).unwrap_or_default();
     assert!(

@@ -135,6 +135,7 @@ impl World {
             sid: "sid-1".into(),
             saml_participants: Vec::new(),
             signed_in_ms: 0,
+            touched_at: 0,
         };
         let request = ValidRequest {
             client_id: client.into(),

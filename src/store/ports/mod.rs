@@ -43,7 +43,7 @@ pub use oauth::{
 pub use outbox::{Outbox, OutboxRow};
 pub use person_revocations::{LiveTokens, PersonRevocations};
 pub use saml_request_ids::SamlRequestIds;
-pub use sessions::{SessionBackend, Sessions};
+pub use sessions::{SaveExisting, SessionBackend, Sessions};
 pub use signing_keys::{SigningKeys, StoredSigningKey};
 pub use sync_state::{SyncState, SyncStateRecord};
 pub use upstream_identities::{UpstreamIdentities, UpstreamIdentity};

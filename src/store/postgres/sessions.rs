@@ -4,7 +4,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions_sqlx_store::PostgresStore;
 
 use super::PgAdapter;
-use crate::store::{SessionBackend, Sessions, StoreError};
+use crate::store::{SaveExisting, SessionBackend, Sessions, StoreError};
 
 /// tower-sessions' own store, on our pool (its table: `tower_sessions.session`). Every node
 /// reads the same sessions: a sign-in on one node is a session on all, a logout ends it on all.
@@ -15,7 +15,11 @@ pub(super) fn session_store(pool: &PgPool) -> PostgresStore {
 #[async_trait]
 impl Sessions for PgAdapter {
     fn session_store(&self) -> SessionBackend {
-        SessionBackend::new(session_store(&self.pool))
+        SessionBackend::new(SaveExisting::new(
+            session_store(&self.pool),
+            self.pool.clone(),
+            r#"UPDATE "tower_sessions"."session" SET data = $1, expiry_date = $2 WHERE id = $3"#,
+        ))
     }
 
     async fn delete_expired(&self) -> Result<(), StoreError> {

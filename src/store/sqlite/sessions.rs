@@ -4,7 +4,7 @@ use tower_sessions::session_store::ExpiredDeletion;
 use tower_sessions_sqlx_store::SqliteStore;
 
 use super::SqliteAdapter;
-use crate::store::{SessionBackend, Sessions, StoreError};
+use crate::store::{SaveExisting, SessionBackend, Sessions, StoreError};
 
 /// tower-sessions' own store, on our pool (its table: `tower_sessions`).
 pub(super) fn session_store(pool: &SqlitePool) -> SqliteStore {
@@ -14,7 +14,11 @@ pub(super) fn session_store(pool: &SqlitePool) -> SqliteStore {
 #[async_trait]
 impl Sessions for SqliteAdapter {
     fn session_store(&self) -> SessionBackend {
-        SessionBackend::new(session_store(&self.pool))
+        SessionBackend::new(SaveExisting::new(
+            session_store(&self.pool),
+            self.pool.clone(),
+            "UPDATE tower_sessions SET data = $1, expiry_date = $2 WHERE id = $3",
+        ))
     }
 
     async fn delete_expired(&self) -> Result<(), StoreError> {
