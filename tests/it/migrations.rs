@@ -646,6 +646,24 @@ async fn bad_uploads_are_refused_with_the_line_and_the_problem() {
     assert_eq!(list["jobs"][0]["id"], id.as_str());
 }
 
+/// `passerelle migrate FILE --dry-run` against `server`, run from its data directory with no
+/// PASSERELLE_* overrides of the test's environment.
+async fn migrate_dry_run(server: &TestServer, file: &std::path::Path) -> std::process::Output {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
+    for var in passerelle::config::ENV_OVERRIDES {
+        command.env_remove(var);
+    }
+    command
+        .arg("migrate")
+        .arg(file)
+        .args(["--dry-run", "--url", &server.base])
+        .env("PASSERELLE_ADMIN_TOKEN", ADMIN_TOKEN)
+        .current_dir(server.dir.path())
+        .output()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_cli_runs_a_dry_run_and_writes_the_report_next_to_the_file() {
     let sim = lucca_simulator().await;
@@ -656,19 +674,7 @@ async fn the_cli_runs_a_dry_run_and_writes_the_report_next_to_the_file() {
         "email,family_name\nbob@acme.test,Durand\nalice@acme.test,Other\n",
     )
     .unwrap();
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
-    for var in passerelle::config::ENV_OVERRIDES {
-        command.env_remove(var);
-    }
-    let out = command
-        .arg("migrate")
-        .arg(&file)
-        .args(["--dry-run", "--url", &server.base])
-        .env("PASSERELLE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .current_dir(server.dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = migrate_dry_run(&server, &file).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -705,19 +711,7 @@ async fn the_cli_runs_a_dry_run_and_writes_the_report_next_to_the_file() {
     assert!(writes(&sim).is_empty());
 
     // A second run keeps the first report and writes its own beside it.
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_passerelle"));
-    for var in passerelle::config::ENV_OVERRIDES {
-        command.env_remove(var);
-    }
-    let out = command
-        .arg("migrate")
-        .arg(&file)
-        .args(["--dry-run", "--url", &server.base])
-        .env("PASSERELLE_ADMIN_TOKEN", ADMIN_TOKEN)
-        .current_dir(server.dir.path())
-        .output()
-        .await
-        .unwrap();
+    let out = migrate_dry_run(&server, &file).await;
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(stdout.contains("people.csv.report-2.csv"), "{stdout}");
