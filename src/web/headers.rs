@@ -2,13 +2,13 @@
 //! `unsafe-inline` for scripts or styles), and HSTS when `public_url` is https.
 //!
 //! The nonce lives in a task-local for the duration of the request, so every template rendered
-//! while answering it gets `csp_nonce` without each handler passing it along; it is drawn only
-//! when a template asks for it, so a JSON answer costs no random bytes.
+//! while answering it gets `csp_nonce` without each handler passing it along. It is drawn when
+//! the first template asks for it, or when the answer is complete if none did: every answer
+//! carries a fresh one, and the nonce never outlives its response.
 
 use std::cell::OnceCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::LazyLock;
 use std::task::{ready, Context, Poll};
 
 use axum::extract::Request;
@@ -18,7 +18,7 @@ use tokio::task::futures::TaskLocalFuture;
 use tower::{Layer, Service};
 
 tokio::task_local! {
-    /// Drawn on first use: a response nothing rendered a nonce into allows no inline code.
+    /// Drawn on first use, or when the response is complete.
     static NONCE: OnceCell<String>;
 }
 
@@ -31,25 +31,21 @@ pub fn current_nonce() -> Option<String> {
 
 pub const HSTS: &str = "max-age=31536000; includeSubDomains";
 
-/// The policy for one response, whose scripts and styles may come from `source` only: its
-/// nonce (`'nonce-…'`), or `'none'` when nothing in it could carry one. `connect-src 'self'`:
-/// the console's progress stream (server-sent events) comes from the same origin.
+/// The policy for one response, whose scripts and styles may come from its nonce only
+/// (`'nonce-…'`). `connect-src 'self'`: the console's progress stream (server-sent events)
+/// comes from the same origin.
 /// `form-action` stays open: the sign-in page posts to itself, but the OIDC form_post and SAML
 /// auto-POST pages post to the client's registered URL.
-fn policy_for(source: &str) -> String {
+pub fn policy(nonce: &str) -> String {
+    let source = format!("'nonce-{nonce}'");
     let mut text = String::with_capacity(POLICY_LEN + 2 * source.len());
     for (i, part) in POLICY.iter().enumerate() {
         if i > 0 {
-            text.push_str(source);
+            text.push_str(&source);
         }
         text.push_str(part);
     }
     text
-}
-
-/// The policy allowing inline code that carries `nonce`.
-pub fn policy(nonce: &str) -> String {
-    policy_for(&format!("'nonce-{nonce}'"))
 }
 
 /// The policy around its two script and style sources.
@@ -60,15 +56,9 @@ const POLICY: [&str; 3] = [
 ];
 const POLICY_LEN: usize = POLICY[0].len() + POLICY[1].len() + POLICY[2].len();
 
-/// The policy of a response no nonce was drawn for (JSON, redirects, prepared documents):
-/// built once.
-static WITHOUT_NONCE: LazyLock<Option<HeaderValue>> =
-    LazyLock::new(|| HeaderValue::try_from(policy_for("'none'")).ok());
-
 /// Layer: a Content-Security-Policy on every response, JSON included, so that no HTML answer
 /// can go out without a policy. The nonce is drawn when the first template asks for it
-/// ([`current_nonce`]); a response without one gets a prebuilt policy allowing no inline
-/// code at all.
+/// ([`current_nonce`]), or here for a response that rendered none.
 #[derive(Clone, Copy, Default)]
 pub struct ContentSecurityPolicyLayer;
 
@@ -119,11 +109,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut inner = self.project().inner;
         let mut response = ready!(inner.as_mut().poll(cx))?;
-        let value = match inner.take_value().and_then(|cell| cell.into_inner()) {
-            Some(nonce) => HeaderValue::try_from(policy(&nonce)).ok(),
-            None => WITHOUT_NONCE.clone(),
-        };
-        if let Some(value) = value {
+        let nonce = inner
+            .take_value()
+            .and_then(|cell| cell.into_inner())
+            .unwrap_or_else(|| super::random_token(18));
+        if let Ok(value) = HeaderValue::try_from(policy(&nonce)) {
             response
                 .headers_mut()
                 .insert(header::CONTENT_SECURITY_POLICY, value);
@@ -214,15 +204,6 @@ mod tests {
         assert_eq!(
             super::policy("abc"),
             "default-src 'none'; script-src 'nonce-abc'; style-src 'nonce-abc'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
-        );
-    }
-
-    #[test]
-    fn without_a_nonce_the_policy_allows_no_inline_code() {
-        let value = super::WITHOUT_NONCE.clone().unwrap();
-        assert_eq!(
-            value.to_str().unwrap(),
-            "default-src 'none'; script-src 'none'; style-src 'none'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
         );
     }
 }
