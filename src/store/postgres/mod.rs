@@ -41,6 +41,9 @@ const SCHEMA_LOCK: i64 = 0x7061_7373_6572_656c; // "passerel"
 #[derive(Clone, Debug)]
 pub struct PgAdapter {
     pool: PgPool,
+    /// The pool the shared SQL reads from: the same pool (PostgreSQL has no single writer to
+    /// keep free; see the SQLite adapter for why it has two).
+    reads: PgPool,
     node: Node,
 }
 
@@ -57,7 +60,11 @@ impl PgAdapter {
             .connect_with(options(url)?)
             .await
             .map_err(|e| connect_error(url, e))?;
-        let adapter = PgAdapter { pool, node };
+        let adapter = PgAdapter {
+            reads: pool.clone(),
+            pool,
+            node,
+        };
         adapter.migrate().await?;
         Ok(adapter)
     }

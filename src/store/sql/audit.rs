@@ -9,6 +9,38 @@ use crate::store::{now, AuditEntry, AuditEvent, AuditLog, StoreError, TimedAudit
 /// lock for long.
 pub(super) const PURGE_BATCH: i64 = 5000;
 
+/// The multi-row INSERT of 2^k rows, k = 0..=6 (seven columns each: 448 parameters at most,
+/// well under both drivers' limits).
+static INSERTS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    (0..7)
+        .map(|k| {
+            let rows: Vec<String> = (0..1usize << k)
+                .map(|r| {
+                    let p: Vec<String> = (1..=7).map(|c| format!("${}", r * 7 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            format!(
+                "INSERT INTO audit_log (at, event, outcome, subject, client, ip, detail) VALUES {}",
+                rows.join(", ")
+            )
+        })
+        .collect()
+});
+
+/// `rows` cut into chunks of 64, 32 … 1 rows, largest first.
+fn chunked(rows: &[TimedAuditEvent]) -> Vec<&[TimedAuditEvent]> {
+    let mut chunks = Vec::new();
+    let mut rest = rows;
+    while !rest.is_empty() {
+        let n = 1usize << rest.len().min(64).ilog2();
+        let (chunk, tail) = rest.split_at(n);
+        chunks.push(chunk);
+        rest = tail;
+    }
+    chunks
+}
+
 #[async_trait]
 impl AuditLog for Adapter {
     async fn record(&self, event: AuditEvent<'_>) -> Result<(), StoreError> {
@@ -17,30 +49,36 @@ impl AuditLog for Adapter {
     }
 
     async fn record_batch(&self, rows: Vec<TimedAuditEvent>) -> Result<(), StoreError> {
-        // One statement text, cached once per connection, for a single row and for a batch.
+        // Multi-row INSERTs of 64, 32 … 1 rows: a batch is a few statements (each one hand-off
+        // to SQLite's writer thread, one round trip to PostgreSQL) rather than one per row, and
+        // seven statement texts for the per-connection cache whatever the batch sizes.
         macro_rules! insert {
-            ($row:expr) => {{
-                let e = $row.event();
-                sqlx::query(
-                    "INSERT INTO audit_log (at, event, outcome, subject, client, ip, detail)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                )
-                .bind($row.at())
-                .bind(&e.event)
-                .bind(&e.outcome)
-                .bind(&e.subject)
-                .bind(&e.client)
-                .bind(&e.ip)
-                .bind(&e.detail)
+            ($chunk:expr) => {{
+                let chunk: &[TimedAuditEvent] = $chunk;
+                let mut query = sqlx::query(&INSERTS[chunk.len().trailing_zeros() as usize]);
+                for row in chunk {
+                    let e = row.event();
+                    query = query
+                        .bind(row.at())
+                        .bind(&e.event)
+                        .bind(&e.outcome)
+                        .bind(&e.subject)
+                        .bind(&e.client)
+                        .bind(&e.ip)
+                        .bind(&e.detail);
+                }
+                query
             }};
         }
-        if let [row] = rows.as_slice() {
-            insert!(row).execute(&self.pool).await?;
+        let chunks = chunked(&rows);
+        if let [chunk] = chunks.as_slice() {
+            // One statement is atomic by itself.
+            insert!(chunk).execute(&self.pool).await?;
             return Ok(());
         }
         let mut tx = self.pool.begin().await?;
-        for row in &rows {
-            insert!(row).execute(&mut *tx).await?;
+        for chunk in chunks {
+            insert!(chunk).execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -57,7 +95,7 @@ impl AuditLog for Adapter {
         )
         .bind(subject)
         .bind(limit.clamp(1, MAX_RECENT))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?)
     }
 

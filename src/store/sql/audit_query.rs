@@ -28,7 +28,7 @@ impl AuditQuery for Adapter {
         .bind(f.until)
         .bind(f.before)
         .bind(limit + 1)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         Ok(page_of(rows, limit))
     }

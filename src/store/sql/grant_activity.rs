@@ -18,7 +18,7 @@ impl GrantActivityLog for Adapter {
         )
         .bind(subject)
         .bind(now())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         Ok(rows
             .into_iter()

@@ -35,7 +35,7 @@ impl LoginRequests for Adapter {
         )
         .bind(id)
         .bind(now())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         Ok(found.map(|(protocol, payload, created_at)| PendingRequest {
             protocol,

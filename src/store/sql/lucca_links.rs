@@ -34,7 +34,7 @@ impl LuccaLinks for Adapter {
             "SELECT {COLUMNS} FROM lucca_links WHERE subject = $1"
         ))
         .bind(subject)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?)
     }
 
@@ -43,7 +43,7 @@ impl LuccaLinks for Adapter {
             "SELECT {COLUMNS} FROM lucca_links WHERE lucca_id = $1"
         ))
         .bind(lucca_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?)
     }
 
@@ -52,7 +52,7 @@ impl LuccaLinks for Adapter {
             "SELECT {COLUMNS} FROM lucca_links WHERE lucca_id = $1 ORDER BY subject"
         ))
         .bind(lucca_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?)
     }
 
@@ -62,7 +62,7 @@ impl LuccaLinks for Adapter {
         ))
         .bind(after.unwrap_or(""))
         .bind(limit.clamp(1, 10_000))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?)
     }
 }

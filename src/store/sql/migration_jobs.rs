@@ -60,7 +60,7 @@ impl MigrationJobs for Adapter {
             "SELECT {JOB_COLUMNS} FROM migration_jobs WHERE id = $1"
         ))
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?)
     }
 
@@ -70,7 +70,7 @@ impl MigrationJobs for Adapter {
              ORDER BY created_at DESC, created_seq DESC LIMIT $1"
         ))
         .bind(limit.clamp(1, MAX_LISTED))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?)
     }
 
@@ -157,7 +157,7 @@ impl MigrationJobs for Adapter {
         Ok(
             sqlx::query_scalar::<_, String>("SELECT status FROM migration_jobs WHERE id = $1")
                 .bind(id)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?,
         )
     }
@@ -173,7 +173,7 @@ impl MigrationJobs for Adapter {
         ))
         .bind(id)
         .bind(pending_only)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?)
     }
 
@@ -182,7 +182,7 @@ impl MigrationJobs for Adapter {
             "SELECT {ROW_COLUMNS} FROM migration_rows WHERE job_id = $1 ORDER BY row_no"
         ))
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?)
     }
 
@@ -192,7 +192,7 @@ impl MigrationJobs for Adapter {
              GROUP BY class, done",
         )
         .bind(id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?)
     }
 

@@ -142,7 +142,7 @@ impl OAuthStore for Adapter {
              FROM auth_codes c WHERE c.code_hash = $1",
         )
         .bind(code_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         let Some(row) = row else { return Ok(None) };
         let used_at: Option<i64> = row.try_get("used_at")?;
@@ -226,7 +226,7 @@ impl OAuthStore for Adapter {
         Ok(sqlx::query_as::<_, GrantRecord>(&sql)
             .bind(token_hash)
             .bind(now())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?)
     }
 
@@ -236,7 +236,7 @@ impl OAuthStore for Adapter {
              WHERE a.token_hash = $1",
         )
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         Ok(found.map(|(grant_id, client_id)| TokenOwner {
             grant_id,
@@ -262,7 +262,7 @@ impl OAuthStore for Adapter {
         );
         let row = sqlx::query(&sql)
             .bind(token_hash)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&self.reads)
             .await?;
         let Some(row) = row else { return Ok(None) };
         Ok(Some(RefreshLookup {
@@ -323,7 +323,7 @@ impl OAuthStore for Adapter {
         );
         Ok(sqlx::query_as::<_, GrantRecord>(&sql)
             .bind(subject)
-            .fetch_all(&self.pool)
+            .fetch_all(&self.reads)
             .await?)
     }
 }

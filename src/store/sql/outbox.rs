@@ -58,7 +58,7 @@ impl Outbox for Adapter {
         )
         .bind(self.node.id.as_str())
         .bind(now())
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reads)
         .await?)
     }
 
@@ -132,7 +132,7 @@ impl Outbox for Adapter {
         ))
         .bind(subject)
         .bind(limit.clamp(1, MAX_RECENT))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?)
     }
 

@@ -50,7 +50,7 @@ impl PersonRevocations for Adapter {
         let row: Option<(Option<i64>,)> =
             sqlx::query_as("SELECT revoked_at FROM person_revocations WHERE subject = $1")
                 .bind(subject)
-                .fetch_optional(&self.pool)
+                .fetch_optional(&self.reads)
                 .await?;
         Ok(row.and_then(|(at,)| at))
     }
@@ -61,7 +61,7 @@ impl PersonRevocations for Adapter {
             "SELECT subject FROM person_revocations WHERE email = $1 ORDER BY subject",
         )
         .bind(email.to_lowercase())
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         Ok(rows.into_iter().map(|(s,)| s).collect())
     }
@@ -88,7 +88,7 @@ impl PersonRevocations for Adapter {
         )
         .bind(pattern)
         .bind(i64::from(limit))
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         Ok(rows.into_iter().map(|(e,)| e).collect())
     }
@@ -106,7 +106,7 @@ impl PersonRevocations for Adapter {
         )
         .bind(subject)
         .bind(now)
-        .fetch_one(&self.pool)
+        .fetch_one(&self.reads)
         .await?;
         Ok(LiveTokens {
             access_tokens: access.max(0) as u64,

@@ -25,7 +25,7 @@ impl SigningKeys for Adapter {
             "SELECT kid, certificate, kek_id, sealed_key, created_at, signs_from
              FROM signing_keys ORDER BY signs_from, created_at, kid",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reads)
         .await?;
         Ok(rows
             .into_iter()

@@ -26,7 +26,7 @@ impl SyncState for Adapter {
             "SELECT {COLUMNS} FROM sync_state WHERE name = $1"
         ))
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?)
     }
 

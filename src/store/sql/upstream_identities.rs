@@ -38,7 +38,7 @@ impl UpstreamIdentities for Adapter {
              ORDER BY seen_at DESC LIMIT 1",
         )
         .bind(email.trim().to_lowercase())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reads)
         .await?;
         Ok(found.map(|(identity, groups_overage)| UpstreamIdentity {
             identity,
