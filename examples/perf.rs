@@ -579,7 +579,7 @@ where
 
 async fn code_flows(base: &str, secret: &str, seconds: u64) -> f64 {
     let secret = secret.to_string();
-    sustained(base, seconds, 16, move |http, base| {
+    sustained(base, seconds, 32, move |http, base| {
         let secret = secret.clone();
         async move { one_flow(&http, &base, &secret).await.is_some() }
     })
@@ -663,7 +663,7 @@ end
 const SAML_PREPARED_PER_SECOND: u64 = 4000;
 
 /// SAML Responses per second, and the server's CPU (in cores) meanwhile: wrk on `load_cpus`
-/// sends prepared HTTP-Redirect AuthnRequests with one signed-in session's cookie over 16
+/// sends prepared HTTP-Redirect AuthnRequests with one signed-in session's cookie over 32
 /// connections. wrk, not our HTTP client, so that the load costs little of the cores it shares
 /// with the server in the two-core measure.
 async fn saml_responses(
@@ -689,7 +689,7 @@ async fn saml_responses(
         .unwrap_or_else(|e| fail(&format!("SAML requests: {e}")));
     let cpu_before = server.cpu_seconds();
     let out = Command::new("taskset")
-        .args(["-c", load_cpus, "wrk", "-t1", "-c16"])
+        .args(["-c", load_cpus, "wrk", "-t1", "-c32"])
         .arg(format!("-d{seconds}s"))
         .arg("-s")
         .arg(&script)
