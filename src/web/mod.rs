@@ -35,6 +35,31 @@ pub use requests::{
 pub use templates::Templates;
 pub use tls::{TlsCertificates, TlsError};
 
+/// Random bytes for values drawn on every request and shown in its answer (request ids, CSP
+/// nonces), from the OS-seeded generator a few kilobytes at a time per thread: one
+/// `rand_bytes` call per request cost more than the rest of the request id, and a tenth of a
+/// prepared document's answer. Each byte is handed out once. `None` if the generator fails.
+/// Secrets (codes, tokens) come from [`random_token`], one call each.
+pub(crate) fn pooled_random<const N: usize>() -> Option<[u8; N]> {
+    const BATCH: usize = 4096;
+    thread_local! {
+        static POOL: std::cell::RefCell<(usize, [u8; BATCH])> =
+            const { std::cell::RefCell::new((BATCH, [0; BATCH])) };
+    }
+    POOL.with_borrow_mut(|(used, pool)| {
+        if *used + N > BATCH {
+            openssl::rand::rand_bytes(pool).ok()?;
+            *used = 0;
+        }
+        let mut out = [0u8; N];
+        out.copy_from_slice(&pool[*used..*used + N]);
+        // Handed out once: what is left in the pool is the future only.
+        pool[*used..*used + N].fill(0);
+        *used += N;
+        Some(out)
+    })
+}
+
 /// `n` random bytes, base64url without padding: codes, tokens, ids.
 pub fn random_token(n: usize) -> String {
     // Codes, tokens and nonces are at most 64 bytes: no heap buffer for the random bytes.

@@ -77,23 +77,10 @@ fn fresh_id() -> RequestId {
     id
 }
 
-/// 40 bits from the OS-seeded generator, drawn a few kilobytes at a time per thread: one
-/// `rand_bytes` call per request cost more than the rest of the id.
+/// 40 bits from the per-thread pool of random bytes.
 fn random_40_bits() -> Option<u64> {
-    const BATCH: usize = 5 * 820;
-    thread_local! {
-        static POOL: std::cell::RefCell<(usize, [u8; BATCH])> =
-            const { std::cell::RefCell::new((BATCH, [0; BATCH])) };
-    }
-    POOL.with_borrow_mut(|(used, pool)| {
-        if *used == BATCH {
-            openssl::rand::rand_bytes(pool).ok()?;
-            *used = 0;
-        }
-        let bytes = &pool[*used..*used + 5];
-        *used += 5;
-        Some(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
-    })
+    let bytes = super::pooled_random::<5>()?;
+    Some(bytes.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b)))
 }
 
 /// An incoming id worth keeping: short, and only characters that cannot forge a log line.
