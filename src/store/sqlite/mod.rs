@@ -87,7 +87,6 @@ mod tests;
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -102,7 +101,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 
 /// Every port, on two connection pools: `pool`, one connection, for every write (and every
 /// read that is not routed to `reads`), and `reads`, read-only connections for the reads that
-/// are frequent or long; a third connection checkpoints the WAL ([`Checkpoints`]).
+/// are frequent or long.
 ///
 /// Why one writer: SQLite lets one connection write at a time, and a connection that finds the
 /// lock taken sleeps in its busy handler (1, 2, 5… ms) rather than queueing. With eight
@@ -111,55 +110,14 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// keeps its page cache (another connection's commit empties a connection's cache). Readers
 /// never wait for the writer (WAL), and are opened `query_only`, so a write sent to them by
 /// mistake fails loudly. Another process on the same file (a CLI command) still meets the busy
-/// timeout.
+/// timeout. Checkpoints stay SQLite's own (by the writer, every 1000 pages): a checkpoint run
+/// beside the writer copies the WAL but cannot let it start over while writes keep coming, and
+/// the WAL then grows until the writer checkpoints after every commit.
 #[derive(Clone, Debug)]
 pub struct SqliteAdapter {
     pool: SqlitePool,
     reads: SqlitePool,
     node: Node,
-    _checkpoints: Arc<Checkpoints>,
-}
-
-/// How often the WAL is checkpointed in the background.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-
-/// Pages in the WAL after which the writer checkpoints by itself (SQLite's default is 1000): a
-/// fallback for when the background checkpoints cannot keep up, 32 MB of WAL.
-const WRITER_CHECKPOINT_PAGES: &str = "8192";
-
-/// WAL checkpoints on a connection of their own. A checkpoint ends in two fsyncs (the WAL,
-/// then the database file), 5–20 ms on a virtual disk; run by the writer after a commit, as
-/// SQLite does by default every 1000 pages, it held every write queued behind it, several times
-/// a second under load. PASSIVE: it waits for no reader and no writer, copying what it can.
-/// Stops when the last clone of the adapter is dropped.
-#[derive(Debug)]
-struct Checkpoints {
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-impl Checkpoints {
-    fn spawn(connection: SqlitePool) -> Checkpoints {
-        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(CHECKPOINT_EVERY);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = &mut stopped => break,
-                    _ = every.tick() => {
-                        let done = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                            .execute(&connection)
-                            .await;
-                        if let Err(e) = done {
-                            tracing::warn!(error = %e, "background WAL checkpoint failed (the writer checkpoints by itself past 32 MB)");
-                        }
-                    }
-                }
-            }
-            connection.close().await;
-        });
-        Checkpoints { _stop: stop }
-    }
 }
 
 impl SqliteAdapter {
@@ -185,11 +143,7 @@ impl SqliteAdapter {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .test_before_acquire(false)
-            .connect_with(
-                options
-                    .clone()
-                    .pragma("wal_autocheckpoint", WRITER_CHECKPOINT_PAGES),
-            )
+            .connect_with(options.clone())
             .await?;
         MIGRATOR.run(&pool).await?;
         // The session store's own table, created here so that the session layer and the
@@ -198,21 +152,11 @@ impl SqliteAdapter {
             .migrate()
             .await
             .map_err(StoreError::from)?;
-        let options = options.create_if_missing(false);
-        let checkpoints = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(options.clone())
-            .await?;
         let reads = SqlitePoolOptions::new()
             .max_connections(8)
             .test_before_acquire(false)
-            .connect_with(options.pragma("query_only", "ON"))
+            .connect_with(options.create_if_missing(false).pragma("query_only", "ON"))
             .await?;
-        Ok(SqliteAdapter {
-            pool,
-            reads,
-            node,
-            _checkpoints: Arc::new(Checkpoints::spawn(checkpoints)),
-        })
+        Ok(SqliteAdapter { pool, reads, node })
     }
 }

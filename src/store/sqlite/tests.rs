@@ -126,45 +126,6 @@ async fn a_large_audit_purge_goes_in_batches() {
     assert_eq!(left, 0);
 }
 
-/// Commits reach the database file without the writer checkpointing: the background
-/// checkpoints copy the WAL into it (the writer's own threshold, 8192 pages, is far away).
-#[tokio::test]
-async fn the_wal_is_checkpointed_in_the_background() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = Store::open(tmp.path()).await.unwrap();
-    let file = tmp.path().join(DB_FILE);
-    let size = || std::fs::metadata(&file).unwrap().len();
-    tokio::time::sleep(3 * super::CHECKPOINT_EVERY).await;
-    let before = size();
-    let detail = serde_json::json!({ "note": "x".repeat(400) });
-    let rows = (0..2000)
-        .map(|i| {
-            crate::store::TimedAuditEvent::new(
-                now(),
-                AuditEvent {
-                    event: "test",
-                    outcome: "ok",
-                    subject: Some(&format!("person-{i}")),
-                    client: None,
-                    ip: Some("127.0.0.1"),
-                    detail: Some(detail.clone()),
-                },
-            )
-        })
-        .collect();
-    store.audit().record_batch(rows).await.unwrap();
-    // About 185 pages went to the WAL; wait for a few checkpoints at most.
-    let deadline = std::time::Instant::now() + 20 * super::CHECKPOINT_EVERY;
-    while size() < before + 100 * 4096 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(super::CHECKPOINT_EVERY / 5).await;
-    }
-    assert!(
-        size() >= before + 100 * 4096,
-        "the database file stayed at {} bytes (was {before})",
-        size()
-    );
-}
-
 /// SHA-384 of each migration as released (what `_sqlx_migrations.checksum` holds in every
 /// existing database): a changed byte in one of them would make every install refuse to start.
 const RELEASED: [(i64, &str); 6] = [
