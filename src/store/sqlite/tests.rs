@@ -126,6 +126,30 @@ async fn a_large_audit_purge_goes_in_batches() {
     assert_eq!(left, 0);
 }
 
+/// The read connections cannot write: a write routed to `reads` by mistake fails in the
+/// conformance suite instead of competing with the writer under load.
+#[tokio::test]
+async fn the_read_connections_refuse_writes_and_the_writer_takes_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = crate::store::Node {
+        id: "node-a".into(),
+        lease: crate::store::conformance::SHORT_LEASE,
+    };
+    let adapter = super::SqliteAdapter::open(tmp.path(), node).await.unwrap();
+    let insert = "INSERT INTO audit_log (at, event, outcome) VALUES (1, 'test', 'ok')";
+    let refused = sqlx::query(insert)
+        .execute(&adapter.reads)
+        .await
+        .unwrap_err();
+    assert!(refused.to_string().contains("readonly"), "{refused}");
+    sqlx::query(insert).execute(&adapter.pool).await.unwrap();
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_log")
+        .fetch_one(&adapter.reads)
+        .await
+        .unwrap();
+    assert_eq!(stored, 1);
+}
+
 /// SHA-384 of each migration as released (what `_sqlx_migrations.checksum` holds in every
 /// existing database): a changed byte in one of them would make every install refuse to start.
 const RELEASED: [(i64, &str); 6] = [
