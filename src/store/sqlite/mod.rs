@@ -105,11 +105,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 ///
 /// Why one writer: SQLite lets one connection write at a time, and a connection that finds the
 /// lock taken sleeps in its busy handler (1, 2, 5… ms) rather than queueing. With eight
-/// writing connections, SAML sign-ins on two cores slept there about 70 times a second and left
-/// a fifth of the cores idle; one writer connection makes writes queue in the pool instead, and
-/// keeps its page cache (another connection's commit empties a connection's cache). Readers
-/// never wait for the writer (WAL), and are opened `query_only`, so a write sent to them by
-/// mistake fails loudly. Another process on the same file (a CLI command) still meets the busy
+/// writing connections, SAML sign-ins on two cores slept there about 70 times a second; one
+/// writer connection makes writes queue in the pool instead, and keeps its page cache
+/// (another connection's commit empties a connection's cache). Readers never wait for the
+/// writer (WAL), and are opened `query_only`, so a write sent to them by mistake fails loudly. Another process on the same file (a CLI command) still meets the busy
 /// timeout. Checkpoints stay SQLite's own (by the writer, every 1000 pages): a checkpoint run
 /// beside the writer copies the WAL but cannot let it start over while writes keep coming, and
 /// the WAL then grows until the writer checkpoints after every commit.
