@@ -78,6 +78,7 @@ macro_rules! store_conformance_suite {
             a_cancelled_job_stays_cancelled,
             migration_jobs_listed_newest_first_taken_oldest_first,
             audit_is_newest_first_and_filtered,
+            an_audit_batch_of_any_size_is_stored_whole_and_in_order,
             audit_query_filters_and_pages,
             audit_fields_are_capped,
             audit_retention_purges_old_entries,
@@ -1875,6 +1876,41 @@ pub async fn audit_is_newest_first_and_filtered(store: Store) {
         1,
         "at least one"
     );
+}
+
+/// 101 rows in one batch (stored as INSERTs of 64, 32, 4 and 1 rows): every row, each field
+/// in its place, in the order given.
+pub async fn an_audit_batch_of_any_size_is_stored_whole_and_in_order(store: Store) {
+    let audit = store.audit();
+    let names: Vec<String> = (0..101).map(|i| format!("row-{i}")).collect();
+    let rows = names
+        .iter()
+        .map(|name| super::TimedAuditEvent::new(now(), event(name, Some(name))))
+        .collect();
+    audit.record_batch(rows).await.unwrap();
+    let stored = audit.recent(200, None).await.unwrap();
+    assert_eq!(
+        stored
+            .iter()
+            .rev()
+            .map(|e| e.event.as_str())
+            .collect::<Vec<_>>(),
+        names.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert!(stored.windows(2).all(|w| w[0].id > w[1].id), "ids grow");
+    for e in &stored {
+        assert_eq!(e.subject.as_deref(), Some(e.event.as_str()));
+        assert_eq!(
+            e.detail.as_deref(),
+            Some(format!(r#"{{"n":"{}"}}"#, e.event).as_str())
+        );
+        assert_eq!(
+            (e.client.as_deref(), e.ip.as_deref()),
+            (Some("rp"), Some("192.0.2.1"))
+        );
+    }
+    audit.record_batch(Vec::new()).await.unwrap();
+    assert_eq!(audit.recent(200, None).await.unwrap().len(), 101);
 }
 
 pub async fn audit_query_filters_and_pages(store: Store) {
