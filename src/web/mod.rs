@@ -37,8 +37,8 @@ pub use tls::{TlsCertificates, TlsError};
 
 /// Random bytes for values drawn on every request and shown in its answer (request ids, CSP
 /// nonces), from the OS-seeded generator a few kilobytes at a time per thread: one
-/// `rand_bytes` call per request cost more than the rest of the request id, and a tenth of a
-/// prepared document's answer. Each byte is handed out once. `None` if the generator fails.
+/// `rand_bytes` call per request cost more than the rest of the request id, and about a
+/// fifteenth of a prepared document's answer. Each byte is handed out once. `None` if the generator fails.
 /// Secrets (codes, tokens) come from [`random_token`], one call each.
 pub(crate) fn pooled_random<const N: usize>() -> Option<[u8; N]> {
     const BATCH: usize = 4096;

@@ -108,10 +108,11 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// writing connections, SAML sign-ins on two cores slept there about 70 times a second; one
 /// writer connection makes writes queue in the pool instead, and keeps its page cache
 /// (another connection's commit empties a connection's cache). Readers never wait for the
-/// writer (WAL), and are opened `query_only`, so a write sent to them by mistake fails loudly. Another process on the same file (a CLI command) still meets the busy
-/// timeout. Checkpoints stay SQLite's own (by the writer, every 1000 pages): a checkpoint run
-/// beside the writer copies the WAL but cannot let it start over while writes keep coming, and
-/// the WAL then grows until the writer checkpoints after every commit.
+/// writer (WAL), and are opened `query_only`, so a write sent to them by mistake fails loudly.
+/// Another process on the same file (a CLI command) still meets the busy timeout.
+/// Checkpoints stay SQLite's own (by the writer, every 1000 pages): a checkpoint run beside the
+/// writer copies the WAL but cannot let it start over while writes keep coming, and the WAL
+/// then grows until the writer checkpoints after every commit.
 #[derive(Clone, Debug)]
 pub struct SqliteAdapter {
     pool: SqlitePool,
